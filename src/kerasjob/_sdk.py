@@ -1,0 +1,32 @@
+"""Checks that an optional SDK is installed, raising ``BackendUnavailable`` with
+the exact install line when it is not. Nothing heavy is imported at module level."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from .errors import BackendUnavailable
+
+
+def _require(module: str, backend: str, extra: str, distribution: str) -> None:
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise BackendUnavailable(backend, extra, distribution)
+
+
+def require_azureml_core() -> None:
+    """Azure ML SDK v1 (``azureml-core``), the ``azureml`` backend's SDK."""
+    _require("azureml.core", "azureml", "azureml", "azureml-core")
+
+
+def require_azureml_hyperdrive() -> None:
+    """HyperDrive (``azureml-train-core``), for tuning on Azure ML v1."""
+    _require("azureml.train.hyperdrive", "azureml", "azureml", "azureml-train-core")
+
+
+def require_training_stack() -> None:
+    """MLflow, which the local backend uses to track runs and register models."""
+    _require("mlflow", "local", "train", "mlflow")

@@ -1,0 +1,216 @@
+"""The Azure ML SDK v1 backend (``azureml-core``), call for call the seed walkthrough.
+
+``Workspace.from_config`` -> MNIST ``FileDataset`` (registered once) -> get-or-create
+``AmlCompute`` -> ``Environment`` from the conda file on a GPU image ->
+``ScriptRunConfig`` -> ``Experiment.submit``. ``build_script_run_config`` is the
+pure translation, testable offline; ``submit`` is the part with side effects.
+
+Example:
+    >>> backend = AzureMLBackend(workspace_config="config.json")   # doctest: +SKIP
+    >>> run = backend.submit(TrainingJob())                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .._sdk import require_azureml_core
+from ..compute import DEFAULT_TIMEOUT_MINUTES, get_or_create_compute
+from ..dataset import dataset_input, get_or_register_mnist, get_registered_dataset, mnist_urls
+from ..environment import build_environment, read_conda_file
+from ..errors import DataError, ValidationError
+from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
+from ..retry import azure_call
+from ..workspace import check_workspace_arguments, load_workspace
+from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, safe_destination
+
+logger = logging.getLogger(__name__)
+
+#: Azure ML v1 run states -> kerasjob's.
+STATUS_MAP = {
+    "NotStarted": RunStatus.QUEUED, "Queued": RunStatus.QUEUED,
+    "Preparing": RunStatus.PREPARING, "Provisioning": RunStatus.PREPARING, "Starting": RunStatus.PREPARING,
+    "Running": RunStatus.RUNNING, "Finalizing": RunStatus.RUNNING, "CancelRequested": RunStatus.RUNNING,
+    "Completed": RunStatus.COMPLETED, "Failed": RunStatus.FAILED, "Canceled": RunStatus.CANCELED,
+}
+#: Seconds between two reads of a running run's logs (tests set 0).
+DEFAULT_POLL_SECONDS = 5.0
+#: The logs that hold the script's output (v1 images name them either way).
+DRIVER_LOG_MARKERS = ("std_log", "driver_log")
+
+
+def distributed_job_config(job: TrainingJob):
+    """``TensorflowConfiguration`` / ``MpiConfiguration`` for the job's distribution, or None."""
+    from azureml.core.runconfig import MpiConfiguration, TensorflowConfiguration
+
+    distribution = job.distribution
+    if isinstance(distribution, TensorflowDistribution):
+        # No parameter servers: multi-worker data parallel (TF >= 2.13 rejects an empty "ps" entry).
+        return TensorflowConfiguration(worker_count=distribution.worker_count, parameter_server_count=0)
+    if isinstance(distribution, MpiDistribution):
+        return MpiConfiguration(process_count_per_node=distribution.process_count_per_node,
+                                node_count=distribution.node_count)
+    return None
+
+
+def build_script_run_config(job: TrainingJob, *, data_input, compute_target, environment):
+    """The pure translation: ``TrainingJob`` -> ``ScriptRunConfig`` (nothing is sent)."""
+    from azureml.core import ScriptRunConfig
+
+    config = ScriptRunConfig(
+        source_directory=str(job.source_dir), script=job.entry_script,
+        arguments=job.script_arguments(data_input), compute_target=compute_target, environment=environment,
+        max_run_duration_seconds=int(job.timeout) if job.timeout else None,
+        distributed_job_config=distributed_job_config(job),
+    )
+    if job.distribution is not None:
+        config.run_config.node_count = job.distribution.node_count
+    return config
+
+
+class AzureMLBackend(Backend):
+    """Runs jobs on an Azure ML workspace through SDK v1.
+
+    Args:
+        workspace: an ``azureml.core.Workspace``; else one is loaded from
+            ``workspace_config`` or the explicit ids, with ``auth``.
+        compute_timeout_minutes: how long to wait for a new cluster.
+        poll_seconds: how often the handle reads the run's logs while streaming.
+    """
+
+    name = "azureml"
+
+    def __init__(self, workspace=None, *, workspace_config: str | os.PathLike | None = None,
+                 subscription_id: str | None = None, resource_group: str | None = None,
+                 workspace_name: str | None = None, auth: str = "default",
+                 compute_timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES, poll_seconds: float | None = None):
+        self._workspace = workspace
+        self._workspace_arguments = dict(config=workspace_config, subscription_id=subscription_id,
+                                         resource_group=resource_group, workspace_name=workspace_name, auth=auth)
+        self.compute_timeout_minutes = compute_timeout_minutes
+        self.poll_seconds = poll_seconds
+
+    def check(self, job: TrainingJob) -> None:
+        require_azureml_core()
+        if self._workspace is None:
+            check_workspace_arguments(**self._workspace_arguments)
+        if job.local_data_folder is not None:
+            raise ValidationError(
+                "data", "None (MNIST, registered for you) or 'azureml:NAME[:VERSION]' on backend='azureml'",
+                str(job.data), hint="A local folder is not uploaded by this version; register it as a FileDataset "
+                                    "(Dataset.File.upload_directory) and pass 'azureml:NAME'.",
+            )
+
+    @property
+    def workspace(self):
+        if self._workspace is None:
+            self._workspace = load_workspace(**self._workspace_arguments)
+        return self._workspace
+
+    def describe_data(self, job: TrainingJob) -> str:
+        if job.registered_dataset:
+            name, version = job.registered_dataset
+            return f"registered dataset {name} (version {version or 'latest'}), {job.data_mode}"
+        return f"MNIST FileDataset {job.dataset_name!r} from {mnist_urls()[0].rsplit('/', 1)[0]}/, {job.data_mode}"
+
+    def _dataset(self, job: TrainingJob):
+        if job.registered_dataset:
+            name, version = job.registered_dataset
+            dataset = get_registered_dataset(self.workspace, name, version)
+            if dataset is None:
+                raise DataError(f"No dataset {name!r} (version {version or 'latest'}) is registered in the workspace.")
+            return dataset
+        return get_or_register_mnist(self.workspace, job.dataset_name)
+
+    def submit(self, job: TrainingJob) -> "AzureMLRun":
+        from azureml.core import Experiment
+
+        self.check(job)
+        workspace = self.workspace
+        compute_target = get_or_create_compute(workspace, job.compute_config, self.compute_timeout_minutes)
+        environment = build_environment(read_conda_file(job.conda_file, job.base_image))
+        data_input = dataset_input(self._dataset(job), job.data_mode)
+        config = build_script_run_config(job, data_input=data_input, compute_target=compute_target.name,
+                                         environment=environment)
+        experiment = Experiment(workspace=workspace, name=job.experiment)
+        run = azure_call(experiment.submit, config)
+        logger.info("Submitted Azure ML run %s", run.id)
+        return AzureMLRun(run, poll_seconds=self.poll_seconds)
+
+
+class AzureMLRun(JobRun):
+    """Handle on an ``azureml.core.Run``."""
+
+    backend = "azureml"
+
+    def __init__(self, run, poll_seconds: float | None = None):
+        self.run = run
+        self.poll_seconds = DEFAULT_POLL_SECONDS if poll_seconds is None else poll_seconds
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def url(self) -> str:
+        return self.run.get_portal_url()
+
+    def status(self) -> RunStatus:
+        return STATUS_MAP.get(azure_call(self.run.get_status), RunStatus.RUNNING)
+
+    def _driver_log(self) -> list[str]:
+        details = azure_call(self.run.get_details_with_logs)
+        logs = details.get("logFiles") or {}
+        for name in sorted(logs):
+            if any(marker in name for marker in DRIVER_LOG_MARKERS):
+                return str(logs[name]).splitlines()
+        return []
+
+    def stream_logs(self) -> Iterator[str]:
+        seen = 0
+        while True:
+            final = self.status().is_final
+            lines = self._driver_log()
+            yield from lines[seen:]
+            seen = max(seen, len(lines))
+            if final:
+                return
+            time.sleep(self.poll_seconds)
+
+    def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
+        try:
+            for line in self.stream_logs():
+                if on_line is not None:
+                    on_line(line)
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+        return self.status()
+
+    def cancel(self) -> None:
+        azure_call(self.run.cancel)
+
+    def metrics(self) -> dict[str, float]:
+        values = azure_call(self.run.get_metrics)
+        return {name: value[-1] if isinstance(value, list) else value for name, value in values.items()}
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self._driver_log()[-lines:])
+
+    def register_model(self, name: str, model_path: str, tags: dict[str, str]) -> ModelVersion:
+        model = azure_call(self.run.register_model, model_name=name, model_path=model_path, tags=tags)
+        return ModelVersion(name=model.name, version=str(model.version), source=f"{self.id}/{model_path}")
+
+    def download_files(self, prefix: str, destination: str | Path) -> Path:
+        """Download the run's files under ``prefix`` (refusing any that would land outside)."""
+        root = Path(destination)
+        for name in azure_call(self.run.get_file_names):
+            if name.startswith(prefix.rstrip("/") + "/"):
+                target = safe_destination(root, name[len(prefix.rstrip("/")) + 1:])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                azure_call(self.run.download_file, name=name, output_file_path=str(target))
+        return root

@@ -1,0 +1,132 @@
+"""What every backend provides: a ``Backend`` that submits a job and returns at
+once, and a ``JobRun`` handle with the same verbs on every backend.
+
+Example:
+    >>> RunStatus.COMPLETED.is_final
+    True
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import DataError
+from ..job import TrainingJob
+
+
+class RunStatus(str, enum.Enum):
+    """The one small set of states every backend's native states map onto."""
+
+    QUEUED = "queued"
+    PREPARING = "preparing"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A model registered from a run: its name, version and where it lives."""
+
+    name: str
+    version: str
+    source: str = ""
+
+
+LineSink = Callable[[str], None]
+
+
+def safe_destination(root: Path, relative: str) -> Path:
+    """``root / relative``, refusing a path that would land outside ``root``.
+
+    Example:
+        >>> safe_destination(Path("/tmp/model"), "../etc/passwd")
+        Traceback (most recent call last):
+        ...
+        kerasjob.errors.DataError: Refusing to write '../etc/passwd' outside /tmp/model
+    """
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root.resolve()) or target == root.resolve():
+        raise DataError(f"Refusing to write {relative!r} outside {root}")
+    return target
+
+
+class JobRun(abc.ABC):
+    """A submitted run. ``wait`` blocks; every other verb returns at once."""
+
+    backend: str
+
+    @property
+    @abc.abstractmethod
+    def id(self) -> str:
+        """The run's id on its backend."""
+
+    @property
+    @abc.abstractmethod
+    def url(self) -> str:
+        """Where a person can look at the run (portal URL or tracking URI)."""
+
+    @abc.abstractmethod
+    def status(self) -> RunStatus:
+        """The run's current state."""
+
+    @abc.abstractmethod
+    def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
+        """Block until the run ends, passing each log line to ``on_line``.
+
+        Ctrl-C cancels the run, then re-raises ``KeyboardInterrupt``.
+        """
+
+    @abc.abstractmethod
+    def stream_logs(self) -> Iterator[str]:
+        """The run's log lines so far, then new ones until it ends."""
+
+    @abc.abstractmethod
+    def cancel(self) -> None:
+        """Stop the run; it ends as ``canceled``."""
+
+    @abc.abstractmethod
+    def metrics(self) -> dict[str, float]:
+        """The latest value of each metric the run logged."""
+
+    @abc.abstractmethod
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of the driver log."""
+
+    @abc.abstractmethod
+    def register_model(self, name: str, model_path: str, tags: dict[str, str]) -> ModelVersion:
+        """Register ``model_path`` of this (completed) run as a new version of ``name``."""
+
+    @abc.abstractmethod
+    def download_files(self, prefix: str, destination: str | Path) -> Path:
+        """Copy the run's files under ``prefix`` (e.g. ``outputs/model``) into ``destination``."""
+
+    def download_outputs(self, destination: str | Path) -> Path:
+        """Copy the run's ``outputs/`` folder to ``destination/outputs``."""
+        return self.download_files("outputs", Path(destination) / "outputs")
+
+
+class Backend(abc.ABC):
+    """Runs a ``TrainingJob`` somewhere. ``submit`` returns a handle at once."""
+
+    name: str
+
+    def check(self, job: TrainingJob) -> None:
+        """Refuse, before any side effect, a job this backend cannot run."""
+
+    @abc.abstractmethod
+    def describe_data(self, job: TrainingJob) -> str:
+        """How the run will receive its data, in words (for the dry-run plan)."""
+
+    @abc.abstractmethod
+    def submit(self, job: TrainingJob) -> JobRun:
+        """Start the job and return its handle without waiting."""

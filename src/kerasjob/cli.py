@@ -1,0 +1,180 @@
+"""The ``kerasjob`` command: a thin layer over the functions the API uses.
+
+Exit codes: 0 success; 1 the run failed; 2 bad input, nothing started; 130 interrupted.
+
+Example:
+    $ kerasjob submit --data-folder ../shared/data/mnist --epochs 2 --json
+    $ kerasjob runs list
+    $ kerasjob models download keras-mnist ./model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import BackendUnavailable, KerasJobError, TrainingFailed, ValidationError
+from .training.contract import HYPERPARAMETERS, flag_for
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _error(message: str) -> None:
+    print(f"kerasjob: {message}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kerasjob", description="Run a Keras training job locally or on Azure ML.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    submit = commands.add_parser("submit", help="run the training job (the seed's MNIST job by default)")
+    submit.add_argument("--backend", choices=["local", "azureml"], default=None,
+                        help="where to run (default: local, or azureml when --workspace-config is given)")
+    submit.add_argument("--data-folder", help="folder with the four MNIST IDX files (default: download MNIST)")
+    for name, spec in HYPERPARAMETERS.items():
+        submit.add_argument(flag_for(name), dest=name, type=spec.type, default=None,
+                            help=f"{spec.help} (default {spec.default})")
+    submit.add_argument("--experiment", help="experiment name (default keras-mnist)")
+    submit.add_argument("--model-name", help="registered model name (default keras-mnist)")
+    submit.add_argument("--compute", help="Azure ML cluster name (default gpu-cluster)")
+    submit.add_argument("--workspace-config", help="Azure ML config.json (default: searched upward)")
+    submit.add_argument("--timeout", type=float, help="seconds before the run is canceled")
+    submit.add_argument("--no-wait", action="store_true", help="print the run id and return at once")
+    submit.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
+    submit.add_argument("--quiet", action="store_true", help="do not stream the run's output")
+    submit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    runs = commands.add_parser("runs", help="local runs").add_subparsers(dest="action", required=True)
+    runs_list = runs.add_parser("list", help="list local runs, newest first")
+    runs_list.add_argument("--experiment")
+    runs_list.add_argument("--json", action="store_true")
+    for action, text in (("show", "a run's parameters and metrics"), ("logs", "a run's driver log"),
+                         ("cancel", "cancel a running run")):
+        command = runs.add_parser(action, help=text)
+        command.add_argument("run_id")
+        if action == "logs":
+            command.add_argument("--follow", action="store_true", help="keep printing until the run ends")
+
+    models = commands.add_parser("models", help="registered models").add_subparsers(dest="action", required=True)
+    models_list = models.add_parser("list", help="list registered models")
+    models_list.add_argument("--json", action="store_true")
+    download = models.add_parser("download", help="download a registered model's files")
+    download.add_argument("name")
+    download.add_argument("destination")
+    download.add_argument("--version", help="default: the latest")
+    return parser
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from .job import ComputeConfig
+    from .run import finish_training, make_job, resolve_backend
+    from .plan import build_plan
+
+    hyperparameters = {name: getattr(args, name) for name in HYPERPARAMETERS if getattr(args, name) is not None}
+    changes = {"hyperparameters": hyperparameters}
+    for field, value in (("data", args.data_folder), ("experiment", args.experiment),
+                         ("model_name", args.model_name), ("timeout", args.timeout)):
+        if value is not None:
+            changes[field] = value
+    if args.compute is not None:
+        changes["compute"] = ComputeConfig(name=args.compute)
+    job = make_job(None, **changes)
+    backend = resolve_backend(args.backend, workspace_config=args.workspace_config)
+    backend.check(job)
+    if args.dry_run:
+        plan = build_plan(job, backend)
+        print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.describe())
+        return EXIT_OK
+    run = backend.submit(job)
+    if args.no_wait:
+        print(json.dumps({"run_id": run.id, "status": run.status().value, "url": run.url})
+              if args.json else f"Submitted run {run.id} ({run.url})")
+        return EXIT_OK
+    log_stream = sys.stderr if args.json else sys.stdout
+    on_line = None if args.quiet else (lambda line: print(line, file=log_stream, flush=True))
+    result = finish_training(run, job, on_line=on_line)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(f"\nRun {result.run_id} completed. Final test accuracy: "
+              f"{result.metrics.get('Final test accuracy', float('nan')):.4f}")
+        print(f"Model {result.model_name!r} version {result.model_version} registered.")
+        if result.backend == "local":
+            print(f"Run folder:  {getattr(run, 'run_dir', '')}")
+            print(f"Look at it:  mlflow ui --backend-store-uri {result.url}")
+            print(f"Download it: kerasjob models download {result.model_name} ./model --version {result.model_version}")
+        else:
+            print(f"Portal: {result.url}")
+    return EXIT_OK
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from . import registry
+    from .backends.local import LocalRun
+
+    if args.action == "list":
+        runs = registry.list_runs(args.experiment)
+        if args.json:
+            print(json.dumps(runs))
+        for run in [] if args.json else runs:
+            accuracy = run["final_test_accuracy"]
+            print(f"{run['run_id']}  {run['experiment']:<20} {run['status']:<9} "
+                  f"{'' if accuracy is None else f'accuracy {accuracy:.4f}'}")
+        return EXIT_OK
+    if args.action == "show":
+        print(json.dumps(registry.show_run(args.run_id), indent=1))
+        return EXIT_OK
+    run = LocalRun.from_id(args.run_id)
+    if args.action == "cancel":
+        run.cancel()
+        print(f"Run {run.id}: {run.status().value}")
+        return EXIT_OK
+    if args.follow:
+        for line in run.stream_logs():
+            print(line, flush=True)
+    else:
+        print(run.log_tail(lines=10**9))
+    return EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from . import registry
+
+    if args.action == "list":
+        models = registry.list_models()
+        if args.json:
+            print(json.dumps(models))
+        for model in [] if args.json else models:
+            print(f"{model['name']:<24} latest version {model['latest_version']} (run {model['run_id']}), "
+                  f"{model['versions']} version(s)")
+        return EXIT_OK
+    folder = registry.download_registered_model(args.name, args.version, args.destination)
+    print(f"Downloaded to {folder}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kerasjob`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)  # argparse exits 2 on bad flags, as we do
+    handlers = {"submit": _submit, "runs": _runs, "models": _models}
+    try:
+        return handlers[args.command](args)
+    except (ValidationError, BackendUnavailable) as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except TrainingFailed as exc:
+        _error(str(exc))
+        if getattr(args, "json", False):
+            print(json.dumps({"run_id": exc.run_id, "status": exc.status, "error": str(exc).splitlines()[0]}))
+        return EXIT_FAILED
+    except KerasJobError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("interrupted; the run was canceled")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

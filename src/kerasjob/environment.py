@@ -1,0 +1,111 @@
+"""The job's software environment: a conda file on a GPU-capable base image.
+
+The pure part reads and checks the conda file and names the environment from a
+hash of its content, so Azure ML reuses its cached image whenever nothing
+changed. ``build_environment`` turns it into an ``azureml.core.Environment``
+(built offline; nothing is sent to Azure).
+
+Example:
+    >>> spec = read_conda_file(DEFAULT_CONDA_FILE)
+    >>> spec.name.startswith("kerasjob-keras-env-")
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ValidationError
+
+DEFAULT_CONDA_FILE = Path(__file__).with_name("conda_dependencies.yml")
+
+# Ubuntu 22.04 with OpenMPI and CUDA 11.8 from Azure's curated base images (the seed's
+# cuda10.0-cudnn7-ubuntu18.04 image is long retired). TensorFlow's `and-cuda` wheels
+# bring their own CUDA 12 libraries; the image needs only the driver hooks.
+DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04"
+
+ENVIRONMENT_PREFIX = "kerasjob-keras-env"
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """A checked conda file and the name its content hashes to."""
+
+    conda_file: Path
+    base_image: str
+    content_hash: str
+
+    @property
+    def name(self) -> str:
+        return f"{ENVIRONMENT_PREFIX}-{self.content_hash[:12]}"
+
+
+def _normalise(requirement: str) -> str:
+    match = _REQUIREMENT_NAME.match(requirement)
+    return match.group(1).lower().replace("_", "-") if match else ""
+
+
+def _requirements(document: dict) -> list[str]:
+    found = []
+    for entry in document.get("dependencies") or []:
+        if isinstance(entry, str):
+            found.append(entry)
+        elif isinstance(entry, dict):
+            found.extend(str(item) for item in entry.get("pip") or [])
+    return found
+
+
+def read_conda_file(conda_file: str | Path = DEFAULT_CONDA_FILE, base_image: str = DEFAULT_BASE_IMAGE) -> EnvironmentSpec:
+    """Read and check a conda file; raise ``ValidationError`` naming ``conda_file``.
+
+    It must exist, parse as YAML, list TensorFlow and Keras, and must not list
+    ``tensorflow-gpu``, which PyPI removed (``tensorflow[and-cuda]`` replaces it).
+    """
+    import yaml
+
+    path = Path(conda_file)
+    if not path.is_file():
+        raise ValidationError("conda_file", "an existing conda YAML file", str(path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValidationError("conda_file", "a conda file that parses as YAML", str(path), hint=f"({exc})") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("dependencies"), list):
+        raise ValidationError("conda_file", "a conda file with a `dependencies:` list", str(path))
+    names = {_normalise(requirement) for requirement in _requirements(document)}
+    if "tensorflow-gpu" in names:
+        raise ValidationError(
+            "conda_file", "no `tensorflow-gpu`", str(path),
+            hint="PyPI removed tensorflow-gpu (its last release refuses to build); "
+                 "use `tensorflow[and-cuda]`, which brings CUDA 12 on Linux.",
+        )
+    for needed in ("tensorflow", "keras"):
+        if needed not in names:
+            raise ValidationError("conda_file", f"a conda file that lists `{needed}`", str(path))
+    if not isinstance(base_image, str) or not re.fullmatch(r"[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._/-]+(:[A-Za-z0-9._-]+)?", base_image):
+        raise ValidationError("base_image", "a Docker image reference such as registry/name:tag", base_image)
+    digest = hashlib.sha256(text.encode() + b"\0" + base_image.encode()).hexdigest()
+    return EnvironmentSpec(conda_file=path, base_image=base_image, content_hash=digest)
+
+
+def build_environment(spec: EnvironmentSpec):
+    """Build the ``azureml.core.Environment`` for ``spec`` (offline; nothing is registered).
+
+    Example:
+        >>> env = build_environment(read_conda_file())  # doctest: +SKIP
+        >>> env.docker.base_image                        # doctest: +SKIP
+        'mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04'
+    """
+    from ._sdk import require_azureml_core
+
+    require_azureml_core()
+    from azureml.core import Environment
+
+    environment = Environment.from_conda_specification(name=spec.name, file_path=str(spec.conda_file))
+    environment.docker.base_image = spec.base_image
+    return environment

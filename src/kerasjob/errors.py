@@ -1,0 +1,72 @@
+"""The exceptions kerasjob raises: one base class, one subclass per kind of failure.
+
+Example:
+    >>> try:
+    ...     raise ValidationError("compute", "2-16 letters, digits or '-'", "GPU cluster")
+    ... except KerasJobError as exc:
+    ...     print(exc.argument)
+    compute
+"""
+
+from __future__ import annotations
+
+
+class KerasJobError(Exception):
+    """Base class of every error kerasjob raises on purpose."""
+
+
+class ValidationError(KerasJobError, ValueError):
+    """An argument is wrong; nothing was uploaded, written or started.
+
+    The message names the argument, says what was expected and echoes what was
+    received: ``Invalid `compute`: expected ... Received: compute='GPU cluster'.``
+    """
+
+    def __init__(self, argument: str, expected: str, received: object, hint: str = ""):
+        self.argument = argument
+        self.expected = expected
+        self.received = received
+        message = f"Invalid `{argument}`: expected {expected}."
+        if hint:
+            message += f" {hint}"
+        message += f" Received: {argument}={received!r}"
+        super().__init__(message)
+
+
+class DataError(KerasJobError):
+    """The training data is missing, malformed or cannot be fetched."""
+
+
+class SubmissionError(KerasJobError):
+    """A backend could not submit the run, or a service call failed for good."""
+
+
+class BackendUnavailable(KerasJobError, ImportError):
+    """An optional SDK is missing; the message carries the exact install line."""
+
+    def __init__(self, backend: str, extra: str, missing: str):
+        self.backend = backend
+        self.extra = extra
+        super().__init__(
+            f"The {backend!r} backend needs {missing}, which is not installed. "
+            f'Install it with: pip install "kerasjob[{extra}]"'
+        )
+
+
+class TrainingFailed(KerasJobError):
+    """The run ended without success; nothing was registered.
+
+    Attributes:
+        run_id: the run's id on its backend.
+        status: the final status (``failed``, ``canceled``).
+        log_tail: the last lines of the driver log.
+    """
+
+    def __init__(self, message: str, *, run_id: str, status: str, log_tail: str = ""):
+        self.run_id = run_id
+        self.status = status
+        self.log_tail = log_tail
+        text = f"{message} (run {run_id}, status {status})"
+        if log_tail:
+            text += "\nLast lines of the driver log:\n" + log_tail
+        super().__init__(text)

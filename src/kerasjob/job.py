@@ -1,0 +1,357 @@
+"""``TrainingJob``: everything that describes a training job, checked once, at construction.
+
+Backends translate a job; they never re-validate or mutate it. Defaults are the
+seed walkthrough's job: the packaged ``keras_mnist.py`` on MNIST, batch size 50,
+300 and 100 neurons, learning rate 0.001, 20 epochs, experiment ``keras-mnist``
+on compute ``gpu-cluster``, model ``keras-mnist`` from ``outputs/model``.
+
+Example:
+    >>> job = TrainingJob(hyperparameters={"epochs": 2})
+    >>> job.script_arguments("/data")[:4]
+    ['--data-folder', '/data', '--batch-size', '50']
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping, Union
+
+from .environment import DEFAULT_BASE_IMAGE, DEFAULT_CONDA_FILE, read_conda_file
+from .errors import ValidationError
+from .training import contract
+
+DEFAULT_SOURCE_DIR = Path(__file__).with_name("training")
+DEFAULT_ENTRY_SCRIPT = "keras_mnist.py"
+REGISTERED_DATASET_PREFIX = "azureml:"
+
+# Azure ML naming rules (AmlCompute, Experiment, Model and Dataset docs), pinned in tests.
+_COMPUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]")
+_EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
+_ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+_VM_SIZE = re.compile(r"Standard_[A-Za-z0-9_]+", re.IGNORECASE)
+_HYPERPARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+Scalar = Union[str, int, float, bool]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_name(argument: str, value: object, pattern: re.Pattern, expected: str) -> None:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValidationError(argument, expected, value)
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """An Azure ML compute cluster (AmlCompute), created when absent.
+
+    The seed's ``STANDARD_NC6`` (K80) is retired; the default is a current T4 size.
+
+    Example:
+        >>> ComputeConfig("gpu-cluster", max_nodes=2).max_nodes
+        2
+    """
+
+    name: str = "gpu-cluster"
+    vm_size: str = "Standard_NC4as_T4_v3"
+    min_nodes: int = 0
+    max_nodes: int = 4
+    idle_seconds_before_scaledown: int = 1800
+    low_priority: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name("compute", self.name, _COMPUTE_NAME,
+                    "2-16 letters, digits or '-', starting with a letter and ending with a letter or digit")
+        _check_name("vm_size", self.vm_size, _VM_SIZE, "an Azure VM size such as 'Standard_NC4as_T4_v3'")
+        if not _is_int(self.min_nodes) or self.min_nodes < 0:
+            raise ValidationError("min_nodes", "an integer >= 0", self.min_nodes)
+        if not _is_int(self.max_nodes) or self.max_nodes < 1:
+            raise ValidationError("max_nodes", "an integer >= 1", self.max_nodes)
+        if self.min_nodes > self.max_nodes:
+            raise ValidationError("min_nodes", f"at most max_nodes={self.max_nodes}", self.min_nodes)
+        if not _is_int(self.idle_seconds_before_scaledown) or self.idle_seconds_before_scaledown < 0:
+            raise ValidationError("idle_seconds_before_scaledown", "an integer >= 0", self.idle_seconds_before_scaledown)
+        if not isinstance(self.low_priority, bool):
+            raise ValidationError("low_priority", "True or False", self.low_priority)
+
+
+@dataclass(frozen=True)
+class TensorflowDistribution:
+    """Multi-worker data-parallel TensorFlow: ``worker_count`` nodes, one worker each."""
+
+    worker_count: int = 2
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.worker_count) or self.worker_count < 1:
+            raise ValidationError("worker_count", "an integer >= 1", self.worker_count)
+
+    @property
+    def node_count(self) -> int:
+        return self.worker_count
+
+
+@dataclass(frozen=True)
+class MpiDistribution:
+    """MPI (Horovod-style): ``node_count`` nodes, ``process_count_per_node`` processes each."""
+
+    node_count: int = 1
+    process_count_per_node: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("node_count", "process_count_per_node"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValidationError(name, "an integer >= 1", value)
+
+
+Distribution = Union[TensorflowDistribution, MpiDistribution]
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """A Keras training job, validated at construction; immutable afterwards.
+
+    Args:
+        source_dir: folder uploaded to the run (only it); defaults to the packaged training folder.
+        entry_script: script inside ``source_dir`` that the run executes.
+        hyperparameters: passed to the script as ``--name value`` (``_`` becomes ``-``).
+            For the packaged script, unnamed ones keep the seed's defaults.
+        data: ``None`` for MNIST (downloaded locally, a registered dataset on Azure),
+            a local folder holding the four IDX files, or ``"azureml:NAME[:VERSION]"``.
+        data_mode: ``"download"`` (default: MNIST is small) or ``"mount"``.
+        dataset_name: name under which MNIST is registered on Azure.
+        compute: a cluster name or a ``ComputeConfig``.
+        conda_file, base_image: the environment (see ``kerasjob.environment``).
+        experiment: experiment name. model_name: registered model name.
+        model_path: folder of the run that holds the model.
+        distribution: ``None``, ``TensorflowDistribution`` or ``MpiDistribution``.
+        timeout: seconds after which the run is canceled; ``None`` for no limit.
+        allow_secrets: upload files that look like credentials anyway.
+
+    Example:
+        >>> TrainingJob(compute="GPU cluster")
+        Traceback (most recent call last):
+        ...
+        kerasjob.errors.ValidationError: Invalid `compute`: expected 2-16 letters, digits or '-', starting with a letter and ending with a letter or digit. Received: compute='GPU cluster'
+    """
+
+    source_dir: Path = DEFAULT_SOURCE_DIR
+    entry_script: str = DEFAULT_ENTRY_SCRIPT
+    hyperparameters: Mapping[str, Scalar] = field(default_factory=dict)
+    data: str | Path | None = None
+    data_mode: str = "download"
+    dataset_name: str = "mnist-dataset"
+    compute: ComputeConfig | str = field(default_factory=ComputeConfig)
+    conda_file: Path = DEFAULT_CONDA_FILE
+    base_image: str = DEFAULT_BASE_IMAGE
+    experiment: str = "keras-mnist"
+    model_name: str = "keras-mnist"
+    model_path: str = "outputs/model"
+    distribution: Distribution | None = None
+    timeout: float | None = None
+    allow_secrets: bool = False
+
+    def __post_init__(self) -> None:
+        _validate_source(self)
+        _validate_hyperparameters(self)
+        _validate_data(self)
+        _validate_names(self)
+        _validate_compute_and_distribution(self)
+        _validate_timeout(self)
+        _validate_environment(self)
+        _validate_snapshot(self)
+
+    # --- derived views -------------------------------------------------------------
+
+    @property
+    def uses_packaged_script(self) -> bool:
+        return self.source_dir.resolve() == DEFAULT_SOURCE_DIR.resolve() and self.entry_script == DEFAULT_ENTRY_SCRIPT
+
+    @property
+    def compute_config(self) -> ComputeConfig:
+        return self.compute  # normalised to a ComputeConfig in __post_init__
+
+    @property
+    def registered_dataset(self) -> tuple[str, str | None] | None:
+        """``(name, version)`` when ``data`` names a registered Azure dataset."""
+        if isinstance(self.data, str) and self.data.startswith(REGISTERED_DATASET_PREFIX):
+            name, _, version = self.data[len(REGISTERED_DATASET_PREFIX):].partition(":")
+            return name, version or None
+        return None
+
+    @property
+    def local_data_folder(self) -> Path | None:
+        if self.data is None or self.registered_dataset:
+            return None
+        return Path(self.data)
+
+    def script_arguments(self, data_folder: object) -> list:
+        """The script's argv after its name: ``--data-folder <data>`` then each hyperparameter.
+
+        ``data_folder`` is whatever stands for the data on the backend (a path, or
+        an Azure dataset input); values are passed as the user gave them.
+        """
+        arguments: list = [contract.DATA_FOLDER_FLAG, data_folder]
+        for name, value in self.hyperparameters.items():
+            arguments += [contract.flag_for(name), value]
+        return arguments
+
+    def replace(self, **changes) -> "TrainingJob":
+        """A copy with ``changes`` applied and validated again (the original is untouched)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if "hyperparameters" in changes and changes["hyperparameters"] is not None and self.uses_packaged_script:
+            changes["hyperparameters"] = {**self.hyperparameters, **changes["hyperparameters"]}
+        values.update(changes)
+        return TrainingJob(**values)
+
+
+# --- one check per concern, in the order a user would fix them -----------------------
+
+
+def _set(job: TrainingJob, name: str, value: object) -> None:
+    object.__setattr__(job, name, value)  # normalising inside a frozen dataclass
+
+
+def _validate_source(job: TrainingJob) -> None:
+    if not isinstance(job.source_dir, (str, os.PathLike)):
+        raise ValidationError("source_dir", "a folder path", job.source_dir)
+    source = Path(job.source_dir)
+    if not source.is_dir():
+        raise ValidationError("source_dir", "an existing folder", str(source))
+    _set(job, "source_dir", source)
+    if not isinstance(job.entry_script, str) or not job.entry_script.endswith(".py"):
+        raise ValidationError("entry_script", "a Python file name ending in .py", job.entry_script)
+    script = (source / job.entry_script).resolve()
+    if not script.is_relative_to(source.resolve()):
+        raise ValidationError("entry_script", f"a file inside source_dir={str(source)!r}", job.entry_script)
+    if not script.is_file():
+        raise ValidationError("entry_script", f"a file that exists in source_dir={str(source)!r}", job.entry_script)
+
+
+def _validate_hyperparameters(job: TrainingJob) -> None:
+    given = job.hyperparameters
+    if not isinstance(given, Mapping):
+        raise ValidationError("hyperparameters", "a mapping of names to str, int, float or bool", given)
+    for name, value in given.items():
+        if not isinstance(name, str) or not _HYPERPARAMETER_NAME.fullmatch(name):
+            raise ValidationError("hyperparameters", "names made of letters, digits and '_'", name)
+        if name == "data_folder":
+            raise ValidationError("hyperparameters", "no `data_folder` (pass the data as `data=`)", name)
+        if not isinstance(value, (str, int, float, bool)):
+            raise ValidationError(f"hyperparameters[{name!r}]", "a str, int, float or bool", value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(f"hyperparameters[{name!r}]", "a finite number", value)
+    merged = dict(given)
+    if job.uses_packaged_script:
+        merged = {name: spec.default for name, spec in contract.HYPERPARAMETERS.items()}
+        merged.update(given)
+        for name, value in given.items():
+            spec = contract.HYPERPARAMETERS.get(name)
+            if spec is None:
+                raise ValidationError(
+                    "hyperparameters", f"one of {', '.join(contract.HYPERPARAMETERS)} for keras_mnist.py", name
+                )
+            kind = "an integer" if spec.type is int else "a number"
+            if spec.type is int and not _is_int(value) or spec.type is float and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise ValidationError(f"hyperparameters[{name!r}]", kind, value)
+            too_small = value <= spec.minimum if spec.exclusive_minimum else value < spec.minimum
+            if too_small:
+                bound = f"> {spec.minimum:g}" if spec.exclusive_minimum else f">= {spec.minimum:g}"
+                raise ValidationError(f"hyperparameters[{name!r}]", f"{kind} {bound}", value)
+    _set(job, "hyperparameters", MappingProxyType(merged))
+
+
+def _validate_data(job: TrainingJob) -> None:
+    if job.data_mode not in ("download", "mount"):
+        raise ValidationError("data_mode", "'download' or 'mount'", job.data_mode)
+    _check_name("dataset_name", job.dataset_name, _ASSET_NAME,
+                "1-255 letters, digits, '-', '_' or '.', starting with a letter or digit")
+    if job.data is None:
+        return
+    if isinstance(job.data, str) and job.data.startswith(REGISTERED_DATASET_PREFIX):
+        name, _, version = job.data[len(REGISTERED_DATASET_PREFIX):].partition(":")
+        if not _ASSET_NAME.fullmatch(name) or (version and not version.isdigit()):
+            raise ValidationError("data", "'azureml:NAME' or 'azureml:NAME:VERSION' with a numeric version", job.data)
+        return
+    if not isinstance(job.data, (str, os.PathLike)):
+        raise ValidationError("data", "a folder path, 'azureml:NAME[:VERSION]' or None for MNIST", job.data)
+    from .dataset import check_data_folder
+
+    _set(job, "data", check_data_folder(job.data))
+
+
+def _validate_names(job: TrainingJob) -> None:
+    _check_name("experiment", job.experiment, _EXPERIMENT_NAME,
+                "1-255 letters, digits, '-' or '_', starting with a letter or digit")
+    _check_name("model_name", job.model_name, _ASSET_NAME,
+                "1-255 letters, digits, '-', '_' or '.', starting with a letter or digit")
+    path = job.model_path
+    if not isinstance(path, str) or not path.startswith("outputs/") or ".." in Path(path).parts or path.strip("/") == "outputs":
+        raise ValidationError("model_path", "a folder under 'outputs/' such as 'outputs/model'", path)
+
+
+def _validate_compute_and_distribution(job: TrainingJob) -> None:
+    if isinstance(job.compute, str):
+        _set(job, "compute", ComputeConfig(name=job.compute))
+    elif not isinstance(job.compute, ComputeConfig):
+        raise ValidationError("compute", "a cluster name or a ComputeConfig", job.compute)
+    distribution = job.distribution
+    if distribution is None:
+        return
+    if not isinstance(distribution, (TensorflowDistribution, MpiDistribution)):
+        raise ValidationError("distribution", "None, TensorflowDistribution(...) or MpiDistribution(...)", distribution)
+    if distribution.node_count > job.compute.max_nodes:
+        raise ValidationError(
+            "distribution", f"at most max_nodes={job.compute.max_nodes} nodes of compute {job.compute.name!r}",
+            distribution, hint=f"It needs {distribution.node_count} nodes; raise max_nodes or lower the count.",
+        )
+
+
+def _validate_timeout(job: TrainingJob) -> None:
+    timeout = job.timeout
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise ValidationError("timeout", "a number of seconds > 0, or None for no limit", timeout)
+
+
+def _validate_environment(job: TrainingJob) -> None:
+    spec = read_conda_file(job.conda_file, job.base_image)
+    _set(job, "conda_file", spec.conda_file)
+
+
+def _validate_snapshot(job: TrainingJob) -> None:
+    from .snapshot import MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_FILES, scan_snapshot
+
+    if not isinstance(job.allow_secrets, bool):
+        raise ValidationError("allow_secrets", "True or False", job.allow_secrets)
+    snapshot = scan_snapshot(job.source_dir)
+    biggest = ", ".join(f"{path} ({size / 1e6:.1f} MB)" for path, size in snapshot.biggest())
+    if snapshot.total_bytes > MAX_SNAPSHOT_BYTES:
+        raise ValidationError(
+            "source_dir", f"a snapshot of at most {MAX_SNAPSHOT_BYTES // 2**20} MB (Azure ML's limit)",
+            str(job.source_dir),
+            hint=f"It holds {snapshot.total_bytes / 1e6:.1f} MB; biggest files: {biggest}. "
+                 "Move data out, or list it in .amlignore.",
+        )
+    if len(snapshot.files) > MAX_SNAPSHOT_FILES:
+        raise ValidationError(
+            "source_dir", f"a snapshot of at most {MAX_SNAPSHOT_FILES} files (Azure ML's limit)", str(job.source_dir),
+            hint=f"It holds {len(snapshot.files)} files; list what the job does not need in .amlignore.",
+        )
+    secrets = snapshot.secrets()
+    if secrets and not job.allow_secrets:
+        raise ValidationError(
+            "source_dir", "no files that look like credentials in the snapshot", str(job.source_dir),
+            hint=f"Found: {', '.join(secrets)}. Remove them, list them in .amlignore, or pass allow_secrets=True.",
+        )
+

@@ -1,0 +1,84 @@
+"""The dry-run plan: what a submission would do, computed without side effects.
+
+Example:
+    >>> from kerasjob import submit_training
+    >>> plan = submit_training(backend="local", dry_run=True, data=None)
+    >>> plan.script_arguments[:2][0]
+    '--data-folder'
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .environment import read_conda_file
+from .job import TrainingJob
+from .snapshot import scan_snapshot
+
+
+@dataclass(frozen=True)
+class SubmissionPlan:
+    """Everything ``submit_training`` would do, for a person to read before paying for it."""
+
+    backend: str
+    experiment: str
+    source_dir: str
+    entry_script: str
+    files: dict[str, int]
+    total_bytes: int
+    environment_name: str
+    environment_hash: str
+    base_image: str
+    compute: str
+    script_arguments: list[str]
+    data: str
+    model_registration: str
+    distribution: str
+    timeout: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        lines = [
+            f"backend:      {self.backend}",
+            f"experiment:   {self.experiment}",
+            f"snapshot:     {len(self.files)} files, {self.total_bytes / 1024:.1f} KiB from {self.source_dir}",
+            *(f"                {path} ({size} B)" for path, size in self.files.items()),
+            f"environment:  {self.environment_name} (sha256 {self.environment_hash[:16]}..., {self.base_image})",
+            f"compute:      {self.compute}",
+            f"command:      python {self.entry_script} {' '.join(self.script_arguments)}",
+            f"data:         {self.data}",
+            f"distribution: {self.distribution}",
+            f"timeout:      {self.timeout if self.timeout else 'none'}",
+            f"then:         {self.model_registration}",
+        ]
+        return "\n".join(lines)
+
+
+def build_plan(job: TrainingJob, backend) -> SubmissionPlan:
+    """The plan for running ``job`` on ``backend`` (a ``Backend``); nothing is contacted."""
+    snapshot = scan_snapshot(job.source_dir)
+    environment = read_conda_file(job.conda_file, job.base_image)
+    compute = job.compute_config
+    if backend.name == "local":
+        compute_text = "this machine (a child process)"
+        data_placeholder = str(job.local_data_folder or "<MNIST cache folder>")
+        registry = "the MLflow model registry"
+    else:
+        compute_text = (f"{compute.name} ({compute.vm_size}, {compute.min_nodes}-{compute.max_nodes} nodes, "
+                        f"{'low priority' if compute.low_priority else 'dedicated'}), created if absent")
+        data_placeholder = f"<{job.registered_dataset[0] if job.registered_dataset else job.dataset_name}>"
+        registry = "the workspace's model registry"
+    return SubmissionPlan(
+        backend=backend.name, experiment=job.experiment, source_dir=str(job.source_dir),
+        entry_script=job.entry_script, files=dict(snapshot.files), total_bytes=snapshot.total_bytes,
+        environment_name=environment.name, environment_hash=environment.content_hash,
+        base_image=environment.base_image, compute=compute_text,
+        script_arguments=[str(argument) for argument in job.script_arguments(data_placeholder)],
+        data=backend.describe_data(job),
+        model_registration=f"on success only, register {job.model_path} as model {job.model_name!r} "
+                           f"(new version) in {registry}",
+        distribution=repr(job.distribution) if job.distribution else "none (one process)",
+        timeout=job.timeout,
+    )

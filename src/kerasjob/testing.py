@@ -1,0 +1,269 @@
+"""A fake Azure ML (SDK v1) at its network boundary, for your own unit tests.
+
+``FakeAzureML`` patches only the classes that talk to the service --
+``Workspace``, ``Experiment``, ``ComputeTarget``, ``Dataset.get_by_name``,
+``FileDataset.register`` -- and records what was asked of them. Everything
+azureml-core builds offline (``ScriptRunConfig``, ``Environment``,
+``Dataset.File.from_files``, provisioning configurations) stays real, so a test
+fails where the SDK would reject the arguments. You choose the outcome.
+
+Example:
+    >>> from kerasjob import submit_training
+    >>> from kerasjob.testing import FakeAzureML
+    >>> with FakeAzureML(final_status="Completed", metrics={"Final test accuracy": 0.98}) as azure:  # doctest: +SKIP
+    ...     result = submit_training(workspace=azure.workspace, show_output=False)
+    >>> azure.submissions[0].arguments[:2]                                                         # doctest: +SKIP
+    ['--data-folder', <DatasetConsumptionConfig>]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from unittest import mock
+
+
+@dataclass
+class FakeModel:
+    """What ``Run.register_model`` returned."""
+
+    name: str
+    version: int
+    tags: dict
+    model_path: str
+    run_id: str
+
+
+class FakeWorkspace:
+    """Stands in for ``azureml.core.Workspace``; every fake object records into ``fake``."""
+
+    def __init__(self, fake: "FakeAzureML", name: str = "fake-workspace"):
+        self.fake = fake
+        self.name = name
+        self.subscription_id = "00000000-0000-0000-0000-000000000000"
+        self.resource_group = "fake-rg"
+
+
+class FakeRun:
+    """Stands in for ``azureml.core.Run``: statuses and logs as the fake was told."""
+
+    def __init__(self, fake: "FakeAzureML", config, experiment: str, number: int):
+        self.fake = fake
+        self.config = config
+        self.experiment = experiment
+        self.id = f"{experiment}_{number}"
+        self._statuses = list(fake.statuses) + [fake.final_status]
+        self.canceled = False
+
+    def get_status(self) -> str:
+        self.fake._record("Run.get_status", self.id)
+        if self.canceled:
+            return "Canceled"
+        return self._statuses.pop(0) if len(self._statuses) > 1 else self._statuses[0]
+
+    def get_details_with_logs(self) -> dict:
+        self.fake._record("Run.get_details_with_logs", self.id)
+        return {"runId": self.id, "logFiles": {"azureml-logs/70_driver_log.txt": "\n".join(self.fake.log_lines)}}
+
+    def get_metrics(self) -> dict:
+        self.fake._record("Run.get_metrics", self.id)
+        return dict(self.fake.metrics)
+
+    def get_portal_url(self) -> str:
+        return f"https://ml.azure.com/runs/{self.id}"
+
+    def cancel(self) -> None:
+        self.fake._record("Run.cancel", self.id)
+        self.canceled = True
+
+    def register_model(self, model_name: str, model_path: str | None = None, tags: dict | None = None, **kwargs):
+        self.fake._record("Run.register_model", model_name)
+        version = 1 + sum(1 for model in self.fake.registered_models if model.name == model_name)
+        model = FakeModel(name=model_name, version=version, tags=dict(tags or {}), model_path=model_path,
+                          run_id=self.id)
+        self.fake.registered_models.append(model)
+        return model
+
+    def get_file_names(self) -> list[str]:
+        self.fake._record("Run.get_file_names", self.id)
+        return sorted(self.fake.run_files)
+
+    def download_file(self, name: str, output_file_path: str | None = None, **kwargs) -> None:
+        self.fake._record("Run.download_file", name)
+        Path(output_file_path).write_bytes(self.fake.run_files[name])
+
+
+class FakeComputeTarget:
+    """A cluster: what ``ComputeTarget(workspace, name)`` or ``ComputeTarget.create`` returned."""
+
+    def __init__(self, name: str, provisioning_state: str = "Succeeded", configuration=None):
+        self.name = name
+        self.provisioning_state = provisioning_state
+        self.provisioning_errors = None if provisioning_state == "Succeeded" else [{"error": "fake failure"}]
+        self.configuration = configuration
+
+    def wait_for_completion(self, show_output=False, min_node_count=None, timeout_in_minutes=20):
+        self.timeout_in_minutes = timeout_in_minutes
+
+
+class _RegisteredDataset:
+    """A registered FileDataset: the real offline object plus the service's name, version and tags."""
+
+    def __init__(self, dataset, name: str, version: int, tags: dict):
+        self._dataset = dataset
+        self.name, self.version, self.tags = name, version, tags
+
+    def as_download(self, *args, **kwargs):
+        return self._dataset.as_download(*args, **kwargs)
+
+    def as_mount(self, *args, **kwargs):
+        return self._dataset.as_mount(*args, **kwargs)
+
+
+@dataclass
+class FakeAzureML:
+    """Patch Azure ML's network boundary for the duration of a ``with`` block.
+
+    Args:
+        final_status: where every run ends (``Completed``, ``Failed``, ``Canceled``).
+        statuses: states a run reports before that (default Queued, Running).
+        metrics: what ``Run.get_metrics`` returns.
+        log_lines: the driver log.
+        computes: names of clusters that already exist.
+        new_compute_state: provisioning state of a cluster created here
+            (``Succeeded``, ``Failed``, or ``Creating`` to mean it timed out).
+        failures: ``{"Experiment.submit": [ConnectionResetError(), ...]}``: errors
+            raised by the next calls of that name, one per call.
+        run_files: ``{name: bytes}``, the files the run holds (for downloads).
+    """
+
+    final_status: str = "Completed"
+    statuses: list[str] = field(default_factory=lambda: ["Queued", "Running"])
+    metrics: dict = field(default_factory=lambda: {"Loss": [0.2, 0.1], "Accuracy": [0.95, 0.97],
+                                                   "Final test loss": 0.1, "Final test accuracy": 0.97})
+    log_lines: list[str] = field(default_factory=lambda: ["Epoch 1/2", "Epoch 2/2", "Final test accuracy: 0.9700"])
+    computes: set[str] = field(default_factory=set)
+    new_compute_state: str = "Succeeded"
+    failures: dict[str, list[BaseException]] = field(default_factory=dict)
+    run_files: dict[str, bytes] = field(default_factory=lambda: {"outputs/model/model.keras": b"fake model",
+                                                                 "outputs/training.png": b"png"})
+
+    def __post_init__(self):
+        self.calls: list[tuple[str, object]] = []
+        self.submissions: list = []
+        self.runs: list[FakeRun] = []
+        self.created_computes: list[FakeComputeTarget] = []
+        self.registered_models: list[FakeModel] = []
+        self.datasets: dict[str, list[_RegisteredDataset]] = {}
+        self.workspace = FakeWorkspace(self)
+        self._stack = contextlib.ExitStack()
+
+    def _record(self, name: str, detail: object = None) -> None:
+        self.calls.append((name, detail))
+        pending = self.failures.get(name)
+        if pending:
+            raise pending.pop(0)
+
+    # --- the patched entry points -----------------------------------------------------
+
+    def _workspace_class(self):
+        fake = self
+
+        class Workspace(FakeWorkspace):
+            def __init__(self, subscription_id=None, resource_group=None, workspace_name=None, auth=None, **kwargs):
+                fake._record("Workspace", workspace_name)
+                super().__init__(fake, workspace_name)
+
+            @staticmethod
+            def from_config(path=None, auth=None, **kwargs):
+                fake._record("Workspace.from_config", path)
+                return fake.workspace
+
+        return Workspace
+
+    def _experiment_class(self):
+        fake = self
+
+        class Experiment:
+            def __init__(self, workspace, name, **kwargs):
+                self.workspace, self.name = workspace, name
+
+            def submit(self, config, tags=None, **kwargs):
+                fake._record("Experiment.submit", self.name)
+                fake.submissions.append(config)
+                run = FakeRun(fake, config, self.name, len(fake.runs) + 1)
+                fake.runs.append(run)
+                return run
+
+        return Experiment
+
+    def _compute_class(self):
+        fake = self
+        from azureml.exceptions import ComputeTargetException
+
+        class ComputeTarget:
+            def __new__(cls, workspace=None, name=None):
+                fake._record("ComputeTarget", name)
+                if name in fake.computes:
+                    return FakeComputeTarget(name)
+                raise ComputeTargetException(f"ComputeTargetNotFound: Compute Target with name {name} not found")
+
+            @staticmethod
+            def create(workspace, name, provisioning_configuration):
+                fake._record("ComputeTarget.create", name)
+                target = FakeComputeTarget(name, fake.new_compute_state, provisioning_configuration)
+                fake.created_computes.append(target)
+                if fake.new_compute_state == "Succeeded":
+                    fake.computes.add(name)
+                return target
+
+        return ComputeTarget
+
+    def _get_dataset(self, workspace, name, version="latest", **kwargs):
+        from azureml.exceptions import UserErrorException
+
+        self._record("Dataset.get_by_name", name)
+        versions = self.datasets.get(name)
+        if not versions:
+            raise UserErrorException(f"Cannot find dataset registered with name '{name}' (version: {version})")
+        if version in (None, "latest"):
+            return versions[-1]
+        for dataset in versions:
+            if str(dataset.version) == str(version):
+                return dataset
+        raise UserErrorException(f"Cannot find dataset registered with name '{name}' (version: {version})")
+
+    def _register_dataset(self, dataset, workspace, name, description=None, tags=None, create_new_version=False):
+        self._record("FileDataset.register", name)
+        versions = self.datasets.setdefault(name, [])
+        registered = _RegisteredDataset(dataset, name, len(versions) + 1, dict(tags or {}))
+        versions.append(registered)
+        return registered
+
+    def __enter__(self) -> "FakeAzureML":
+        import azureml.core
+        import azureml.core.compute
+        from azureml.data.file_dataset import FileDataset
+
+        fake = self
+        patches = [
+            mock.patch.object(azureml.core, "Workspace", self._workspace_class()),
+            mock.patch.object(azureml.core, "Experiment", self._experiment_class()),
+            mock.patch.object(azureml.core.compute, "ComputeTarget", self._compute_class()),
+            mock.patch.object(azureml.core.Dataset, "get_by_name", staticmethod(self._get_dataset)),
+            mock.patch.object(FileDataset, "register",
+                              lambda dataset, workspace, name, **kw: fake._register_dataset(dataset, workspace, name,
+                                                                                            **kw)),
+        ]
+        for patch in patches:
+            self._stack.enter_context(patch)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()
+
+    @property
+    def service_calls(self) -> list[str]:
+        """The names of the service calls made so far, in order."""
+        return [name for name, _ in self.calls]

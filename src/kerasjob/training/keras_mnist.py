@@ -1,0 +1,203 @@
+"""Train the seed walkthrough's MNIST classifier (784-300-100-10 MLP, RMSprop).
+
+Runs unchanged in an Azure ML run, under kerasjob's local backend, and alone:
+
+    python keras_mnist.py --data-folder DIR [--epochs 20 --batch-size 50 ...]
+
+Logs ``Loss`` and ``Accuracy`` on the test set every epoch, then ``Final test
+loss`` / ``Final test accuracy``, through MLflow when a tracking URI is set
+(Azure ML and kerasjob set one) and always on stdout. Writes the model to
+``./outputs/model/model.keras`` and a plot to ``./outputs/training.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+# Sibling helpers: this folder is the job's whole source directory.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from contract import DATA_FOLDER_FLAG, HYPERPARAMETERS, flag_for  # noqa: E402
+from mnist_data import MnistFormatError, load_mnist  # noqa: E402
+
+OUTPUTS = Path("outputs")
+EVAL_BATCH_SIZE = 2000  # evaluation only: its batch size does not change what is learned
+STEPS_PER_EXECUTION = 100  # run 100 train steps per call into TF: per-step Python overhead dominates a small MLP
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(DATA_FOLDER_FLAG, dest="data_folder", required=True,
+                        help="folder holding the four MNIST IDX files (.gz or not), searched recursively")
+    for name, spec in HYPERPARAMETERS.items():
+        parser.add_argument(flag_for(name), dest=name, type=spec.type, default=spec.default, help=spec.help)
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="compute in float16 on a GPU (off by default; no gain on a CPU)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for weights and shuffling")
+    args = parser.parse_args(argv)
+    for name, spec in HYPERPARAMETERS.items():
+        value = getattr(args, name)
+        too_small = value <= spec.minimum if spec.exclusive_minimum else value < spec.minimum
+        if too_small:
+            parser.error(f"{flag_for(name)} must be {'>' if spec.exclusive_minimum else '>='} "
+                         f"{spec.minimum}. Received: {value}")
+    return args
+
+
+class Tracker:
+    """Logs metrics to MLflow when a tracking URI is set, and always to stdout."""
+
+    def __init__(self, enabled: bool, chief: bool):
+        self.mlflow = None
+        if enabled and chief:
+            import mlflow
+
+            self.mlflow = mlflow
+            mlflow.start_run()  # resumes MLFLOW_RUN_ID when the launcher created the run
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        if self.mlflow is not None:
+            self.mlflow.log_metrics(values, step=step)
+
+    def artifact(self, path: Path) -> None:
+        if self.mlflow is not None:
+            self.mlflow.log_artifact(str(path))
+
+    def close(self) -> None:
+        if self.mlflow is not None:
+            self.mlflow.end_run()
+
+
+def tracking_configured() -> bool:
+    return bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_RUN_ID"))
+
+
+def multi_worker_config() -> dict | None:
+    """The parsed ``TF_CONFIG`` when it names more than one worker, else None."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    config = json.loads(raw)
+    cluster = config.get("cluster", {})
+    if len(cluster.get("worker", [])) + len(cluster.get("chief", [])) <= 1:
+        return None
+    return config
+
+
+def build_datasets(tf, data, batch_size: int, seed: int | None):
+    x_train, y_train, x_test, y_test = data
+    # float32 features and sparse uint8 labels: half the bytes of float64 + one-hot, same maths.
+    train = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .cache()  # decode once, then serve from memory
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)  # a new order every epoch, as fit() on arrays
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)  # the next batches are ready before the step asks
+    )
+    test = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(EVAL_BATCH_SIZE).cache().prefetch(tf.data.AUTOTUNE)
+    return train, test
+
+
+def build_model(keras, args: argparse.Namespace):
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(784,)),
+            keras.layers.Dense(args.first_layer_neurons, activation="relu"),
+            keras.layers.Dense(args.second_layer_neurons, activation="relu"),
+            # float32 softmax even under mixed precision, for a stable loss.
+            keras.layers.Dense(10, activation="softmax", dtype="float32"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=args.learning_rate),
+        loss="sparse_categorical_crossentropy",  # integer labels: no one-hot matrix to build or read
+        metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION,
+        jit_compile=True,  # XLA fuses the step's small kernels into a few
+    )
+    return model
+
+
+def save_plot(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    epochs = range(1, len(history["Accuracy"]) + 1)
+    axis.plot(epochs, history["Accuracy"], "b-", label="Accuracy")
+    axis.plot(epochs, history["Loss"], "r--", label="Loss")
+    axis.set_xlabel("epoch")
+    axis.set_title("MNIST test set")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if multi_worker_config() is not None:
+        raise SystemExit(
+            "keras_mnist.py: TF_CONFIG names several workers, and multi-worker training is not built yet "
+            "in this script. Run with one worker (unset TF_CONFIG)."
+        )
+    try:
+        data = load_mnist(args.data_folder)
+    except MnistFormatError as exc:
+        print(f"keras_mnist.py: {exc}", file=sys.stderr)
+        return 2
+    print(f"MNIST: {len(data[0])} training and {len(data[2])} test images from {args.data_folder}", flush=True)
+
+    import keras
+    import tensorflow as tf
+
+    if args.seed is not None:
+        keras.utils.set_random_seed(args.seed)
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    tracker = Tracker(tracking_configured(), chief=True)
+    history: dict[str, list[float]] = {"Loss": [], "Accuracy": []}
+
+    class LogEpochMetrics(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            values = {"Loss": float(logs["val_loss"]), "Accuracy": float(logs["val_accuracy"])}
+            history["Loss"].append(values["Loss"])
+            history["Accuracy"].append(values["Accuracy"])
+            tracker.metrics(values, step=epoch)
+            print(f"Epoch {epoch + 1}/{args.epochs} - {time.perf_counter() - self.started:.1f}s - "
+                  f"train loss {logs['loss']:.4f} - Loss {values['Loss']:.4f} - Accuracy {values['Accuracy']:.4f}",
+                  flush=True)
+
+    train, test = build_datasets(tf, data, args.batch_size, args.seed)
+    model = build_model(keras, args)
+    started = time.perf_counter()
+    model.fit(train, epochs=args.epochs, validation_data=test, verbose=0, callbacks=[LogEpochMetrics()])
+    fit_seconds = time.perf_counter() - started
+    loss, accuracy = model.evaluate(test, verbose=0)
+    final = {"Final test loss": float(loss), "Final test accuracy": float(accuracy)}
+    tracker.metrics(final)
+    print(f"Final test loss: {loss:.4f}\nFinal test accuracy: {accuracy:.4f}\nFit seconds: {fit_seconds:.2f}", flush=True)
+
+    model_dir = OUTPUTS / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / "model.keras")
+    plot = OUTPUTS / "training.png"
+    save_plot(history, plot)
+    tracker.artifact(plot)
+    tracker.close()
+    print(f"Model saved to {model_dir / 'model.keras'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
