@@ -206,7 +206,7 @@ class TrainingJob:
     def replace(self, **changes) -> "TrainingJob":
         """A copy with ``changes`` applied and validated again (the original is untouched)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        if "hyperparameters" in changes and changes["hyperparameters"] is not None and self.uses_packaged_script:
+        if isinstance(changes.get("hyperparameters"), Mapping) and self.uses_packaged_script:
             changes["hyperparameters"] = {**self.hyperparameters, **changes["hyperparameters"]}
         values.update(changes)
         return TrainingJob(**values)

@@ -51,7 +51,7 @@ def list_models() -> list[dict]:
     for model in client.search_registered_models():
         versions = client.search_model_versions(f"name = '{model.name}'")
         latest = max(versions, key=lambda v: int(v.version)) if versions else None
-        models.append({"name": model.name, "latest_version": latest.version if latest else None,
+        models.append({"name": model.name, "latest_version": str(latest.version) if latest else None,
                        "run_id": latest.run_id if latest else None, "versions": len(versions)})
     return models
 

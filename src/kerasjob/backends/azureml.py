@@ -67,9 +67,7 @@ def build_script_run_config(job: TrainingJob, *, data_input, compute_target, env
         max_run_duration_seconds=int(job.timeout) if job.timeout else None,
         distributed_job_config=distributed_job_config(job),
     )
-    if job.distribution is not None:
-        config.run_config.node_count = job.distribution.node_count
-    return config
+    return config  # the SDK sets node_count from distributed_job_config
 
 
 class AzureMLBackend(Backend):

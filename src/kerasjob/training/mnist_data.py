@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 #: role -> file name without ``.gz``, as every MNIST mirror names them.
@@ -104,7 +105,7 @@ def read_idx_header(path: str | os.PathLike) -> tuple[int, tuple[int, ...]]:
                 f"{path}: truncated or corrupted: its header promises {expected} bytes, "
                 f"the file holds {actual}."
             )
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise MnistFormatError(f"{path}: cannot be read as an IDX file ({exc}).") from exc
     return magic, dims
 

@@ -1,0 +1,214 @@
+"""The Azure ML v1 backend against the fake network boundary; SDK objects built for real."""
+
+from __future__ import annotations
+
+import pytest
+from azureml.core import Environment, ScriptRunConfig
+from azureml.core.compute import AmlCompute
+from azureml.data.dataset_consumption_config import DatasetConsumptionConfig
+
+from kerasjob import (ComputeConfig, MpiDistribution, SubmissionError, TensorflowDistribution, TrainingFailed,
+                      TrainingJob, download_model, submit_training)
+from kerasjob.backends.azureml import AzureMLBackend, build_script_run_config
+from kerasjob.errors import DataError
+from kerasjob.testing import FakeAzureML
+
+
+def submit(azure, **kwargs):
+    return submit_training(workspace=azure.workspace, show_output=False, **kwargs)
+
+
+def test_the_seed_call_sequence_script_arguments_compute_environment_and_registration():
+    with FakeAzureML() as azure:
+        result = submit(azure)
+    assert azure.service_calls[:6] == ["ComputeTarget", "ComputeTarget.create", "Dataset.get_by_name",
+                                       "FileDataset.register", "Experiment.submit", "Run.get_status"]
+    assert azure.service_calls[-2:] == ["Run.get_metrics", "Run.register_model"]
+    config = azure.submissions[0]
+    assert isinstance(config, ScriptRunConfig)
+    assert config.script == "keras_mnist.py"
+    assert sorted(p.name for p in __import__("pathlib").Path(config.source_directory).glob("*.py")) == [
+        "__init__.py", "contract.py", "keras_mnist.py", "mnist_data.py"]
+    arguments = config.arguments
+    assert arguments[0] == "--data-folder" and isinstance(arguments[1], DatasetConsumptionConfig)
+    assert arguments[1].mode == "download"
+    assert arguments[2:] == ["--batch-size", 50, "--first-layer-neurons", 300, "--second-layer-neurons", 100,
+                             "--learning-rate", 0.001, "--epochs", 20]
+    assert config.run_config.target == "gpu-cluster"
+    environment = config.run_config.environment
+    assert isinstance(environment, Environment)
+    assert environment.name.startswith("kerasjob-keras-env-")
+    assert environment.docker.base_image.startswith("mcr.microsoft.com/azureml/")
+    pip = environment.python.conda_dependencies.pip_packages
+    assert "tensorflow[and-cuda]==2.21.*" in pip and "keras==3.*" in pip and "azureml-mlflow" in pip
+    created = azure.created_computes[0].configuration
+    assert created.vm_size == "Standard_NC4as_T4_v3" and created.scale_settings.maximum_node_count == 4
+    assert created.scale_settings.minimum_node_count == 0
+    model = azure.registered_models[0]
+    assert (model.name, model.model_path, model.version) == ("keras-mnist", "outputs/model", 1)
+    assert model.tags["run_id"] == result.run_id
+    assert model.tags["hp.batch_size"] == "50" and model.tags["Final test accuracy"] == "0.97"
+    assert model.tags["tensorflow_version"] == "2.21.*"
+    assert result.status == "completed" and result.model_version == "1"
+    assert result.metrics["Accuracy"] == 0.97  # the last epoch's value
+    assert result.url.startswith("https://ml.azure.com/")
+
+
+def test_an_existing_cluster_is_reused_not_created():
+    with FakeAzureML(computes={"gpu-cluster"}) as azure:
+        submit(azure)
+    assert "ComputeTarget.create" not in azure.service_calls
+
+
+@pytest.mark.parametrize("state, words", [("Failed", "failed"), ("Creating", "not ready after 20 minutes")])
+def test_cluster_creation_that_fails_or_times_out_stops_before_submission(state, words):
+    with FakeAzureML(new_compute_state=state) as azure, pytest.raises(SubmissionError, match=words):
+        submit(azure)
+    assert "Experiment.submit" not in azure.service_calls
+
+
+def test_low_priority_and_scale_down_reach_the_provisioning_configuration():
+    with FakeAzureML() as azure:
+        submit(azure, compute=ComputeConfig("cpu-cluster", vm_size="Standard_D2_v3", max_nodes=2,
+                                            idle_seconds_before_scaledown=600, low_priority=True))
+    config = azure.created_computes[0].configuration
+    assert config.vm_priority == "lowpriority" and config.vm_size == "Standard_D2_v3"
+    assert config.scale_settings.idle_seconds_before_scaledown == 600
+
+
+def test_the_dataset_is_registered_once_and_then_reused():
+    with FakeAzureML() as azure:
+        submit(azure)
+        submit(azure)
+    assert azure.service_calls.count("FileDataset.register") == 1
+    assert len(azure.datasets["mnist-dataset"]) == 1
+
+
+def test_changed_sources_register_a_new_dataset_version(monkeypatch):
+    with FakeAzureML() as azure:
+        submit(azure)
+        monkeypatch.setenv("KERASJOB_MNIST_MIRRORS", "https://example.org/mnist/")
+        submit(azure)
+    assert [d.version for d in azure.datasets["mnist-dataset"]] == [1, 2]
+
+
+def test_a_registered_dataset_can_be_named_and_mounted():
+    with FakeAzureML() as azure:
+        submit(azure)
+        submit(azure, data="azureml:mnist-dataset:1", data_mode="mount")
+    assert azure.submissions[1].arguments[1].mode == "mount"
+
+
+def test_an_unknown_registered_dataset_is_a_data_error():
+    with FakeAzureML() as azure, pytest.raises(DataError, match="No dataset 'other'"):
+        submit(azure, data="azureml:other")
+    assert "Experiment.submit" not in azure.service_calls
+
+
+def test_the_environment_is_identical_across_identical_calls():
+    with FakeAzureML() as azure:
+        submit(azure)
+        submit(azure)
+    first, second = (config.run_config.environment for config in azure.submissions)
+    assert first.name == second.name
+    assert first.python.conda_dependencies.serialize_to_string() == second.python.conda_dependencies.serialize_to_string()
+
+
+def test_a_failed_run_raises_with_the_log_tail_and_registers_nothing():
+    lines = ["Epoch 1/20", "Traceback (most recent call last):", "ValueError: boom"]
+    with FakeAzureML(final_status="Failed", log_lines=lines) as azure, pytest.raises(TrainingFailed) as caught:
+        submit(azure)
+    assert caught.value.status == "failed" and caught.value.run_id == "keras-mnist_1"
+    assert "ValueError: boom" in caught.value.log_tail
+    assert azure.registered_models == []
+
+
+def test_ctrl_c_while_waiting_cancels_the_run_and_reraises():
+    with FakeAzureML(statuses=["Running"] * 5) as azure:
+        backend = AzureMLBackend(azure.workspace)
+        run = backend.submit(TrainingJob())
+
+        def interrupt(line):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            run.wait(on_line=interrupt)
+    assert "Run.cancel" in azure.service_calls
+    assert run.status().value == "canceled"
+    assert azure.registered_models == []
+
+
+def test_transient_errors_are_retried_and_others_are_not():
+    import requests
+
+    throttled = requests.HTTPError("429 Too Many Requests")
+    throttled.response = type("Response", (), {"status_code": 429})()
+    with FakeAzureML(failures={"Experiment.submit": [ConnectionResetError("reset"), throttled]}) as azure:
+        submit(azure)
+    assert azure.service_calls.count("Experiment.submit") == 3
+    forbidden = requests.HTTPError("403 Forbidden")
+    forbidden.response = type("Response", (), {"status_code": 403})()
+    with FakeAzureML(failures={"Experiment.submit": [forbidden]}) as azure, pytest.raises(requests.HTTPError):
+        submit(azure)
+    assert azure.service_calls.count("Experiment.submit") == 1
+
+
+def test_wait_false_returns_the_handle_and_registers_nothing():
+    with FakeAzureML() as azure:
+        run = submit(azure, wait=False)
+        assert run.id == "keras-mnist_1"
+    assert azure.registered_models == []
+
+
+def test_download_model_fetches_only_the_model_and_refuses_escapes(tmp_path):
+    files = {"outputs/model/model.keras": b"weights", "outputs/training.png": b"png", "logs/x.txt": b"log"}
+    with FakeAzureML(run_files=files) as azure:
+        result = submit(azure)
+        folder = download_model(result, tmp_path / "model")
+        assert sorted(p.name for p in folder.rglob("*")) == ["model.keras"]
+        azure.run_files["outputs/model/../../../evil.txt"] = b"x"
+        with pytest.raises(DataError, match="outside"):
+            download_model(result, tmp_path / "model2")
+    assert not (tmp_path / "model2").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_timeout_becomes_the_runs_maximum_duration():
+    with FakeAzureML() as azure:
+        submit(azure, timeout=3600)
+    assert azure.submissions[0].run_config.max_run_duration_seconds == 3600
+
+
+def test_distribution_translates_to_tensorflow_and_mpi_configurations():
+    from azureml.core import Dataset
+
+    data = Dataset.File.from_files(path=["https://example.org/a.gz"], validate=False).as_download()
+    job = TrainingJob(distribution=TensorflowDistribution(worker_count=3))
+    config = build_script_run_config(job, data_input=data, compute_target="gpu-cluster", environment=None)
+    run_config = config.run_config
+    assert run_config.framework == "TensorFlow"
+    assert (run_config.tensorflow.worker_count, run_config.tensorflow.parameter_server_count) == (3, 0)
+    assert run_config.node_count == 3
+    job = TrainingJob(distribution=MpiDistribution(node_count=2, process_count_per_node=4))
+    config = build_script_run_config(job, data_input=data, compute_target="gpu-cluster", environment=None)
+    assert config.run_config.communicator == "IntelMpi"
+    assert config.run_config.mpi.process_count_per_node == 4 and config.run_config.node_count == 2
+
+
+def test_the_workspace_comes_from_config_json_or_explicit_ids(workspace_config, monkeypatch):
+    from kerasjob.workspace import load_workspace
+
+    with FakeAzureML() as azure:
+        submit_training(workspace_config=workspace_config, show_output=False)
+        load_workspace(subscription_id="s", resource_group="r", workspace_name="w")
+    assert azure.calls[0] == ("Workspace.from_config", str(workspace_config))
+    assert ("Workspace", "w") in azure.calls
+
+
+def test_service_principal_auth_reads_the_environment(workspace_config, monkeypatch):
+    from azureml.core.authentication import ServicePrincipalAuthentication
+
+    from kerasjob.workspace import authentication
+
+    for name, value in (("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c"), ("AZURE_CLIENT_SECRET", "s")):
+        monkeypatch.setenv(name, value)
+    assert isinstance(authentication("service-principal"), ServicePrincipalAuthentication)

@@ -1,0 +1,168 @@
+"""Every bad input is refused before any side effect: typed error, argument named,
+what was received echoed, and not one Azure call made."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from kerasjob import ComputeConfig, TensorflowDistribution, ValidationError, submit_training
+from kerasjob.testing import FakeAzureML
+
+from conftest import make_tiny_mnist, write_idx
+
+
+def _source_with(tmp_path: Path, files: dict[str, bytes | str]) -> Path:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text("print('hi')\n")
+    for name, content in files.items():
+        target = source / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return source
+
+
+def _conda(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "env.yml"
+    path.write_text(text)
+    return path
+
+
+def _broken_data(tmp_path: Path, fault: str) -> Path:
+    import gzip
+
+    folder = make_tiny_mnist(tmp_path / f"data-{fault}")
+    images = folder / "train-images-idx3-ubyte.gz"
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    if fault == "missing":
+        labels.unlink()
+    elif fault == "truncated":
+        images.write_bytes(gzip.compress(gzip.decompress(images.read_bytes())[:-500]))
+    elif fault == "corrupted":
+        images.write_bytes(images.read_bytes()[:100] + b"\x00garbage" * 50)
+    elif fault == "magic":
+        import numpy as np
+
+        labels.unlink()
+        write_idx(folder / "train-labels-idx1-ubyte", np.zeros(300, dtype="uint8"), magic=0x0803)
+    elif fault == "counts":
+        import numpy as np
+
+        labels.unlink()
+        write_idx(folder / "train-labels-idx1-ubyte", np.zeros(299, dtype="uint8"))
+    return folder
+
+
+NO_TF_CONDA = "dependencies:\n  - python=3.11\n  - pip:\n      - keras==3.*\n"
+GPU_CONDA = "dependencies:\n  - pip:\n      - tensorflow-gpu==2.0.0\n      - keras\n"
+
+# (case id, argument the message must name, builder of submit_training's kwargs, what must be echoed)
+CASES = [
+    ("compute-space", "compute", lambda t: {"compute": "GPU cluster"}, "GPU cluster"),
+    ("compute-too-long", "compute", lambda t: {"compute": "a" * 17}, "a" * 17),
+    ("compute-starts-digit", "compute", lambda t: {"compute": "1gpu"}, "1gpu"),
+    ("compute-ends-dash", "compute", lambda t: {"compute": "gpu-"}, "gpu-"),
+    ("vm-size", "vm_size", lambda t: {"compute": _lazy(lambda: ComputeConfig(vm_size="NC6"))}, "NC6"),
+    ("min-over-max", "min_nodes", lambda t: {"compute": _lazy(lambda: ComputeConfig(min_nodes=5, max_nodes=4))}, "5"),
+    ("max-zero", "max_nodes", lambda t: {"compute": _lazy(lambda: ComputeConfig(max_nodes=0))}, "0"),
+    ("idle-negative", "idle_seconds_before_scaledown",
+     lambda t: {"compute": _lazy(lambda: ComputeConfig(idle_seconds_before_scaledown=-1))}, "-1"),
+    ("experiment-space", "experiment", lambda t: {"experiment": "my experiment"}, "my experiment"),
+    ("experiment-empty", "experiment", lambda t: {"experiment": ""}, "''"),
+    ("model-name-slash", "model_name", lambda t: {"model_name": "keras/mnist"}, "keras/mnist"),
+    ("model-name-leading-dot", "model_name", lambda t: {"model_name": ".hidden"}, ".hidden"),
+    ("model-path-outside", "model_path", lambda t: {"model_path": "../model"}, "../model"),
+    ("dataset-name", "dataset_name", lambda t: {"dataset_name": "mnist data"}, "mnist data"),
+    ("hp-unknown", "hyperparameters", lambda t: {"hyperparameters": {"batchsize": 50}}, "batchsize"),
+    ("hp-list", "hyperparameters['batch_size']", lambda t: {"hyperparameters": {"batch_size": [50]}}, "[50]"),
+    ("hp-nan", "hyperparameters['learning_rate']", lambda t: {"hyperparameters": {"learning_rate": math.nan}}, "nan"),
+    ("hp-zero-lr", "hyperparameters['learning_rate']", lambda t: {"hyperparameters": {"learning_rate": 0.0}}, "0.0"),
+    ("hp-float-batch", "hyperparameters['batch_size']", lambda t: {"hyperparameters": {"batch_size": 50.5}}, "50.5"),
+    ("hp-zero-epochs", "hyperparameters['epochs']", lambda t: {"hyperparameters": {"epochs": 0}}, "0"),
+    ("hp-not-mapping", "hyperparameters", lambda t: {"hyperparameters": [("epochs", 2)]}, "epochs"),
+    ("hp-data-folder", "hyperparameters", lambda t: {"hyperparameters": {"data_folder": "x"}}, "data_folder"),
+    ("timeout-negative", "timeout", lambda t: {"timeout": -5}, "-5"),
+    ("timeout-string", "timeout", lambda t: {"timeout": "1h"}, "1h"),
+    ("data-mode", "data_mode", lambda t: {"data_mode": "stream"}, "stream"),
+    ("data-registered-bad-version", "data", lambda t: {"data": "azureml:mnist:latest"}, "azureml:mnist:latest"),
+    ("data-missing-folder", "data", lambda t: {"data": str(t / "nope")}, "nope"),
+    ("data-missing-file", "data", lambda t: {"data": str(_broken_data(t, "missing"))}, "train-labels-idx1-ubyte"),
+    ("data-truncated", "data", lambda t: {"data": str(_broken_data(t, "truncated"))}, "train-images-idx3-ubyte.gz"),
+    ("data-corrupted", "data", lambda t: {"data": str(_broken_data(t, "corrupted"))}, "train-images-idx3-ubyte.gz"),
+    ("data-wrong-magic", "data", lambda t: {"data": str(_broken_data(t, "magic"))}, "train-labels-idx1-ubyte"),
+    ("data-count-mismatch", "data", lambda t: {"data": str(_broken_data(t, "counts"))}, "299 labels"),
+    ("source-missing", "source_dir", lambda t: {"source_dir": t / "nowhere"}, "nowhere"),
+    ("script-missing", "entry_script", lambda t: {"source_dir": _source_with(t, {}), "entry_script": "main.py"},
+     "main.py"),
+    ("script-outside", "entry_script", lambda t: {"source_dir": _source_with(t, {}), "entry_script": "../train.py"},
+     "../train.py"),
+    ("script-not-python", "entry_script", lambda t: {"source_dir": _source_with(t, {}), "entry_script": "train.sh"},
+     "train.sh"),
+    ("secret-config-json", "source_dir", lambda t: {"source_dir": _source_with(t, {"config.json": "{}"}),
+                                                    "entry_script": "train.py"}, "src"),
+    ("secret-dotenv", "source_dir", lambda t: {"source_dir": _source_with(t, {".env": "KEY=1"}),
+                                               "entry_script": "train.py"}, "src"),
+    ("secret-pem", "source_dir", lambda t: {"source_dir": _source_with(t, {"certs/server.pem": "x"}),
+                                            "entry_script": "train.py"}, "src"),
+    ("secret-azureml-dir", "source_dir", lambda t: {"source_dir": _source_with(t, {".azureml/config.json": "{}"}),
+                                                    "entry_script": "train.py"}, "src"),
+    ("snapshot-too-many-files", "source_dir",
+     lambda t: {"source_dir": _source_with(t, {f"f/{i}.txt": "" for i in range(2001)}), "entry_script": "train.py"},
+     "src"),
+    ("conda-missing", "conda_file", lambda t: {"conda_file": t / "missing.yml"}, "missing.yml"),
+    ("conda-not-yaml", "conda_file", lambda t: {"conda_file": _conda(t, "dependencies: [unclosed")}, "env.yml"),
+    ("conda-no-tensorflow", "conda_file", lambda t: {"conda_file": _conda(t, NO_TF_CONDA)}, "env.yml"),
+    ("conda-tensorflow-gpu", "conda_file", lambda t: {"conda_file": _conda(t, GPU_CONDA)}, "env.yml"),
+    ("base-image", "base_image", lambda t: {"base_image": "not an image"}, "not an image"),
+    ("workers-over-max-nodes", "distribution",
+     lambda t: {"distribution": TensorflowDistribution(worker_count=8)}, "worker_count=8"),
+    ("worker-count-zero", "worker_count", lambda t: {"distribution": _lazy(lambda: TensorflowDistribution(0))}, "0"),
+    ("unknown-field", "epochs", lambda t: {"epochs": 2}, "2"),
+    ("backend-unknown", "backend", lambda t: {"backend": "sagemaker"}, "sagemaker"),
+    ("auth-unknown", "auth", lambda t: {"auth": "password"}, "password"),
+]
+
+
+class _lazy:
+    """Build the argument inside the test, so that its own ValidationError is what is checked."""
+
+    def __init__(self, build):
+        self.build = build
+
+
+@pytest.mark.parametrize("case, argument, build, received", CASES, ids=[case[0] for case in CASES])
+def test_bad_input_is_refused_before_any_azure_call(case, argument, build, received, tmp_path, workspace_config):
+    kwargs = build(tmp_path)
+    with FakeAzureML() as azure, pytest.raises(ValidationError) as caught:
+        kwargs = {name: value.build() if isinstance(value, _lazy) else value for name, value in kwargs.items()}
+        kwargs.setdefault("workspace_config", workspace_config)
+        submit_training(show_output=False, **kwargs)
+    message = str(caught.value)
+    assert caught.value.argument == argument
+    assert f"`{argument}`" in message
+    assert "Received:" in message
+    assert received in message, message
+    assert azure.calls == []
+
+
+def test_the_table_is_at_least_25_cases():
+    assert len(CASES) >= 25
+
+
+def test_secrets_are_accepted_when_the_user_opts_in(tmp_path, workspace_config):
+    source = _source_with(tmp_path, {".env": "KEY=1"})
+    with FakeAzureML() as azure:
+        plan = submit_training(source_dir=source, entry_script="train.py", allow_secrets=True,
+                               workspace_config=workspace_config, dry_run=True)
+    assert ".env" in plan.files
+    assert azure.calls == []
+
+
+def test_missing_workspace_config_is_refused_before_any_call(tmp_path):
+    with FakeAzureML() as azure, pytest.raises(ValidationError) as caught:
+        submit_training(backend="azureml", show_output=False)
+    assert caught.value.argument == "workspace_config"
+    assert azure.calls == []

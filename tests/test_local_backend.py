@@ -1,0 +1,198 @@
+"""The local backend for real: child processes, Keras training on tiny data, an MLflow store."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from kerasjob import SubmissionError, TrainingFailed, TrainingJob, download_model, submit_training
+from kerasjob.backends.local import LocalBackend, LocalRun
+from kerasjob.tracking import client
+
+pytestmark = pytest.mark.slow
+
+FAST = {"epochs": 2, "batch_size": 32, "first_layer_neurons": 32, "second_layer_neurons": 16}
+
+
+def _script(tmp_path: Path, body: str) -> Path:
+    source = tmp_path / "script-src"
+    source.mkdir(exist_ok=True)
+    (source / "train.py").write_text(body)
+    return source
+
+
+def _no_process_left(*pids: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_local_run_trains_tracks_registers_and_loads(tiny_mnist, tmp_path):
+    lines = []
+    first = submit_training(data=tiny_mnist, hyperparameters=FAST, show_output=False)
+    assert first.status == "completed" and first.backend == "local"
+    assert first.model_version == "1"
+    second = submit_training(data=tiny_mnist, hyperparameters=FAST, show_output=False)
+    assert second.model_version == "2" and second.run_id != first.run_id
+
+    mlflow_client = client()
+    run = mlflow_client.get_run(first.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["batch_size"] == "32" and run.data.params["epochs"] == "2"
+    assert run.data.tags["kerasjob.backend"] == "local" and len(run.data.tags["kerasjob.source_sha256"]) == 64
+    assert [m.step for m in mlflow_client.get_metric_history(first.run_id, "Accuracy")] == [0, 1]
+    assert len(mlflow_client.get_metric_history(first.run_id, "Loss")) == 2
+    assert 0.0 <= first.metrics["Final test accuracy"] <= 1.0
+    artifacts = {a.path for a in mlflow_client.list_artifacts(first.run_id, "outputs")}
+    assert "outputs/model" in artifacts and "outputs/training.png" in artifacts
+    assert {a.path for a in mlflow_client.list_artifacts(first.run_id, "logs")} == {"logs/driver_log.txt"}
+
+    version = mlflow_client.get_model_version("keras-mnist", "1")
+    assert version.run_id == first.run_id
+    assert version.tags["run_id"] == first.run_id and "Final test accuracy" in version.tags
+
+    run_dir = Path(first.run.run_dir)
+    assert (run_dir / "keras_mnist.py").is_file() and (run_dir / "outputs" / "model" / "model.keras").is_file()
+    assert "Final test accuracy" in (run_dir / "logs" / "driver_log.txt").read_text()
+
+    folder = download_model(first, tmp_path / "model")
+    import keras
+    import numpy as np
+
+    model = keras.saving.load_model(folder / "model.keras")
+    predictions = model.predict(np.zeros((3, 784), dtype="float32"), verbose=0)
+    assert predictions.shape == (3, 10)
+    assert np.allclose(predictions.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_output_is_streamed_line_by_line(tiny_mnist):
+    lines = []
+    run = LocalBackend().submit(TrainingJob(data=tiny_mnist, hyperparameters=FAST))
+    assert run.wait(on_line=lines.append).value == "completed"
+    assert any(line.startswith("Epoch 2/2") for line in lines)
+    assert any(line.startswith("Final test accuracy") for line in lines)
+
+
+def test_a_script_that_raises_fails_with_its_log_tail_and_registers_nothing(tiny_mnist, tmp_path):
+    source = _script(tmp_path, "print('starting')\nraise RuntimeError('broken script')\n")
+    with pytest.raises(TrainingFailed) as caught:
+        submit_training(source_dir=source, entry_script="train.py", data=tiny_mnist, show_output=False)
+    assert caught.value.status == "failed"
+    assert "RuntimeError: broken script" in caught.value.log_tail
+    mlflow_client = client()
+    assert mlflow_client.get_run(caught.value.run_id).info.status == "FAILED"
+    assert mlflow_client.search_model_versions("name = 'keras-mnist'") == []
+
+
+SLEEPER = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print("grandchild", child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _wait_for_line(run: LocalRun, prefix: str) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in run.log_tail(50).splitlines():
+            if line.startswith(prefix):
+                return line
+        time.sleep(0.1)
+    raise AssertionError(f"no line starting with {prefix!r}: {run.log_tail()}")
+
+
+def test_cancel_kills_the_whole_process_group_and_marks_the_run_killed(tiny_mnist, tmp_path):
+    source = _script(tmp_path, SLEEPER)
+    run = LocalBackend(grace_seconds=1).submit(TrainingJob(source_dir=source, entry_script="train.py", data=tiny_mnist))
+    grandchild = int(_wait_for_line(run, "grandchild").split()[1])
+    state = run._state()
+    run.cancel()
+    assert run.status().value == "canceled"
+    assert _no_process_left(state["child_pid"], grandchild, state["supervisor_pid"])
+    assert client().get_run(run.id).info.status == "KILLED"
+
+
+def test_ctrl_c_while_waiting_cancels_the_run(tiny_mnist, tmp_path):
+    source = _script(tmp_path, SLEEPER)
+    run = LocalBackend(grace_seconds=1).submit(TrainingJob(source_dir=source, entry_script="train.py", data=tiny_mnist))
+
+    def interrupt(line):
+        if line.startswith("grandchild"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run.wait(on_line=interrupt)
+    assert run.status().value == "canceled"
+    assert _no_process_left(run._state()["child_pid"])
+
+
+def test_a_timeout_cancels_and_raises_training_failed(tiny_mnist, tmp_path):
+    source = _script(tmp_path, "import time\nprint('sleeping', flush=True)\ntime.sleep(600)\n")
+    started = time.monotonic()
+    with pytest.raises(TrainingFailed, match="Timed out after 2 s") as caught:
+        submit_training(source_dir=source, entry_script="train.py", data=tiny_mnist, timeout=2, show_output=False)
+    assert time.monotonic() - started < 60
+    assert caught.value.status == "canceled"
+    assert client().get_run(caught.value.run_id).info.status == "KILLED"
+
+
+def test_two_submits_at_once_give_two_runs_and_two_versions(tiny_mnist):
+    results, errors = [], []
+
+    def one():
+        try:
+            results.append(submit_training(data=tiny_mnist, hyperparameters={**FAST, "epochs": 1}, show_output=False))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({r.run_id for r in results}) == 2
+    assert sorted(r.model_version for r in results) == ["1", "2"]
+
+
+def test_a_run_folder_that_cannot_be_written_is_refused_before_any_run(tiny_mnist, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the home should be")
+    monkeypatch.setenv("KERASJOB_HOME", str(blocker))
+    with pytest.raises(SubmissionError, match="cannot be written"):
+        submit_training(data=tiny_mnist, show_output=False)
+
+
+def test_a_tracking_store_that_cannot_be_written_is_refused(tiny_mnist, tmp_path, monkeypatch):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/store/mlflow.db")
+    with pytest.raises(SubmissionError, match="MLflow store"):
+        submit_training(data=tiny_mnist, show_output=False)
+    assert not (Path(os.environ["KERASJOB_HOME"]) / "runs").exists() or not any(
+        (Path(os.environ["KERASJOB_HOME"]) / "runs").iterdir())
+
+
+def test_the_users_tracking_uri_is_respected(tiny_mnist, tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mine.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    result = submit_training(data=tiny_mnist, hyperparameters=FAST, show_output=False)
+    assert result.url == uri
+    assert client(uri).get_run(result.run_id).info.status == "FINISHED"
+
+
+def test_registered_azure_datasets_are_refused_locally(tiny_mnist):
+    from kerasjob import ValidationError
+
+    with pytest.raises(ValidationError, match="local backend"):
+        submit_training(data="azureml:mnist-dataset", show_output=False)
