@@ -1,0 +1,37 @@
+"""Train the seed's Keras MNIST job with kerasjob, locally or on Azure ML.
+
+    python examples/submit_mnist.py --data-folder ../shared/data/mnist --epochs 2
+    python examples/submit_mnist.py --workspace-config config.json          # on Azure ML
+"""
+
+import argparse
+import logging
+
+from kerasjob import TrainingFailed, ValidationError, download_model, submit_training
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-folder", help="the four MNIST files (default: download them)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--workspace-config", help="Azure ML config.json; without it the job runs locally")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    try:
+        result = submit_training(data=args.data_folder, hyperparameters={"epochs": args.epochs},
+                                 workspace_config=args.workspace_config)
+    except ValidationError as error:
+        print(error)
+        return 2
+    except TrainingFailed as failure:
+        print(failure)
+        return 1
+    print(f"Final test accuracy {result.metrics['Final test accuracy']:.4f}; "
+          f"model {result.model_name} v{result.model_version}; {result.url}")
+    print("Model downloaded to", download_model(result, f"./model-v{result.model_version}"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
