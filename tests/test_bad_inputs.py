@@ -11,7 +11,7 @@ import pytest
 from kerasjob import ComputeConfig, TensorflowDistribution, ValidationError, submit_training
 from kerasjob.testing import FakeAzureML
 
-from conftest import make_tiny_mnist, write_idx
+from mnist_files import make_tiny_mnist, write_idx
 
 
 def _source_with(tmp_path: Path, files: dict[str, bytes | str]) -> Path:

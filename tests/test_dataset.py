@@ -11,7 +11,7 @@ from kerasjob.dataset import MNIST_SHA256, download_mnist, mnist_urls
 from kerasjob.errors import DataError
 from kerasjob.training.mnist_data import MnistFormatError, check_mnist_files, find_mnist_files, load_mnist
 
-from conftest import make_tiny_mnist
+from mnist_files import make_tiny_mnist
 
 
 def test_download_tries_the_next_mirror_and_verifies_content(shared_mnist, tmp_path, monkeypatch):
