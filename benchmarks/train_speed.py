@@ -7,7 +7,10 @@
 (b) kerasjob: ``keras_mnist.py``'s own model and data pipeline (float32, sparse
     labels, tf.data with cache and prefetch, 100 steps per call, XLA).
 Same model (784-300-100-10), optimizer (RMSprop), learning rate, batch size,
-epochs and per-epoch evaluation on the test set. Runs alternate in one process.
+epochs and per-epoch evaluation on the test set. One benchmark run alternates
+the two methods; each repetition trains in a fresh interpreter (so neither
+inherits the other's thread pools, caches or memory) and times ``model.fit``
+only, not the imports.
 
 GFLOP/s counts the dense layers' multiply-adds as 2 FLOPs each, for the forward
 pass and twice that for the backward pass (3x forward in all), over the
@@ -19,7 +22,9 @@ units) unless --peak-gflops is given; the clock is read from /proc/cpuinfo.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import statistics
 import sys
 import time
@@ -77,6 +82,19 @@ def kerasjob_script(keras, tf, data, args) -> tuple[float, float]:
     return seconds, float(model.evaluate(test, verbose=0)[1])
 
 
+def one_arm(args) -> int:
+    """Trains one method in this interpreter and prints its outcome as JSON."""
+    import keras
+    import tensorflow as tf
+
+    data = load_mnist(args.data_folder)
+    seconds, accuracy = classic(keras, data, args) if args.arm == "classic" else kerasjob_script(keras, tf, data, args)
+    devices = ", ".join(d.device_type for d in tf.config.list_physical_devices())
+    print(json.dumps({"seconds": seconds, "accuracy": accuracy, "devices": devices, "train": len(data[0]),
+                      "test": len(data[2])}))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-folder", default=str(ROOT.parent / "shared" / "data" / "mnist"))
@@ -87,31 +105,31 @@ def main() -> int:
     parser.add_argument("--second", type=int, default=100)
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--peak-gflops", type=float, default=None)
+    parser.add_argument("--arm", choices=("classic", "kerasjob"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.arm:
+        return one_arm(args)
 
-    import keras
-    import tensorflow as tf
-
-    data = load_mnist(args.data_folder)
     results: dict[str, list[tuple[float, float]]] = {"classic": [], "kerasjob": []}
     for repeat in range(args.repeats):
         for name in ("classic", "kerasjob"):  # alternate, so drift hits both alike
-            keras.backend.clear_session()
-            outcome = classic(keras, data, args) if name == "classic" else kerasjob_script(keras, tf, data, args)
-            results[name].append(outcome)
-            print(f"repeat {repeat + 1} {name:<9} {outcome[0]:7.2f} s  accuracy {outcome[1]:.4f}", flush=True)
+            done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--arm", name],
+                                  capture_output=True, text=True, check=True)
+            outcome = json.loads(done.stdout.strip().splitlines()[-1])
+            results[name].append((outcome["seconds"], outcome["accuracy"]))
+            print(f"repeat {repeat + 1} {name:<9} {outcome['seconds']:7.2f} s  accuracy {outcome['accuracy']:.4f}",
+                  flush=True)
 
-    flops = flops_per_epoch(len(data[0]), len(data[2]), args.first, args.second) * args.epochs
+    flops = flops_per_epoch(outcome["train"], outcome["test"], args.first, args.second) * args.epochs
     peak = args.peak_gflops or peak_gflops()
-    devices = ", ".join(d.device_type for d in tf.config.list_physical_devices())
-    print(f"\n{args.epochs} epochs, batch {args.batch_size}, {args.repeats} repeats, devices: {devices}")
+    print(f"\n{args.epochs} epochs, batch {args.batch_size}, {args.repeats} repeats, devices: {outcome['devices']}")
     print(f"{'method':<10} {'median s':>9} {'samples/s':>10} {'accuracy':>9} {'GFLOP/s':>8}")
     medians = {}
     for name, outcomes in results.items():
         seconds = statistics.median(s for s, _ in outcomes)
         accuracy = statistics.median(a for _, a in outcomes)
         medians[name] = seconds
-        print(f"{name:<10} {seconds:9.2f} {len(data[0]) * args.epochs / seconds:10.0f} {accuracy:9.4f} "
+        print(f"{name:<10} {seconds:9.2f} {outcome['train'] * args.epochs / seconds:10.0f} {accuracy:9.4f} "
               f"{flops / seconds / 1e9:8.1f}")
     print(f"speed-up kerasjob / classic: {medians['classic'] / medians['kerasjob']:.2f}x")
     if peak:

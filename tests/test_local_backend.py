@@ -194,3 +194,48 @@ def test_registered_azure_datasets_are_refused_locally(tiny_mnist):
 
     with pytest.raises(ValidationError, match="local backend"):
         submit_training(data="azureml:mnist-dataset", show_output=False)
+
+
+USER_MLFLOW_SCRIPT = """
+import os, mlflow
+print("run id", os.environ["MLFLOW_RUN_ID"], flush=True)
+with mlflow.start_run():
+    mlflow.log_metric("Accuracy", 0.5, step=0)
+"""
+
+
+def test_a_users_script_gets_its_mlflow_run_before_it_starts(tiny_mnist, tmp_path):
+    source = _script(tmp_path, USER_MLFLOW_SCRIPT)
+    run = LocalBackend().submit(TrainingJob(source_dir=source, entry_script="train.py", data=tiny_mnist))
+    assert run.wait().value == "completed"
+    assert f"run id {run.id}" in run.log_tail()
+    assert client().get_run(run.id).data.metrics == {"Accuracy": 0.5}
+
+
+def test_kerasjobs_script_reports_through_the_supervisor_and_never_imports_mlflow(tiny_mnist):
+    result = submit_training(data=tiny_mnist, hyperparameters=FAST, show_output=False)
+    history = client().get_metric_history(result.run_id, "Accuracy")
+    assert [m.step for m in history] == [0, 1]
+    assert "MLFLOW_RUN_ID" not in LocalRun.from_id(result.run_id)._launch["env"]
+    assert "Accuracy" in (Path(result.run.run_dir) / "logs" / "metrics.jsonl").read_text()
+
+
+def test_a_store_failure_after_the_script_started_stops_it_and_leaves_nothing(tiny_mnist, monkeypatch):
+    started = []
+    real_start = LocalBackend._start
+
+    def start(self, *args):
+        started.append(real_start(self, *args))
+        return started[-1]
+
+    def broken_store(self, job, uri):
+        raise SubmissionError("Could not create the run in the MLflow store: disk full")
+
+    monkeypatch.setattr(LocalBackend, "_start", start)
+    monkeypatch.setattr(LocalBackend, "_create_mlflow_run", broken_store)
+    with pytest.raises(SubmissionError, match="disk full"):
+        LocalBackend(grace_seconds=1).submit(TrainingJob(data=tiny_mnist, hyperparameters=FAST))
+    assert started and started[0].poll() is not None
+    runs = Path(os.environ["KERASJOB_HOME"]) / "runs"
+    assert list(runs.iterdir()) == []
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(runs) in " ".join(p.info["cmdline"] or [])]

@@ -3,8 +3,10 @@
 No cloud, no Docker, no credentials. Each run gets a fresh directory holding a
 copy of the source directory with ``outputs/`` and ``logs/`` beside it, as in an
 Azure ML run; a detached supervisor (``local_supervisor``) runs the script as a
-child process and records the outcome. The MLflow run is created first and
-handed to the script through ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID``.
+child process and records the outcome in MLflow. A script of the user's gets
+its MLflow run through ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID``;
+kerasjob's own script starts at once and reports its metrics through the
+supervisor, which logs them to the run live.
 
 Example:
     >>> from kerasjob import TrainingJob
@@ -24,16 +26,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 from .. import __version__, tracking
 from ..dataset import default_cache_dir, download_mnist
+from .._sdk import require_training_stack
 from ..errors import SubmissionError, ValidationError
 from ..job import TensorflowDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
 from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, safe_destination
-from .local_supervisor import DRIVER_LOG, LAUNCH_FILE, STATE_FILE, write_json_atomically
+from .local_supervisor import (DRIVER_LOG, LAUNCH_FILE, METRICS_ENV, METRICS_FILE, RUN_ID_FILE, STATE_FILE,
+                               write_json_atomically)
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +90,57 @@ class LocalBackend(Backend):
 
     def submit(self, job: TrainingJob) -> "LocalRun":
         self.check(job)
+        require_training_stack()
         data_folder = job.local_data_folder or download_mnist()
         uri = tracking.tracking_uri()
         root = runs_root()
         _ensure_writable(root)
         tracking.ensure_store_writable(uri)
+
+        # The script starts before the MLflow run exists: creating it costs ~2 s of imports, which
+        # overlap with the script's own TensorFlow import. kerasjob's script reports its metrics
+        # to the supervisor (KERASJOB_METRICS_FILE), so it never needs the run id; any other
+        # script gets MLFLOW_RUN_ID, so for it the supervisor waits for the run before starting it.
+        run_dir = root / uuid.uuid4().hex
+        try:
+            supervisor = self._start(job, run_dir, data_folder, uri)
+        except OSError as exc:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise SubmissionError(f"Could not start the local run in {run_dir}: {exc}") from exc
+        try:
+            run_id = self._create_mlflow_run(job, uri)
+            write_json_atomically(run_dir / RUN_ID_FILE, {"run_id": run_id})
+            (root / run_id).symlink_to(run_dir.name)
+        except BaseException:
+            _stop(supervisor)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        logger.info("Started local run %s in %s", run_id, run_dir)
+        return LocalRun(root / run_id, uri, supervisor)
+
+    def _start(self, job: TrainingJob, run_dir: Path, data_folder: Path, uri: str) -> subprocess.Popen:
+        run_dir.mkdir(parents=True)
+        copy_snapshot(scan_snapshot(job.source_dir), run_dir)
+        (run_dir / "outputs").mkdir(exist_ok=True)
+        (run_dir / "logs").mkdir(exist_ok=True)
+        argv = [self.python, "-u", job.entry_script, *map(str, job.script_arguments(data_folder.absolute()))]
+        env = {"MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1",
+               "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        if job.uses_packaged_script:
+            env[METRICS_ENV] = str((run_dir / METRICS_FILE).absolute())
+        write_json_atomically(run_dir / LAUNCH_FILE, {
+            "argv": argv, "env": env, "tracking_uri": uri, "needs_run_id": not job.uses_packaged_script,
+            "timeout": job.timeout, "grace_seconds": self.grace_seconds,
+        })
+        with open(run_dir / "logs" / "supervisor.log", "wb") as supervisor_log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "kerasjob.backends.local_supervisor", str(run_dir)],
+                stdout=supervisor_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env={**os.environ, "PYTHONPATH": _package_parent()},
+            )
+
+    def _create_mlflow_run(self, job: TrainingJob, uri: str) -> str:
+        from mlflow.entities import Param
 
         client = tracking.client(uri)
         try:
@@ -99,36 +150,21 @@ class LocalBackend(Backend):
                     "kerasjob.version": __version__, "kerasjob.backend": self.name,
                     "kerasjob.source_sha256": source_hash(job), "mlflow.source.name": job.entry_script,
                 })
-        except Exception as exc:  # noqa: BLE001 - any store failure means nothing was started
+                client.log_batch(run.info.run_id, params=[
+                    Param(name, str(value)) for name, value in job.hyperparameters.items()])
+        except Exception as exc:  # noqa: BLE001 - any store failure means the run is stopped and removed
             raise SubmissionError(f"Could not create the run in the MLflow store {uri}: {exc}") from exc
-        run_id = run.info.run_id
-        for name, value in job.hyperparameters.items():
-            client.log_param(run_id, name, value)
+        return run.info.run_id
 
-        run_dir = root / run_id
-        try:
-            run_dir.mkdir(parents=True)
-            copy_snapshot(scan_snapshot(job.source_dir), run_dir)
-            (run_dir / "outputs").mkdir(exist_ok=True)
-            (run_dir / "logs").mkdir(exist_ok=True)
-            argv = [self.python, "-u", job.entry_script, *map(str, job.script_arguments(data_folder.absolute()))]
-            env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_RUN_ID": run_id, "MLFLOW_EXPERIMENT_ID": experiment_id,
-                   "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-            write_json_atomically(run_dir / LAUNCH_FILE, {
-                "argv": argv, "env": env, "tracking_uri": uri, "run_id": run_id,
-                "timeout": job.timeout, "grace_seconds": self.grace_seconds,
-            })
-            with open(run_dir / "logs" / "supervisor.log", "wb") as supervisor_log:
-                supervisor = subprocess.Popen(
-                    [sys.executable, "-m", "kerasjob.backends.local_supervisor", str(run_dir)],
-                    stdout=supervisor_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True, env={**os.environ, "PYTHONPATH": _package_parent()},
-                )
-        except OSError as exc:
-            client.set_terminated(run_id, "FAILED")
-            raise SubmissionError(f"Could not start the local run in {run_dir}: {exc}") from exc
-        logger.info("Started local run %s in %s", run_id, run_dir)
-        return LocalRun(run_dir, uri, supervisor)
+
+def _stop(supervisor: subprocess.Popen) -> None:
+    """Stops a run whose submission failed half-way: the supervisor cancels its script, then exits."""
+    supervisor.terminate()
+    try:
+        supervisor.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        supervisor.kill()
+        supervisor.wait()
 
 
 def _package_parent() -> str:

@@ -8,6 +8,12 @@ MLflow run's status (FINISHED, FAILED or KILLED) with the driver log and
 ``outputs/`` as artifacts. SIGTERM cancels: SIGTERM to the child's group, then
 SIGKILL after a grace period. Because the supervisor outlives its caller, a run
 submitted with ``wait=False`` is still finished and recorded properly.
+
+The caller creates the MLflow run while the script starts and writes its id to
+``run_id.json``. A script that reads ``MLFLOW_RUN_ID`` is started only once that
+file exists; kerasjob's own script starts at once and appends its metrics as
+JSON lines to ``$KERASJOB_METRICS_FILE``, which the supervisor logs to the run
+as they come (so the script never imports MLflow on this machine).
 """
 
 from __future__ import annotations
@@ -23,14 +29,80 @@ from pathlib import Path
 
 LAUNCH_FILE = "launch.json"
 STATE_FILE = "state.json"
+RUN_ID_FILE = "run_id.json"
 DRIVER_LOG = "logs/driver_log.txt"
+METRICS_FILE = "logs/metrics.jsonl"
+METRICS_ENV = "KERASJOB_METRICS_FILE"
 MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "canceled": "KILLED"}
+RUN_ID_WAIT_SECONDS = 120.0  # the caller writes run_id.json a few seconds after starting us
+FORWARD_INTERVAL_SECONDS = 0.5
 
 
 def write_json_atomically(path: Path, document: dict) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, indent=1))
     os.replace(temporary, path)
+
+
+def read_metrics_lines(path: Path, position: int) -> tuple[list[dict], int]:
+    """The complete JSON lines appended to ``path`` since ``position``, and the new position."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(position)
+            chunk = stream.read()
+    except FileNotFoundError:
+        return [], position
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    records = [json.loads(line) for line in complete.splitlines() if line.strip()]
+    return records, position + len(complete)
+
+
+class MetricsForwarder(threading.Thread):
+    """Waits for the MLflow run, then logs the script's metric lines to it until told to stop."""
+
+    def __init__(self, run_dir: Path, tracking_uri: str, metrics_path: Path | None):
+        super().__init__(daemon=True)
+        self.run_dir = run_dir
+        self.tracking_uri = tracking_uri
+        self.metrics_path = metrics_path
+        self.stop = threading.Event()
+        self.client = None
+        self.run_id: str | None = None
+        self.error: BaseException | None = None
+        self._position = 0
+
+    def run(self) -> None:
+        try:
+            while True:
+                last_pass = self.stop.is_set()
+                self.run_id = self.run_id or read_run_id(self.run_dir)
+                if self.run_id and self.client is None:
+                    from mlflow.tracking import MlflowClient
+
+                    self.client = MlflowClient(tracking_uri=self.tracking_uri)
+                if self.client is not None and self.metrics_path is not None:
+                    self._forward()
+                if last_pass:
+                    return
+                self.stop.wait(FORWARD_INTERVAL_SECONDS)
+        except BaseException as exc:  # noqa: BLE001 - reported by the supervisor with the outcome
+            self.error = exc
+
+    def _forward(self) -> None:
+        from mlflow.entities import Metric
+
+        records, self._position = read_metrics_lines(self.metrics_path, self._position)
+        metrics = [Metric(key, float(value), record.get("timestamp", int(time.time() * 1000)), record.get("step") or 0)
+                   for record in records for key, value in record["metrics"].items()]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+
+
+def read_run_id(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / RUN_ID_FILE).read_text())["run_id"]
+    except FileNotFoundError:
+        return None
 
 
 class Supervisor:
@@ -59,15 +131,30 @@ class Supervisor:
         except ProcessLookupError:
             pass
 
+    def _wait_for_run_id(self) -> str | None:
+        """The MLflow run id, once the caller has written it; None when canceled or given up."""
+        deadline = time.monotonic() + RUN_ID_WAIT_SECONDS
+        while not self.cancel_reason and time.monotonic() < deadline:
+            run_id = read_run_id(self.run_dir)
+            if run_id:
+                return run_id
+            time.sleep(0.05)
+        return read_run_id(self.run_dir)
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.request_cancel("canceled"))
         signal.signal(signal.SIGINT, lambda *_: self.request_cancel("canceled"))
-        # Import MLflow while the child trains, so recording the outcome is quick.
-        preload = threading.Thread(target=lambda: __import__("mlflow"), daemon=True)
-        preload.start()
-        log_path = self.run_dir / DRIVER_LOG
         env = {**os.environ, **self.launch["env"]}
-        with open(log_path, "a", encoding="utf-8", buffering=1) as log:
+        if self.launch.get("needs_run_id"):
+            run_id = self._wait_for_run_id()
+            if run_id is None:
+                return self._finish("canceled" if self.cancel_reason else "failed", None,
+                                    self.cancel_reason or "the MLflow run was never created")
+            env["MLFLOW_RUN_ID"] = run_id
+        metrics_path = Path(env[METRICS_ENV]) if env.get(METRICS_ENV) else None
+        forwarder = MetricsForwarder(self.run_dir, self.launch["tracking_uri"], metrics_path)
+        forwarder.start()
+        with open(self.run_dir / DRIVER_LOG, "a", encoding="utf-8", buffering=1) as log:
             self.child = subprocess.Popen(
                 self.launch["argv"], cwd=self.run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
@@ -92,17 +179,22 @@ class Supervisor:
             status = "canceled"
         else:
             status = "completed" if returncode == 0 else "failed"
-        preload.join()
-        self._record_in_mlflow(status)
-        self.state.update(status=status, returncode=returncode, reason=self.cancel_reason, ended=time.time())
+        if forwarder.run_id is None and not self.cancel_reason:
+            forwarder.run_id = self._wait_for_run_id()
+        forwarder.stop.set()
+        forwarder.join()
+        if forwarder.client is not None:
+            self._record_in_mlflow(forwarder.client, forwarder.run_id, status)
+        if forwarder.error is not None:
+            raise forwarder.error
+        return self._finish(status, returncode, self.cancel_reason)
+
+    def _finish(self, status: str, returncode: int | None, reason: str) -> int:
+        self.state.update(status=status, returncode=returncode, reason=reason, ended=time.time())
         write_json_atomically(self.run_dir / STATE_FILE, self.state)
         return 0
 
-    def _record_in_mlflow(self, status: str) -> None:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=self.launch["tracking_uri"])
-        run_id = self.launch["run_id"]
+    def _record_in_mlflow(self, client, run_id: str, status: str) -> None:
         try:
             client.log_artifact(run_id, str(self.run_dir / DRIVER_LOG), artifact_path="logs")
             outputs = self.run_dir / "outputs"
