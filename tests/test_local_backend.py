@@ -116,7 +116,7 @@ def test_cancel_kills_the_whole_process_group_and_marks_the_run_killed(tiny_mnis
     state = run._state()
     run.cancel()
     assert run.status().value == "canceled"
-    assert _no_process_left(state["child_pid"], grandchild, state["supervisor_pid"])
+    assert _no_process_left(*state["child_pids"], grandchild, state["supervisor_pid"])
     assert client().get_run(run.id).info.status == "KILLED"
 
 
@@ -131,7 +131,7 @@ def test_ctrl_c_while_waiting_cancels_the_run(tiny_mnist, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run.wait(on_line=interrupt)
     assert run.status().value == "canceled"
-    assert _no_process_left(run._state()["child_pid"])
+    assert _no_process_left(*run._state()["child_pids"])
 
 
 def test_a_timeout_cancels_and_raises_training_failed(tiny_mnist, tmp_path):

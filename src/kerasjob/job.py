@@ -175,6 +175,19 @@ class TrainingJob:
         return self.source_dir.resolve() == DEFAULT_SOURCE_DIR.resolve() and self.entry_script == DEFAULT_ENTRY_SCRIPT
 
     @property
+    def worker_count(self) -> int:
+        """How many training processes the job runs (1 without a distribution).
+
+            >>> TrainingJob(distribution=TensorflowDistribution(worker_count=2)).worker_count
+            2
+        """
+        if isinstance(self.distribution, TensorflowDistribution):
+            return self.distribution.worker_count
+        if isinstance(self.distribution, MpiDistribution):
+            return self.distribution.node_count * self.distribution.process_count_per_node
+        return 1
+
+    @property
     def compute_config(self) -> ComputeConfig:
         return self.compute  # normalised to a ComputeConfig in __post_init__
 

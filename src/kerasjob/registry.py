@@ -66,7 +66,7 @@ def download_registered_model(name: str, version: str | None, destination: str |
     if not versions:
         raise ValidationError("name", "the name of a registered model", name)
     chosen = max(versions, key=lambda v: int(v.version)) if version is None else next(
-        (v for v in versions if v.version == str(version)), None)
+        (v for v in versions if str(v.version) == str(version)), None)
     if chosen is None:
         raise ValidationError("version", f"one of {sorted(int(v.version) for v in versions)}", version)
     run = LocalRun.from_id(chosen.run_id)

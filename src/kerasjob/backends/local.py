@@ -34,7 +34,7 @@ from .. import __version__, tracking
 from ..dataset import default_cache_dir, download_mnist
 from .._sdk import require_training_stack
 from ..errors import SubmissionError, ValidationError
-from ..job import TensorflowDistribution, TrainingJob
+from ..job import MpiDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
 from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, safe_destination
 from .local_supervisor import (DRIVER_LOG, LAUNCH_FILE, METRICS_ENV, METRICS_FILE, RUN_ID_FILE, STATE_FILE,
@@ -77,11 +77,10 @@ class LocalBackend(Backend):
         if job.registered_dataset:
             raise ValidationError("data", "a local folder, or None for MNIST, on the local backend", job.data,
                                   hint="Registered Azure datasets are only reachable from backend='azureml'.")
-        distribution = job.distribution
-        if distribution is not None and not (isinstance(distribution, TensorflowDistribution)
-                                             and distribution.worker_count == 1):
-            raise ValidationError("distribution", "None on the local backend (multi-worker rehearsal is not built yet)",
-                                  distribution)
+        if isinstance(job.distribution, MpiDistribution):
+            raise ValidationError("distribution", "None or TensorflowDistribution(worker_count=N) on the local backend",
+                                  job.distribution, hint="MPI jobs run on Azure ML; rehearse multi-worker training "
+                                  "locally with TensorflowDistribution(worker_count=N).")
 
     def describe_data(self, job: TrainingJob) -> str:
         if job.local_data_folder:
@@ -123,14 +122,15 @@ class LocalBackend(Backend):
         copy_snapshot(scan_snapshot(job.source_dir), run_dir)
         (run_dir / "outputs").mkdir(exist_ok=True)
         (run_dir / "logs").mkdir(exist_ok=True)
-        argv = [self.python, "-u", job.entry_script, *map(str, job.script_arguments(data_folder.absolute()))]
+        script = str((run_dir / job.entry_script).absolute())  # absolute: each extra worker runs in its own folder
+        argv = [self.python, "-u", script, *map(str, job.script_arguments(data_folder.absolute()))]
         env = {"MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1",
                "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         if job.uses_packaged_script:
             env[METRICS_ENV] = str((run_dir / METRICS_FILE).absolute())
         write_json_atomically(run_dir / LAUNCH_FILE, {
             "argv": argv, "env": env, "tracking_uri": uri, "needs_run_id": not job.uses_packaged_script,
-            "timeout": job.timeout, "grace_seconds": self.grace_seconds,
+            "timeout": job.timeout, "grace_seconds": self.grace_seconds, "workers": job.worker_count,
         })
         with open(run_dir / "logs" / "supervisor.log", "wb") as supervisor_log:
             return subprocess.Popen(
@@ -210,6 +210,11 @@ class LocalRun(JobRun):
     @property
     def url(self) -> str:
         return self.tracking_uri
+
+    @property
+    def workers(self) -> int:
+        """How many worker processes this run started."""
+        return int(self._launch.get("workers", 1))
 
     def _state(self) -> dict:
         try:

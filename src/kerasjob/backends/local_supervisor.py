@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +43,13 @@ def write_json_atomically(path: Path, document: dict) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, indent=1))
     os.replace(temporary, path)
+
+
+def copy_lines(stream, log, prefix: str, lock: threading.Lock) -> None:
+    """Copies a worker's output into the driver log line by line, each line prefixed with its worker."""
+    for line in stream:
+        with lock:
+            log.write(prefix + line)
 
 
 def read_metrics_lines(path: Path, position: int) -> tuple[list[dict], int]:
@@ -105,31 +113,62 @@ def read_run_id(run_dir: Path) -> str | None:
         return None
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` TCP ports free on loopback right now (the OS picks them)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for each in sockets:
+            each.bind(("127.0.0.1", 0))
+        return [each.getsockname()[1] for each in sockets]
+    finally:
+        for each in sockets:
+            each.close()
+
+
+def worker_environments(env: dict[str, str], workers: int) -> list[dict[str, str]]:
+    """One environment per worker; several workers get a ``TF_CONFIG`` naming them all on loopback."""
+    if workers == 1:
+        return [env]
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(workers)]
+    return [{**env, "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
+                                              "task": {"type": "worker", "index": index}})}
+            for index in range(workers)]
+
+
 class Supervisor:
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
         self.launch = json.loads((run_dir / LAUNCH_FILE).read_text())
-        self.state = {"status": "running", "supervisor_pid": os.getpid(), "child_pid": None,
+        self.workers = int(self.launch.get("workers", 1))
+        self.state = {"status": "running", "supervisor_pid": os.getpid(), "child_pids": [], "workers": self.workers,
                       "returncode": None, "reason": "", "started": time.time(), "ended": None}
         self.cancel_reason = ""
-        self.child: subprocess.Popen | None = None
+        self.failure = ""
+        self.children: list[subprocess.Popen] = []
         self._killer: threading.Timer | None = None
 
     def request_cancel(self, reason: str) -> None:
-        if self.cancel_reason or self.child is None:
+        if self.cancel_reason or not self.children:
             self.cancel_reason = self.cancel_reason or reason
             return
         self.cancel_reason = reason
-        self._signal_group(signal.SIGTERM)
-        self._killer = threading.Timer(self.launch.get("grace_seconds", 5.0), self._signal_group, (signal.SIGKILL,))
+        self._terminate_children()
+
+    def _terminate_children(self) -> None:
+        """SIGTERM to every worker's process group, SIGKILL after the grace period."""
+        if self._killer is not None:
+            return
+        self._signal_groups(signal.SIGTERM)
+        self._killer = threading.Timer(self.launch.get("grace_seconds", 5.0), self._signal_groups, (signal.SIGKILL,))
         self._killer.daemon = True
         self._killer.start()
 
-    def _signal_group(self, signum: int) -> None:
-        try:
-            os.killpg(self.child.pid, signum)
-        except ProcessLookupError:
-            pass
+    def _signal_groups(self, signum: int) -> None:
+        for child in self.children:
+            try:
+                os.killpg(child.pid, signum)
+            except ProcessLookupError:
+                pass
 
     def _wait_for_run_id(self) -> str | None:
         """The MLflow run id, once the caller has written it; None when canceled or given up."""
@@ -140,6 +179,37 @@ class Supervisor:
                 return run_id
             time.sleep(0.05)
         return read_run_id(self.run_dir)
+
+    def _start_workers(self, env: dict[str, str], log) -> list[threading.Thread]:
+        lock = threading.Lock()
+        copiers = []
+        for index, worker_env in enumerate(worker_environments(env, self.workers)):
+            cwd = self.run_dir if index == 0 else self.run_dir / "workers" / str(index)  # own outputs/ per worker
+            cwd.mkdir(parents=True, exist_ok=True)
+            child = subprocess.Popen(
+                self.launch["argv"], cwd=cwd, env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
+            )
+            self.children.append(child)
+            prefix = f"[worker {index}] " if self.workers > 1 else ""
+            copier = threading.Thread(target=copy_lines, args=(child.stdout, log, prefix, lock), daemon=True)
+            copier.start()
+            copiers.append(copier)
+        return copiers
+
+    def _wait_for_workers(self) -> int:
+        """Waits for every worker; the first one that fails stops the others. Returns the run's exit code."""
+        while True:
+            codes = [child.poll() for child in self.children]
+            failed = [(index, code) for index, code in enumerate(codes) if code not in (None, 0)]
+            if failed and not self.cancel_reason and not self.failure:
+                index, code = failed[0]
+                if self.workers > 1:
+                    self.failure = f"worker {index} failed with exit code {code}; the other workers were stopped"
+                self._terminate_children()
+            if all(code is not None for code in codes):
+                return failed[0][1] if failed else 0
+            time.sleep(0.1)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.request_cancel("canceled"))
@@ -155,30 +225,26 @@ class Supervisor:
         forwarder = MetricsForwarder(self.run_dir, self.launch["tracking_uri"], metrics_path)
         forwarder.start()
         with open(self.run_dir / DRIVER_LOG, "a", encoding="utf-8", buffering=1) as log:
-            self.child = subprocess.Popen(
-                self.launch["argv"], cwd=self.run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
-            )
-            self.state["child_pid"] = self.child.pid
+            copiers = self._start_workers(env, log)
+            self.state["child_pids"] = [child.pid for child in self.children]
             write_json_atomically(self.run_dir / STATE_FILE, self.state)
-            if self.cancel_reason:  # canceled before the child existed
-                reason, self.cancel_reason = self.cancel_reason, ""
-                self.request_cancel(reason)
+            if self.cancel_reason:  # canceled before the workers existed
+                self._terminate_children()
             timeout = self.launch.get("timeout")
             if timeout:
                 timer = threading.Timer(timeout, self.request_cancel, (f"timed out after {timeout:g} s",))
                 timer.daemon = True
                 timer.start()
-            for line in self.child.stdout:
-                log.write(line)
-            returncode = self.child.wait()
+            returncode = self._wait_for_workers()
+            for copier in copiers:
+                copier.join()
         if self._killer:
             self._killer.cancel()
-        self._signal_group(signal.SIGKILL)  # nothing the script started outlives it
+        self._signal_groups(signal.SIGKILL)  # nothing the script started outlives it
         if self.cancel_reason:
             status = "canceled"
         else:
-            status = "completed" if returncode == 0 else "failed"
+            status = "completed" if returncode == 0 and not self.failure else "failed"
         if forwarder.run_id is None and not self.cancel_reason:
             forwarder.run_id = self._wait_for_run_id()
         forwarder.stop.set()
@@ -187,7 +253,7 @@ class Supervisor:
             self._record_in_mlflow(forwarder.client, forwarder.run_id, status)
         if forwarder.error is not None:
             raise forwarder.error
-        return self._finish(status, returncode, self.cancel_reason)
+        return self._finish(status, returncode, self.cancel_reason or self.failure)
 
     def _finish(self, status: str, returncode: int | None, reason: str) -> int:
         self.state.update(status=status, returncode=returncode, reason=reason, ended=time.time())

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from contract import DATA_FOLDER_FLAG, HYPERPARAMETERS, flag_for  # noqa: E402
 from mnist_data import MnistFormatError, load_mnist  # noqa: E402
+from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name  # noqa: E402
 
 OUTPUTS = Path("outputs")
 EVAL_BATCH_SIZE = 2000  # evaluation only: its batch size does not change what is learned
@@ -86,18 +87,6 @@ def tracking_configured() -> bool:
     return bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_RUN_ID"))
 
 
-def multi_worker_config() -> dict | None:
-    """The parsed ``TF_CONFIG`` when it names more than one worker, else None."""
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        return None
-    config = json.loads(raw)
-    cluster = config.get("cluster", {})
-    if len(cluster.get("worker", [])) + len(cluster.get("chief", [])) <= 1:
-        return None
-    return config
-
-
 def build_datasets(tf, data, batch_size: int, seed: int | None):
     x_train, y_train, x_test, y_test = data
     # float32 features and sparse uint8 labels: half the bytes of float64 + one-hot, same maths.
@@ -150,19 +139,47 @@ def save_plot(history: dict[str, list[float]], path: Path) -> None:
     plt.close(figure)
 
 
+def train_single(tf, keras, args, data, on_epoch):
+    """One process: Keras's own ``fit`` with the fast settings of ``build_model``."""
+    class ReportEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            on_epoch(epoch, float(logs["loss"]), float(logs["val_loss"]), float(logs["val_accuracy"]))
+
+    train, test = build_datasets(tf, data, args.batch_size, args.seed)
+    model = build_model(keras, args)
+    model.fit(train, epochs=args.epochs, validation_data=test, verbose=0, callbacks=[ReportEpoch()])
+    loss, accuracy = model.evaluate(test, verbose=0)
+    return model, float(loss), float(accuracy)
+
+
+def train_multi_worker(tf, keras, args, data, on_epoch, chief: bool):
+    """Several workers (``TF_CONFIG``): data parallel; only the chief evaluates."""
+    trainer = MultiWorkerTrainer(tf, keras, args, data, build_model)
+    _, test = build_datasets(tf, data, args.batch_size, args.seed)
+    iterator = iter(trainer.train)
+    loss = accuracy = float("nan")
+    for epoch in range(args.epochs):
+        train_loss = trainer.train_epoch(iterator)
+        if chief:
+            loss, accuracy = trainer.evaluate(test)
+        on_epoch(epoch, train_loss, loss, accuracy)
+    print(f"Workers: {trainer.workers}, global batch {trainer.global_batch}, "
+          f"weights sha256 {weights_digest(trainer.model)}", flush=True)
+    return trainer.model, loss, accuracy
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if multi_worker_config() is not None:
-        raise SystemExit(
-            "keras_mnist.py: TF_CONFIG names several workers, and multi-worker training is not built yet "
-            "in this script. Run with one worker (unset TF_CONFIG)."
-        )
+    cluster = cluster_from_environment()  # before TensorFlow reads TF_CONFIG
+    chief = cluster is None or is_chief(cluster)
     try:
         data = load_mnist(args.data_folder)
     except MnistFormatError as exc:
         print(f"keras_mnist.py: {exc}", file=sys.stderr)
         return 2
-    print(f"MNIST: {len(data[0])} training and {len(data[2])} test images from {args.data_folder}", flush=True)
+    print(f"MNIST: {len(data[0])} training and {len(data[2])} test images from {args.data_folder}"
+          + (f" ({worker_name(cluster)} of {len(cluster['cluster'].get('worker', []))} workers)" if cluster else ""),
+          flush=True)
 
     import keras
     import tensorflow as tf
@@ -172,30 +189,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
-    tracker = Tracker(chief=True)
+    tracker = Tracker(chief=chief)
     history: dict[str, list[float]] = {"Loss": [], "Accuracy": []}
+    epoch_started = [time.perf_counter()]
 
-    class LogEpochMetrics(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
+    def on_epoch(epoch: int, train_loss: float, loss: float, accuracy: float) -> None:
+        if chief:
+            history["Loss"].append(loss)
+            history["Accuracy"].append(accuracy)
+            tracker.metrics({"Loss": loss, "Accuracy": accuracy}, step=epoch)
+        evaluated = f" - Loss {loss:.4f} - Accuracy {accuracy:.4f}" if chief else ""
+        print(f"Epoch {epoch + 1}/{args.epochs} - {time.perf_counter() - epoch_started[0]:.1f}s - "
+              f"train loss {train_loss:.4f}{evaluated}", flush=True)
+        epoch_started[0] = time.perf_counter()
 
-        def on_epoch_end(self, epoch, logs=None):
-            values = {"Loss": float(logs["val_loss"]), "Accuracy": float(logs["val_accuracy"])}
-            history["Loss"].append(values["Loss"])
-            history["Accuracy"].append(values["Accuracy"])
-            tracker.metrics(values, step=epoch)
-            print(f"Epoch {epoch + 1}/{args.epochs} - {time.perf_counter() - self.started:.1f}s - "
-                  f"train loss {logs['loss']:.4f} - Loss {values['Loss']:.4f} - Accuracy {values['Accuracy']:.4f}",
-                  flush=True)
-
-    train, test = build_datasets(tf, data, args.batch_size, args.seed)
-    model = build_model(keras, args)
     started = time.perf_counter()
-    model.fit(train, epochs=args.epochs, validation_data=test, verbose=0, callbacks=[LogEpochMetrics()])
+    if cluster is None:
+        model, loss, accuracy = train_single(tf, keras, args, data, on_epoch)
+    else:
+        model, loss, accuracy = train_multi_worker(tf, keras, args, data, on_epoch, chief)
     fit_seconds = time.perf_counter() - started
-    loss, accuracy = model.evaluate(test, verbose=0)
-    final = {"Final test loss": float(loss), "Final test accuracy": float(accuracy)}
-    tracker.metrics(final)
+    if not chief:
+        print("Not the chief: the chief logs the final metrics and writes outputs/.", flush=True)
+        return 0
+    tracker.metrics({"Final test loss": loss, "Final test accuracy": accuracy})
     print(f"Final test loss: {loss:.4f}\nFinal test accuracy: {accuracy:.4f}\nFit seconds: {fit_seconds:.2f}", flush=True)
 
     model_dir = OUTPUTS / "model"
