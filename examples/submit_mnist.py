@@ -1,13 +1,17 @@
 """Train the seed's Keras MNIST job with kerasjob, locally or on Azure ML.
 
     python examples/submit_mnist.py --data-folder ../shared/data/mnist --epochs 2
-    python examples/submit_mnist.py --workspace-config config.json          # on Azure ML
+    python examples/submit_mnist.py --workspace-config config.json                          # Azure ML, SDK v1
+    python examples/submit_mnist.py --workspace-config config.json --backend azureml-v2     # Azure ML, SDK v2
+    python examples/submit_mnist.py --data-folder ../shared/data/mnist --epochs 2 --workers 2  # 2 workers here
+
+Moving from SDK v1 to v2 is the one ``backend=`` argument below; nothing else changes.
 """
 
 import argparse
 import logging
 
-from kerasjob import TrainingFailed, ValidationError, download_model, submit_training
+from kerasjob import TensorflowDistribution, TrainingFailed, ValidationError, download_model, submit_training
 
 
 def main() -> int:
@@ -15,12 +19,16 @@ def main() -> int:
     parser.add_argument("--data-folder", help="the four MNIST files (default: download them)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--workspace-config", help="Azure ML config.json; without it the job runs locally")
+    parser.add_argument("--backend", choices=["local", "azureml", "azureml-v2"], default=None,
+                        help="default: local, or azureml (SDK v1) with --workspace-config")
+    parser.add_argument("--workers", type=int, default=1, help="data-parallel workers (nodes on Azure ML)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     try:
         result = submit_training(data=args.data_folder, hyperparameters={"epochs": args.epochs},
-                                 workspace_config=args.workspace_config)
+                                 distribution=TensorflowDistribution(args.workers) if args.workers > 1 else None,
+                                 workspace_config=args.workspace_config, backend=args.backend)
     except ValidationError as error:
         print(error)
         return 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kerasjob import ComputeConfig, TensorflowDistribution, ValidationError, submit_training
-from kerasjob.testing import FakeAzureML
+from kerasjob.testing import FakeAzureML, FakeMLClient
 
 from mnist_files import make_tiny_mnist, write_idx
 
@@ -133,12 +133,18 @@ class _lazy:
         self.build = build
 
 
+FAKES = {"azureml": FakeAzureML, "azureml-v2": FakeMLClient}
+
+
+@pytest.mark.parametrize("backend", sorted(FAKES))
 @pytest.mark.parametrize("case, argument, build, received", CASES, ids=[case[0] for case in CASES])
-def test_bad_input_is_refused_before_any_azure_call(case, argument, build, received, tmp_path, workspace_config):
+def test_bad_input_is_refused_before_any_azure_call(backend, case, argument, build, received, tmp_path,
+                                                    workspace_config):
     kwargs = build(tmp_path)
-    with FakeAzureML() as azure, pytest.raises(ValidationError) as caught:
+    with FAKES[backend]() as azure, pytest.raises(ValidationError) as caught:
         kwargs = {name: value.build() if isinstance(value, _lazy) else value for name, value in kwargs.items()}
         kwargs.setdefault("workspace_config", workspace_config)
+        kwargs.setdefault("backend", backend)
         submit_training(show_output=False, **kwargs)
     message = str(caught.value)
     assert caught.value.argument == argument
@@ -161,8 +167,9 @@ def test_secrets_are_accepted_when_the_user_opts_in(tmp_path, workspace_config):
     assert azure.calls == []
 
 
-def test_missing_workspace_config_is_refused_before_any_call(tmp_path):
-    with FakeAzureML() as azure, pytest.raises(ValidationError) as caught:
-        submit_training(backend="azureml", show_output=False)
+@pytest.mark.parametrize("backend", sorted(FAKES))
+def test_missing_workspace_config_is_refused_before_any_call(tmp_path, backend):
+    with FAKES[backend]() as azure, pytest.raises(ValidationError) as caught:
+        submit_training(backend=backend, show_output=False)
     assert caught.value.argument == "workspace_config"
     assert azure.calls == []

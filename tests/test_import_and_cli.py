@@ -75,6 +75,8 @@ def test_cli_submit_json_runs_lists_and_downloads(tiny_mnist, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)[0]["latest_version"] == "1"
     assert main(["models", "download", "keras-mnist", str(tmp_path / "model")]) == 0
     assert (tmp_path / "model" / "model.keras").is_file()
+    assert main(["models", "download", "keras-mnist", str(tmp_path / "v1"), "--version", "1"]) == 0
+    assert (tmp_path / "v1" / "model.keras").is_file()
 
 
 @pytest.mark.slow
@@ -89,3 +91,14 @@ def test_cli_failed_run_exits_1(tiny_mnist, capsys):
     assert main(["submit", "--data-folder", str(tiny_mnist), "--quiet", "--json"]) == 1
     output = json.loads(capsys.readouterr().out)
     assert output["status"] == "failed"
+
+
+def test_cli_workers_flag_sets_the_distribution(tiny_mnist, capsys):
+    assert main(["submit", "--data-folder", str(tiny_mnist), "--workers", "2", "--dry-run", "--json"]) == 0
+    assert "worker_count=2" in json.loads(capsys.readouterr().out)["distribution"]
+
+
+def test_cli_workers_over_the_cluster_limit_exits_2_naming_both_numbers(tiny_mnist, capsys):
+    assert main(["submit", "--data-folder", str(tiny_mnist), "--workers", "5", "--dry-run"]) == 2
+    error = capsys.readouterr().err
+    assert "max_nodes=4" in error and "worker_count=5" in error

@@ -27,6 +27,12 @@ def require_azureml_hyperdrive() -> None:
     _require("azureml.train.hyperdrive", "azureml", "azureml", "azureml-train-core")
 
 
+def require_azure_ai_ml() -> None:
+    """Azure ML SDK v2 (``azure-ai-ml`` with ``azure-identity``), the ``azureml-v2`` backend's SDK."""
+    _require("azure.ai.ml", "azureml-v2", "azureml-v2", "azure-ai-ml")
+    _require("azure.identity", "azureml-v2", "azureml-v2", "azure-identity")
+
+
 def require_training_stack() -> None:
     """MLflow, which the local backend uses to track runs and register models."""
     _require("mlflow", "local", "train", "mlflow")

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     submit = commands.add_parser("submit", help="run the training job (the seed's MNIST job by default)")
-    submit.add_argument("--backend", choices=["local", "azureml"], default=None,
+    submit.add_argument("--backend", choices=["local", "azureml", "azureml-v2"], default=None,
                         help="where to run (default: local, or azureml when --workspace-config is given)")
     submit.add_argument("--data-folder", help="folder with the four MNIST IDX files (default: download MNIST)")
     for name, spec in HYPERPARAMETERS.items():
@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--compute", help="Azure ML cluster name (default gpu-cluster)")
     submit.add_argument("--workspace-config", help="Azure ML config.json (default: searched upward)")
     submit.add_argument("--timeout", type=float, help="seconds before the run is canceled")
+    submit.add_argument("--workers", type=int, help="train data-parallel on N workers (N nodes on Azure ML, "
+                        "N processes on loopback locally); --batch-size is per worker")
     submit.add_argument("--no-wait", action="store_true", help="print the run id and return at once")
     submit.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
     submit.add_argument("--quiet", action="store_true", help="do not stream the run's output")
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from .job import ComputeConfig
+    from .job import ComputeConfig, TensorflowDistribution
     from .run import finish_training, make_job, resolve_backend
     from .plan import build_plan
 
@@ -79,6 +81,8 @@ def _submit(args: argparse.Namespace) -> int:
             changes[field] = value
     if args.compute is not None:
         changes["compute"] = ComputeConfig(name=args.compute)
+    if args.workers is not None:
+        changes["distribution"] = TensorflowDistribution(worker_count=args.workers)
     job = make_job(None, **changes)
     backend = resolve_backend(args.backend, workspace_config=args.workspace_config)
     backend.check(job)
@@ -99,7 +103,8 @@ def _submit(args: argparse.Namespace) -> int:
     else:
         print(f"\nRun {result.run_id} completed. Final test accuracy: "
               f"{result.metrics.get('Final test accuracy', float('nan')):.4f}")
-        print(f"Model {result.model_name!r} version {result.model_version} registered.")
+        print(f"Model {result.model_name!r} version {result.model_version} registered."
+              + (f" Trained by {result.workers} workers." if result.workers > 1 else ""))
         if result.backend == "local":
             print(f"Run folder:  {getattr(run, 'run_dir', '')}")
             print(f"Look at it:  mlflow ui --backend-store-uri {result.url}")

@@ -41,25 +41,31 @@ class TrainingResult:
     url: str
     backend: str
     run: JobRun = field(repr=False, compare=False)
+    workers: int = 1
 
     def to_dict(self) -> dict:
         """The JSON shape the CLI prints with ``--json``."""
         return {"run_id": self.run_id, "status": self.status, "metrics": self.metrics,
                 "model": {"name": self.model_name, "version": self.model_version},
-                "backend": self.backend, "tracking_uri" if self.backend == "local" else "url": self.url}
+                "backend": self.backend, "workers": self.workers, "tracking_uri" if self.backend == "local" else "url": self.url}
 
 
-def resolve_backend(backend: str | Backend | None = None, *, workspace=None,
-                    workspace_config: str | os.PathLike | None = None, auth: str = "default") -> Backend:
-    """The backend object: ``local`` unless a workspace is given or named."""
+def resolve_backend(backend: str | Backend | None = None, *, workspace=None, ml_client=None,
+                    workspace_config: str | os.PathLike | None = None, auth: str = "default",
+                    credential=None) -> Backend:
+    """The backend object: ``local`` unless a workspace (v1), an ``MLClient`` (v2) or a config is given."""
     if isinstance(backend, Backend):
         return backend
     if backend is None:
-        backend = "azureml" if workspace is not None or workspace_config is not None else "local"
-    if backend == "local":
-        return get_backend("local")
+        if ml_client is not None:
+            backend = "azureml-v2"
+        else:
+            backend = "azureml" if workspace is not None or workspace_config is not None else "local"
     if backend == "azureml":
         return get_backend("azureml", workspace=workspace, workspace_config=workspace_config, auth=auth)
+    if backend == "azureml-v2":
+        return get_backend("azureml-v2", ml_client=ml_client, workspace_config=workspace_config, auth=auth,
+                           credential=credential)
     return get_backend(backend)
 
 
@@ -106,7 +112,8 @@ def finish_training(run: JobRun, job: TrainingJob, *, on_line=None) -> TrainingR
     model = run.register_model(job.model_name, job.model_path, tags)
     logger.info("Registered model %s version %s from run %s", model.name, model.version, run.id)
     return TrainingResult(run_id=run.id, status=status.value, metrics=metrics, model_name=model.name,
-                          model_version=model.version, url=run.url, backend=run.backend, run=run)
+                          model_version=model.version, url=run.url, backend=run.backend, run=run,
+                          workers=job.worker_count)
 
 
 def _print_line(line: str) -> None:
@@ -115,8 +122,9 @@ def _print_line(line: str) -> None:
 
 
 def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | None = None, workspace=None,
-                    workspace_config: str | os.PathLike | None = None, auth: str = "default", wait: bool = True,
-                    dry_run: bool = False, show_output: bool = True, **job_fields):
+                    ml_client=None, workspace_config: str | os.PathLike | None = None, auth: str = "default",
+                    credential=None, wait: bool = True, dry_run: bool = False, show_output: bool = True,
+                    **job_fields):
     """Run a Keras training job and register its model: the one call.
 
     Everything is validated before the first side effect. The backend is
@@ -125,8 +133,9 @@ def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | 
     Args:
         job: a ``TrainingJob``; default the seed's job. ``job_fields`` (any
             ``TrainingJob`` field, e.g. ``data=``, ``hyperparameters=``) adjust it.
-        backend: ``"local"``, ``"azureml"`` or a ``Backend`` object.
+        backend: ``"local"``, ``"azureml"`` (SDK v1), ``"azureml-v2"`` (SDK v2) or a ``Backend`` object.
         workspace, workspace_config, auth: the Azure ML workspace (see ``load_workspace``).
+        ml_client, credential: for ``azureml-v2``, an ``MLClient`` or an ``azure-identity`` credential.
         wait: False returns the ``JobRun`` handle at once (nothing is registered).
         dry_run: return the ``SubmissionPlan`` without contacting anything.
         show_output: stream the run's log lines to stdout while waiting.
@@ -145,7 +154,8 @@ def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | 
         kerasjob.errors.ValidationError: Invalid `hyperparameters['epochs']`: expected an integer >= 1. Received: hyperparameters['epochs']=0
     """
     job = make_job(job, **job_fields)
-    chosen = resolve_backend(backend, workspace=workspace, workspace_config=workspace_config, auth=auth)
+    chosen = resolve_backend(backend, workspace=workspace, ml_client=ml_client, workspace_config=workspace_config,
+                             auth=auth, credential=credential)
     chosen.check(job)
     if dry_run:
         return build_plan(job, chosen)

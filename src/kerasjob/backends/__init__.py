@@ -17,7 +17,7 @@ from .base import Backend, JobRun, ModelVersion, RunStatus
 BACKENDS = {
     "local": "kerasjob.backends.local:LocalBackend",
     "azureml": "kerasjob.backends.azureml:AzureMLBackend",
-    "azureml-v2": None,
+    "azureml-v2": "kerasjob.backends.azureml_v2:AzureMLv2Backend",
 }
 
 

@@ -1,0 +1,229 @@
+"""The Azure ML v2 backend (azure-ai-ml) against the fake MLClient operation groups; entities built for real."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from azure.ai.ml import load_job
+from azure.ai.ml.entities import AmlCompute, CommandJob, Environment, Model
+
+from kerasjob import (ComputeConfig, MpiDistribution, SubmissionError, TensorflowDistribution, TrainingFailed,
+                      TrainingJob, download_model, submit_training)
+from kerasjob.backends.azureml_v2 import AzureMLv2Backend, build_command_job, environment_version, load_ml_client
+from kerasjob.errors import DataError
+from kerasjob.testing import FakeMLClient
+
+SEED_INPUTS = {"batch_size": 50, "first_layer_neurons": 300, "second_layer_neurons": 100, "learning_rate": 0.001,
+               "epochs": 20}
+
+
+def submit(azure, **kwargs):
+    return submit_training(backend="azureml-v2", ml_client=azure.ml_client, show_output=False, **kwargs)
+
+
+def _round_trip(job: TrainingJob, tmp_path: Path) -> CommandJob:
+    """Dump the translated CommandJob to YAML and read it back with azure-ai-ml's own loader."""
+    command_job = build_command_job(job, environment="kerasjob-keras-env:abc")._to_job()
+    path = tmp_path / "job.yml"
+    command_job.dump(path)
+    loaded = load_job(path)  # azure-ai-ml reads a command job back as its Command builder
+    return loaded._to_job() if hasattr(loaded, "_to_job") else loaded
+
+
+def test_the_translated_job_dumps_to_yaml_that_load_job_reads_back_as_the_seed_job(tmp_path):
+    loaded = _round_trip(TrainingJob(), tmp_path)
+    assert isinstance(loaded, CommandJob)
+    assert loaded.command == (
+        "python keras_mnist.py --data-folder ${{inputs.data_folder}} --batch-size ${{inputs.batch_size}} "
+        "--first-layer-neurons ${{inputs.first_layer_neurons}} --second-layer-neurons "
+        "${{inputs.second_layer_neurons}} --learning-rate ${{inputs.learning_rate}} --epochs ${{inputs.epochs}}")
+    assert {name: loaded.inputs[name] for name in SEED_INPUTS} == SEED_INPUTS
+    data = loaded.inputs["data_folder"]
+    assert (data.type, data.path, data.mode) == ("uri_folder", "mnist-dataset@latest", "download")
+    assert loaded.environment == "kerasjob-keras-env:abc"
+    assert loaded.compute == "gpu-cluster"
+    assert loaded.experiment_name == "keras-mnist"
+    assert Path(loaded.code).name == "training" and (Path(loaded.code) / "keras_mnist.py").is_file()
+    assert loaded.distribution is None
+
+
+def test_distribution_timeout_and_mount_survive_the_round_trip(tmp_path):
+    job = TrainingJob(distribution=TensorflowDistribution(worker_count=3), timeout=3600, data_mode="mount",
+                      data="azureml:my-digits:2")
+    loaded = _round_trip(job, tmp_path)
+    assert loaded.distribution.type == "tensorflow"
+    assert (loaded.distribution.worker_count, loaded.distribution.parameter_server_count) == (3, 0)
+    assert loaded.resources.instance_count == 3
+    assert loaded.limits.timeout == 3600
+    assert (loaded.inputs["data_folder"].path, loaded.inputs["data_folder"].mode) == ("my-digits:2", "ro_mount")
+    mpi = _round_trip(TrainingJob(distribution=MpiDistribution(node_count=2, process_count_per_node=4)), tmp_path)
+    assert (mpi.distribution.type, mpi.distribution.process_count_per_instance) == ("mpi", 4)
+    assert mpi.resources.instance_count == 2
+
+
+def test_the_seed_sequence_data_environment_compute_submit_stream_and_registration():
+    with FakeMLClient() as azure:
+        result = submit(azure)
+    assert azure.service_calls[:7] == ["Data.get", "Data.create_or_update", "Environments.get",
+                                       "Environments.create_or_update", "Compute.get", "Compute.begin_create_or_update",
+                                       "Jobs.create_or_update"]
+    assert azure.service_calls[-3:] == ["Jobs.get", "Workspaces.get", "Models.create_or_update"]
+    data = azure.data_assets["mnist-dataset"][0]
+    assert (data.type, data.version) == ("uri_folder", "1") and data.path.startswith("https://")
+    environment = azure.environments[environment_version(TrainingJob())[0]][0]
+    assert isinstance(environment, Environment) and environment.image.startswith("mcr.microsoft.com/azureml/")
+    assert "tensorflow[and-cuda]" in Path(environment.conda_file).read_text() if isinstance(
+        environment.conda_file, str) else "tensorflow[and-cuda]" in str(environment.conda_file)
+    cluster = azure.created_computes[0]
+    assert isinstance(cluster, AmlCompute)
+    assert (cluster.size, cluster.min_instances, cluster.max_instances, cluster.tier) == (
+        "Standard_NC4as_T4_v3", 0, 4, "dedicated")
+    job = azure.submissions[0]
+    assert isinstance(job, CommandJob) and job.inputs["data_folder"].path == "azureml:mnist-dataset:1"
+    model = azure.models["keras-mnist"][0]
+    assert isinstance(model, Model) and model.type == "custom_model"
+    assert model.path == f"azureml://jobs/{result.run_id}/outputs/artifacts/paths/outputs/model/"
+    assert model.tags["run_id"] == result.run_id and model.tags["hp.batch_size"] == "50"
+    assert model.tags["Final test accuracy"] == "0.97"
+    assert result.status == "completed" and result.model_version == "1" and result.backend == "azureml-v2"
+    assert result.metrics["Accuracy"] == 0.97  # read through MLflow: the last epoch's value
+    assert result.url == f"https://ml.azure.com/runs/{result.run_id}"
+
+
+def test_existing_assets_and_cluster_are_reused_not_created():
+    with FakeMLClient(computes={"gpu-cluster"}) as azure:
+        submit(azure)
+        submit(azure)
+    assert azure.service_calls.count("Environments.create_or_update") == 1
+    assert azure.service_calls.count("Data.create_or_update") == 1
+    assert "Compute.begin_create_or_update" not in azure.service_calls
+    assert [job.inputs["data_folder"].path for job in azure.submissions] == ["azureml:mnist-dataset:1"] * 2
+
+
+def test_changed_mnist_sources_register_a_new_data_version(monkeypatch):
+    with FakeMLClient() as azure:
+        submit(azure)
+        monkeypatch.setenv("KERASJOB_MNIST_MIRRORS", "https://example.org/mnist/")
+        submit(azure)
+    assert [asset.version for asset in azure.data_assets["mnist-dataset"]] == ["1", "2"]
+    assert azure.submissions[1].inputs["data_folder"].path == "azureml:mnist-dataset:2"
+
+
+def test_a_local_folder_is_an_input_azure_ml_uploads(tiny_mnist):
+    with FakeMLClient() as azure:
+        submit(azure, data=tiny_mnist)
+    assert azure.submissions[0].inputs["data_folder"].path == str(tiny_mnist.resolve())
+    assert "Data.get" not in azure.service_calls
+
+
+def test_low_priority_and_scale_down_reach_the_cluster():
+    with FakeMLClient() as azure:
+        submit(azure, compute=ComputeConfig("cpu-cluster", low_priority=True, idle_seconds_before_scaledown=600))
+    cluster = azure.created_computes[0]
+    assert (cluster.name, cluster.tier, cluster.idle_time_before_scale_down) == ("cpu-cluster", "low_priority", 600)
+
+
+def test_cluster_creation_that_fails_stops_before_submission():
+    with FakeMLClient(new_compute_state="Failed") as azure, pytest.raises(SubmissionError, match="gpu-cluster"):
+        submit(azure)
+    assert "Jobs.create_or_update" not in azure.service_calls
+
+
+def test_a_failed_job_raises_with_the_log_tail_and_registers_nothing():
+    lines = ["Epoch 1/20", "Traceback (most recent call last):", "ValueError: boom"]
+    with FakeMLClient(final_status="Failed", log_lines=lines) as azure, pytest.raises(TrainingFailed) as caught:
+        submit(azure)
+    assert caught.value.status == "failed"
+    assert "ValueError: boom" in caught.value.log_tail
+    assert azure.models == {}
+
+
+def test_ctrl_c_while_waiting_cancels_the_job_and_reraises():
+    with FakeMLClient() as azure:
+        run = AzureMLv2Backend(azure.ml_client).submit(TrainingJob())
+
+        def interrupt(line):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            run.wait(on_line=interrupt)
+        assert run.status().value == "canceled"
+    assert "Jobs.begin_cancel" in azure.service_calls
+    assert azure.models == {}
+
+
+def test_transient_errors_are_retried_and_others_are_not():
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
+    throttled = HttpResponseError("429 Too Many Requests")
+    throttled.status_code = 429
+    with FakeMLClient(failures={"Jobs.create_or_update": [ServiceRequestError("reset"), throttled]}) as azure:
+        submit(azure)
+    assert azure.service_calls.count("Jobs.create_or_update") == 3
+    forbidden = HttpResponseError("403 Forbidden")
+    forbidden.status_code = 403
+    with FakeMLClient(failures={"Compute.get": [forbidden]}) as azure, pytest.raises(HttpResponseError):
+        submit(azure)
+    assert azure.service_calls.count("Compute.get") == 1 and "Jobs.create_or_update" not in azure.service_calls
+
+
+def test_wait_false_returns_the_handle_and_registers_nothing():
+    with FakeMLClient() as azure:
+        run = submit(azure, wait=False)
+        assert run.status().value in ("queued", "running")
+    assert azure.models == {}
+
+
+def test_download_model_fetches_only_the_model_and_refuses_escapes(tmp_path):
+    files = {"outputs/model/model.keras": b"weights", "outputs/training.png": b"png"}
+    with FakeMLClient(run_files=files) as azure:
+        result = submit(azure)
+        folder = download_model(result, tmp_path / "model")
+        assert sorted(p.name for p in folder.rglob("*")) == ["model.keras"]
+        assert (folder / "model.keras").read_bytes() == b"weights"
+
+
+def test_the_client_comes_from_config_json_or_explicit_ids(workspace_config):
+    with FakeMLClient():
+        from_config = load_ml_client(workspace_config, credential=object())
+        explicit = load_ml_client(subscription_id="s", resource_group="r", workspace_name="w", credential=object())
+    assert (from_config.resource_group_name, from_config.workspace_name) == ("rg", "ws")
+    assert (explicit.subscription_id, explicit.resource_group_name, explicit.workspace_name) == ("s", "r", "w")
+
+
+def test_a_newcomer_switches_from_v1_by_changing_one_argument(workspace_config):
+    with FakeMLClient() as azure:
+        result = submit_training(backend="azureml-v2", workspace_config=workspace_config, show_output=False,
+                                 credential=object())
+    assert result.backend == "azureml-v2" and "Jobs.create_or_update" in azure.service_calls
+
+
+def test_a_missing_sdk_names_the_install_line(monkeypatch):
+    import importlib.util
+
+    from kerasjob import BackendUnavailable
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("azure.ai.ml") else real(name, *a))
+    with pytest.raises(BackendUnavailable, match=r'kerasjob\[azureml-v2\]'):
+        submit_training(backend="azureml-v2", show_output=False)
+
+
+def test_an_unknown_registered_data_asset_is_a_data_error_before_submission():
+    with FakeMLClient() as azure, pytest.raises(DataError, match="No data asset 'other'"):
+        submit(azure, data="azureml:other:3")
+    assert "Jobs.create_or_update" not in azure.service_calls
+
+
+def test_a_registered_data_asset_is_checked_then_used_as_named():
+    from azure.ai.ml.entities import Data
+
+    with FakeMLClient() as azure:
+        azure.data_assets["digits"] = [Data(name="digits", version="3", path="https://example.org/d/",
+                                            type="uri_folder")]
+        submit(azure, data="azureml:digits:3")
+        submit(azure, data="azureml:digits")
+    assert [job.inputs["data_folder"].path for job in azure.submissions] == ["azureml:digits:3",
+                                                                               "azureml:digits@latest"]
