@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from azureml.core import Environment, ScriptRunConfig
-from azureml.core.compute import AmlCompute
 from azureml.data.dataset_consumption_config import DatasetConsumptionConfig
 
 from kerasjob import (ComputeConfig, MpiDistribution, SubmissionError, TensorflowDistribution, TrainingFailed,

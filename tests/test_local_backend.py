@@ -39,7 +39,6 @@ def _no_process_left(*pids: int) -> bool:
 
 
 def test_a_local_run_trains_tracks_registers_and_loads(tiny_mnist, tmp_path):
-    lines = []
     first = submit_training(data=tiny_mnist, hyperparameters=FAST, show_output=False)
     assert first.status == "completed" and first.backend == "local"
     assert first.model_version == "1"

@@ -20,7 +20,7 @@ from pathlib import Path
 from .backends import Backend, JobRun, RunStatus, get_backend
 from .errors import TrainingFailed, ValidationError
 from .job import TrainingJob
-from .plan import SubmissionPlan, build_plan
+from .plan import build_plan
 from .training.contract import FINAL_METRICS
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from ..errors import DataError, ValidationError
 from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
 from ..retry import azure_call
 from ..workspace import check_workspace_arguments, load_workspace
-from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, safe_destination
+from .base import Backend, JobRun, ModelVersion, RunStatus, safe_destination
 
 logger = logging.getLogger(__name__)
 
@@ -178,16 +178,6 @@ class AzureMLRun(JobRun):
             if final:
                 return
             time.sleep(self.poll_seconds)
-
-    def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
-        try:
-            for line in self.stream_logs():
-                if on_line is not None:
-                    on_line(line)
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
-        return self.status()
 
     def cancel(self) -> None:
         azure_call(self.run.cancel)

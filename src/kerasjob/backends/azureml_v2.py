@@ -20,7 +20,6 @@ import contextlib
 import io
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -28,12 +27,12 @@ from typing import Iterator
 from .._sdk import require_azure_ai_ml
 from ..dataset import DATASET_SOURCES_TAG, _sources_digest, mnist_urls
 from ..environment import ENVIRONMENT_PREFIX, read_conda_file
-from ..errors import DataError, SubmissionError, ValidationError
+from ..errors import DataError, SubmissionError
 from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
 from ..retry import azure_call
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
 from ..workspace import check_workspace_arguments
-from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, safe_destination
+from .base import Backend, JobRun, ModelVersion, RunStatus, move_files
 
 logger = logging.getLogger(__name__)
 
@@ -317,17 +316,6 @@ class AzureMLv2Run(JobRun):
             self._tail.append(line)
             yield line
 
-    def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
-        try:
-            for line in self.stream_logs():
-                if on_line is not None:
-                    on_line(line)
-            status = self.status()
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
-        return status
-
     def cancel(self) -> None:
         azure_call(self.ml_client.jobs.begin_cancel, self.id).result()
 
@@ -354,15 +342,9 @@ class AzureMLv2Run(JobRun):
 
     def download_files(self, prefix: str, destination: str | Path) -> Path:
         """The job's artifacts under ``prefix`` (``jobs.download``; refusing any that would land outside)."""
-        root = Path(destination)
         with tempfile.TemporaryDirectory() as staging:
             azure_call(self.ml_client.jobs.download, self.id, download_path=staging, all=True)
             artifacts = Path(staging) / "artifacts" / prefix.strip("/")
             if not artifacts.is_dir():
                 raise DataError(f"Job {self.id} has no files under {prefix!r}.")
-            for path in sorted(artifacts.rglob("*")):
-                if path.is_file():
-                    target = safe_destination(root, path.relative_to(artifacts).as_posix())
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(path, target)
-        return root
+            return move_files(artifacts, Path(destination))

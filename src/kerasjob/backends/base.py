@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -60,6 +61,17 @@ def safe_destination(root: Path, relative: str) -> Path:
     return target
 
 
+def move_files(source: Path, destination: Path) -> Path:
+    """Moves every file below ``source`` to the same place below ``destination``, refusing escapes."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            target = safe_destination(destination, path.relative_to(source).as_posix())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, target)
+    return destination
+
+
 class JobRun(abc.ABC):
     """A submitted run. ``wait`` blocks; every other verb returns at once."""
 
@@ -79,12 +91,19 @@ class JobRun(abc.ABC):
     def status(self) -> RunStatus:
         """The run's current state."""
 
-    @abc.abstractmethod
     def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
         """Block until the run ends, passing each log line to ``on_line``.
 
         Ctrl-C cancels the run, then re-raises ``KeyboardInterrupt``.
         """
+        try:
+            for line in self.stream_logs():
+                if on_line is not None:
+                    on_line(line)
+            return self.status()
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
 
     @abc.abstractmethod
     def stream_logs(self) -> Iterator[str]:

@@ -36,7 +36,7 @@ from .._sdk import require_training_stack
 from ..errors import SubmissionError, ValidationError
 from ..job import MpiDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
-from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, safe_destination
+from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, move_files
 from .local_supervisor import (DRIVER_LOG, LAUNCH_FILE, METRICS_ENV, METRICS_FILE, RUN_ID_FILE, STATE_FILE,
                                write_json_atomically)
 
@@ -263,16 +263,10 @@ class LocalRun(JobRun):
             time.sleep(POLL_SECONDS)
 
     def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
-        try:
-            for line in self.stream_logs():
-                if on_line is not None:
-                    on_line(line)
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
+        status = super().wait(on_line=on_line)
         if self._supervisor is not None:
-            self._supervisor.wait()
-        return self.status()
+            self._supervisor.wait()  # reap it: it has recorded the outcome already
+        return status
 
     def cancel(self) -> None:
         state = self._state()
@@ -310,16 +304,8 @@ class LocalRun(JobRun):
     def download_files(self, prefix: str, destination: str | Path) -> Path:
         """From the run's artifacts in the MLflow store (the run folder may be gone)."""
         client = tracking.client(self.tracking_uri)
-        target = Path(destination)
-        target.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as staging:
-            downloaded = Path(client.download_artifacts(self.id, prefix.strip("/"), staging))
-            for path in sorted(downloaded.rglob("*")):
-                if path.is_file():
-                    destination_file = safe_destination(target, path.relative_to(downloaded).as_posix())
-                    destination_file.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(path, destination_file)
-        return target
+            return move_files(Path(client.download_artifacts(self.id, prefix.strip("/"), staging)), Path(destination))
 
 
 def _alive(pid: int | None, process: subprocess.Popen | None) -> bool:

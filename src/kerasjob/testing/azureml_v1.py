@@ -18,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
+
+from ._service import FakeService
 
 
 @dataclass
@@ -122,48 +123,19 @@ class _RegisteredDataset:
 
 
 @dataclass
-class FakeAzureML:
-    """Patch Azure ML's network boundary for the duration of a ``with`` block.
+class FakeAzureML(FakeService):
+    """Patch Azure ML v1's network boundary for the duration of a ``with`` block.
 
-    Args:
-        final_status: where every run ends (``Completed``, ``Failed``, ``Canceled``).
-        statuses: states a run reports before that (default Queued, Running).
-        metrics: what ``Run.get_metrics`` returns.
-        log_lines: the driver log.
-        computes: names of clusters that already exist.
-        new_compute_state: provisioning state of a cluster created here
-            (``Succeeded``, ``Failed``, or ``Creating`` to mean it timed out).
-        failures: ``{"Experiment.submit": [ConnectionResetError(), ...]}``: errors
-            raised by the next calls of that name, one per call.
-        run_files: ``{name: bytes}``, the files the run holds (for downloads).
+    Arguments as for :class:`kerasjob.testing._service.FakeService`; call names
+    are ``Experiment.submit``, ``ComputeTarget.create``, ``Run.get_status``, ...
     """
 
-    final_status: str = "Completed"
-    statuses: list[str] = field(default_factory=lambda: ["Queued", "Running"])
-    metrics: dict = field(default_factory=lambda: {"Loss": [0.2, 0.1], "Accuracy": [0.95, 0.97],
-                                                   "Final test loss": 0.1, "Final test accuracy": 0.97})
-    log_lines: list[str] = field(default_factory=lambda: ["Epoch 1/2", "Epoch 2/2", "Final test accuracy: 0.9700"])
-    computes: set[str] = field(default_factory=set)
-    new_compute_state: str = "Succeeded"
-    failures: dict[str, list[BaseException]] = field(default_factory=dict)
-    run_files: dict[str, bytes] = field(default_factory=lambda: {"outputs/model/model.keras": b"fake model",
-                                                                 "outputs/training.png": b"png"})
-
     def __post_init__(self):
-        self.calls: list[tuple[str, object]] = []
-        self.submissions: list = []
+        super().__post_init__()
         self.runs: list[FakeRun] = []
-        self.created_computes: list[FakeComputeTarget] = []
         self.registered_models: list[FakeModel] = []
         self.datasets: dict[str, list[_RegisteredDataset]] = {}
         self.workspace = FakeWorkspace(self)
-        self._stack = contextlib.ExitStack()
-
-    def _record(self, name: str, detail: object = None) -> None:
-        self.calls.append((name, detail))
-        pending = self.failures.get(name)
-        if pending:
-            raise pending.pop(0)
 
     # --- the patched entry points -----------------------------------------------------
 
@@ -259,11 +231,3 @@ class FakeAzureML:
         for patch in patches:
             self._stack.enter_context(patch)
         return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stack.close()
-
-    @property
-    def service_calls(self) -> list[str]:
-        """The names of the service calls made so far, in order."""
-        return [name for name, _ in self.calls]

@@ -20,11 +20,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
+
+from ._service import FakeService
 
 OPERATION_GROUPS = ("jobs", "compute", "environments", "data", "models", "workspaces")
 
@@ -199,59 +200,27 @@ class FakeWorkspaces(_Group):
 
 
 @dataclass
-class FakeMLClient:
+class FakeMLClient(FakeService):
     """Patch the ``MLClient`` operation groups for the duration of a ``with`` block.
 
-    Args:
-        final_status: where every job ends (``Completed``, ``Failed``, ``Canceled``).
-        statuses: states a job reports before that.
-        metrics: logged to the job's MLflow run (lists are per-epoch histories).
-        log_lines: what ``jobs.stream`` prints.
-        computes: names of clusters that already exist.
-        new_compute_state: ``Succeeded`` or ``Failed`` for a cluster created here.
-        failures: ``{"Jobs.create_or_update": [HttpResponseError(...)]}``: errors
-            raised by the next calls of that name, one per call.
-        run_files: ``{path: bytes}``: the job's artifacts, for ``jobs.download``.
+    Arguments as for :class:`kerasjob.testing._service.FakeService`; call names
+    are ``Jobs.create_or_update``, ``Compute.get``, ``Data.get``, ... ``computes``
+    may also map names to cluster objects.
     """
 
-    final_status: str = "Completed"
-    statuses: list[str] = field(default_factory=lambda: ["Queued", "Running"])
-    metrics: dict = field(default_factory=lambda: {"Loss": [0.2, 0.1], "Accuracy": [0.95, 0.97],
-                                                   "Final test loss": 0.1, "Final test accuracy": 0.97})
-    log_lines: list[str] = field(default_factory=lambda: ["Epoch 1/2", "Epoch 2/2", "Final test accuracy: 0.9700"])
-    computes: set[str] | dict = field(default_factory=set)
-    new_compute_state: str = "Succeeded"
-    failures: dict[str, list[BaseException]] = field(default_factory=dict)
-    run_files: dict[str, bytes] = field(default_factory=lambda: {"outputs/model/model.keras": b"fake model",
-                                                                 "outputs/training.png": b"png"})
-
     def __post_init__(self):
-        self.calls: list[tuple[str, object]] = []
-        self.submissions: list = []
+        super().__post_init__()
         self.jobs_by_name: dict[str, FakeJob] = {}
-        self.created_computes: list = []
         self.environments: dict[str, list] = {}
         self.data_assets: dict[str, list] = {}
         self.models: dict[str, list] = {}
-        self.computes = {name: mock.NonCallableMock(name=name) for name in self.computes} \
-            if not isinstance(self.computes, dict) else dict(self.computes)
+        if not isinstance(self.computes, dict):
+            self.computes = {name: mock.NonCallableMock(name=name) for name in self.computes}
         for name, compute in self.computes.items():
             compute.name = name
         self._pending_statuses: dict[str, list[str]] = {}
-        self._stack = contextlib.ExitStack()
         self._store_dir: str | None = None
         self.ml_client = None
-
-    def _record(self, name: str, detail: object = None) -> None:
-        self.calls.append((name, detail))
-        pending = self.failures.get(name)
-        if pending:
-            raise pending.pop(0)
-
-    @property
-    def service_calls(self) -> list[str]:
-        """The names of the calls made so far, in order."""
-        return [name for name, _ in self.calls]
 
     @property
     def tracking_uri(self) -> str:
@@ -287,6 +256,3 @@ class FakeMLClient:
         self.ml_client = MLClient(FakeCredential(), "00000000-0000-0000-0000-000000000000", "fake-rg",
                                   "fake-workspace")
         return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stack.close()

@@ -1,0 +1,55 @@
+"""What both Azure ML fakes share: the outcome you choose, and the record of the calls made."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FakeService:
+    """The outcome a fake Azure ML gives every run, and the calls it records.
+
+    Args:
+        final_status: where every run ends (``Completed``, ``Failed``, ``Canceled``).
+        statuses: states a run reports before that (default Queued, Running).
+        metrics: what the run logged (lists are per-epoch histories).
+        log_lines: the run's driver log.
+        computes: names of clusters that already exist.
+        new_compute_state: provisioning state of a cluster created here
+            (``Succeeded``, ``Failed``; v1 also ``Creating``, meaning it timed out).
+        failures: ``{"<call name>": [ConnectionResetError(), ...]}``: errors raised
+            by the next calls of that name, one per call.
+        run_files: ``{path: bytes}``, the files the run holds (for downloads).
+    """
+
+    final_status: str = "Completed"
+    statuses: list[str] = field(default_factory=lambda: ["Queued", "Running"])
+    metrics: dict = field(default_factory=lambda: {"Loss": [0.2, 0.1], "Accuracy": [0.95, 0.97],
+                                                   "Final test loss": 0.1, "Final test accuracy": 0.97})
+    log_lines: list[str] = field(default_factory=lambda: ["Epoch 1/2", "Epoch 2/2", "Final test accuracy: 0.9700"])
+    computes: set[str] = field(default_factory=set)
+    new_compute_state: str = "Succeeded"
+    failures: dict[str, list[BaseException]] = field(default_factory=dict)
+    run_files: dict[str, bytes] = field(default_factory=lambda: {"outputs/model/model.keras": b"fake model",
+                                                                 "outputs/training.png": b"png"})
+
+    def __post_init__(self):
+        self.calls: list[tuple[str, object]] = []
+        self.submissions: list = []
+        self.created_computes: list = []
+        self._stack = contextlib.ExitStack()
+
+    def _record(self, name: str, detail: object = None) -> None:
+        self.calls.append((name, detail))
+        pending = self.failures.get(name)
+        if pending:
+            raise pending.pop(0)
+
+    @property
+    def service_calls(self) -> list[str]:
+        """The names of the service calls made so far, in order."""
+        return [name for name, _ in self.calls]
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()
