@@ -108,3 +108,13 @@ def test_the_dry_run_plan_shows_what_would_happen(tiny_mnist):
     assert plan.environment_name.startswith("kerasjob-keras-env-") and len(plan.environment_hash) == 64
     assert "register outputs/model as model 'keras-mnist'" in plan.model_registration
     assert "keras_mnist.py" in plan.describe()
+
+
+def test_another_script_does_not_inherit_keras_mnists_default_hyperparameters(tmp_path):
+    from kerasjob.run import make_job
+
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    job = make_job(None, source_dir=tmp_path, entry_script="train.py", hyperparameters={"quality": 0.5})
+    assert dict(job.hyperparameters) == {"quality": 0.5}
+    tuned = TrainingJob(hyperparameters={"epochs": 3}).replace(source_dir=tmp_path, entry_script="train.py")
+    assert dict(tuned.hyperparameters) == {"epochs": 3}

@@ -26,6 +26,9 @@ _EXPORTS = {
     "ComputeConfig": "job", "MpiDistribution": "job", "TensorflowDistribution": "job", "TrainingJob": "job",
     "SubmissionPlan": "plan",
     "TrainingResult": "run", "download_model": "run", "finish_training": "run", "submit_training": "run",
+    "Bandit": "search_space", "Sweep": "search_space", "choice": "search_space", "loguniform": "search_space",
+    "normal": "search_space", "quniform": "search_space", "uniform": "search_space",
+    "Trial": "tuning", "TuningResult": "tuning", "tune_training": "tuning",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

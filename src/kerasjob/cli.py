@@ -6,6 +6,7 @@ Example:
     $ kerasjob submit --data-folder ../shared/data/mnist --epochs 2 --json
     $ kerasjob runs list
     $ kerasjob models download keras-mnist ./model
+    $ kerasjob tune --data-folder ../shared/data/mnist --epochs 3 --max-total-runs 6 --max-concurrent-runs 2
 """
 
 from __future__ import annotations
@@ -65,7 +66,50 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("name")
     download.add_argument("destination")
     download.add_argument("--version", help="default: the latest")
+
+    tune = commands.add_parser("tune", help="search hyperparameters (the seed notebook's sweep by default) "
+                                            "and register the best model")
+    tune.add_argument("--backend", choices=["local", "azureml"], default=None,
+                      help="local: an Optuna study over local runs; azureml: HyperDrive (default: local, or azureml "
+                           "when --workspace-config is given)")
+    tune.add_argument("--data-folder", help="folder with the four MNIST IDX files (default: download MNIST)")
+    tune.add_argument("--epochs", type=int, help="epochs per trial (default 20)")
+    tune.add_argument("--max-total-runs", type=int, default=20)
+    tune.add_argument("--max-concurrent-runs", type=int, default=4)
+    tune.add_argument("--sampling", default="random", help="random, grid or bayesian (default random)")
+    tune.add_argument("--primary-metric", default="Accuracy", help="the metric to maximize (default Accuracy)")
+    tune.add_argument("--seed", type=int, help="seed of the sampler, for a repeatable sweep")
+    tune.add_argument("--workspace-config", help="Azure ML config.json (default: searched upward)")
+    tune.add_argument("--quiet", action="store_true", help="do not print trial events")
+    tune.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from .run import make_job
+    from .search_space import Sweep
+    from .tuning import tune_training
+
+    changes = {"hyperparameters": {"epochs": args.epochs} if args.epochs is not None else {}}
+    if args.data_folder is not None:
+        changes["data"] = args.data_folder
+    job = make_job(None, **changes)
+    sweep = Sweep(sampling=args.sampling, primary_metric=args.primary_metric, max_total_runs=args.max_total_runs,
+                  max_concurrent_runs=args.max_concurrent_runs, seed=args.seed)
+    show = not args.quiet and not args.json
+    result = tune_training(job, sweep, backend=args.backend, workspace_config=args.workspace_config,
+                           show_output=show)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return EXIT_OK
+    print(f"\nSweep {result.sweep_run_id}: {len(result.trials)} trials")
+    for trial in result.trials:
+        metric = "" if trial.metric is None else f"{trial.metric:.4f}"
+        print(f"  #{trial.number:<3} {trial.state:<17} {result.primary_metric} {metric:<7} {trial.parameters}")
+    print(f"Best: trial #{result.best.number} (run {result.best.run_id}), {result.primary_metric} "
+          f"{result.best.metric:.4f}")
+    print(f"Model {result.model_name!r} version {result.model_version} registered.")
+    return EXIT_OK
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -162,7 +206,7 @@ def _models(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kerasjob`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)  # argparse exits 2 on bad flags, as we do
-    handlers = {"submit": _submit, "runs": _runs, "models": _models}
+    handlers = {"submit": _submit, "runs": _runs, "models": _models, "tune": _tune}
     try:
         return handlers[args.command](args)
     except (ValidationError, BackendUnavailable) as exc:

@@ -219,8 +219,13 @@ class TrainingJob:
     def replace(self, **changes) -> "TrainingJob":
         """A copy with ``changes`` applied and validated again (the original is untouched)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        if isinstance(changes.get("hyperparameters"), Mapping) and self.uses_packaged_script:
+        stays_packaged = self.uses_packaged_script and not ({"source_dir", "entry_script"} & set(changes))
+        if stays_packaged and isinstance(changes.get("hyperparameters"), Mapping):
             changes["hyperparameters"] = {**self.hyperparameters, **changes["hyperparameters"]}
+        elif self.uses_packaged_script and "hyperparameters" not in changes:
+            # Another script: it gets only the values set on purpose, not keras_mnist.py's defaults.
+            changes["hyperparameters"] = {name: value for name, value in self.hyperparameters.items()
+                                          if value != contract.HYPERPARAMETERS[name].default}
         values.update(changes)
         return TrainingJob(**values)
 

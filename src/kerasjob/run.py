@@ -105,15 +105,25 @@ def finish_training(run: JobRun, job: TrainingJob, *, on_line=None) -> TrainingR
         reason = getattr(run, "reason", lambda: "")() or f"The run ended {status.value}"
         raise TrainingFailed(reason[0].upper() + reason[1:], run_id=run.id, status=status.value,
                              log_tail=run.log_tail())
+    metrics, model = register_trained_model(run, job)
+    return TrainingResult(run_id=run.id, status=status.value, metrics=metrics, model_name=model.name,
+                          model_version=model.version, url=run.url, backend=run.backend, run=run,
+                          workers=job.worker_count)
+
+
+def register_trained_model(run: JobRun, job: TrainingJob, extra_tags: dict[str, str] | None = None):
+    """Register ``job.model_path`` of completed ``run`` under ``job.model_name``; return (metrics, version).
+
+    Tagged with the run id, hyperparameters, final metrics and TensorFlow version.
+    """
     metrics = run.metrics()
     tags = {"run_id": run.id, "tensorflow_version": _tensorflow_version(run, job), "backend": run.backend}
     tags.update({f"hp.{name}": str(value) for name, value in job.hyperparameters.items()})
     tags.update({name: f"{metrics[name]:.6g}" for name in FINAL_METRICS if name in metrics})
+    tags.update(extra_tags or {})
     model = run.register_model(job.model_name, job.model_path, tags)
     logger.info("Registered model %s version %s from run %s", model.name, model.version, run.id)
-    return TrainingResult(run_id=run.id, status=status.value, metrics=metrics, model_name=model.name,
-                          model_version=model.version, url=run.url, backend=run.backend, run=run,
-                          workers=job.worker_count)
+    return metrics, model
 
 
 def _print_line(line: str) -> None:

@@ -124,17 +124,20 @@ class AzureMLBackend(Backend):
             return dataset
         return get_or_register_mnist(self.workspace, job.dataset_name)
 
+    def build_run_config(self, job: TrainingJob):
+        """Resolve compute, environment and data in the workspace; return the job's ``ScriptRunConfig``."""
+        self.check(job)
+        compute_target = get_or_create_compute(self.workspace, job.compute_config, self.compute_timeout_minutes)
+        environment = build_environment(read_conda_file(job.conda_file, job.base_image))
+        data_input = dataset_input(self._dataset(job), job.data_mode)
+        return build_script_run_config(job, data_input=data_input, compute_target=compute_target.name,
+                                       environment=environment)
+
     def submit(self, job: TrainingJob) -> "AzureMLRun":
         from azureml.core import Experiment
 
-        self.check(job)
-        workspace = self.workspace
-        compute_target = get_or_create_compute(workspace, job.compute_config, self.compute_timeout_minutes)
-        environment = build_environment(read_conda_file(job.conda_file, job.base_image))
-        data_input = dataset_input(self._dataset(job), job.data_mode)
-        config = build_script_run_config(job, data_input=data_input, compute_target=compute_target.name,
-                                         environment=environment)
-        experiment = Experiment(workspace=workspace, name=job.experiment)
+        config = self.build_run_config(job)
+        experiment = Experiment(workspace=self.workspace, name=job.experiment)
         run = azure_call(experiment.submit, config)
         logger.info("Submitted Azure ML run %s", run.id)
         return AzureMLRun(run, poll_seconds=self.poll_seconds)

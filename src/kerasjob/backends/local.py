@@ -65,13 +65,15 @@ class LocalBackend(Backend):
     Args:
         python: interpreter for the script (default: the current one).
         grace_seconds: time between SIGTERM and SIGKILL when a run is canceled.
+        run_tags: extra MLflow tags for every run (a sweep sets ``mlflow.parentRunId``).
     """
 
     name = "local"
 
-    def __init__(self, python: str | None = None, grace_seconds: float = 5.0):
+    def __init__(self, python: str | None = None, grace_seconds: float = 5.0, run_tags: dict[str, str] | None = None):
         self.python = python or sys.executable
         self.grace_seconds = grace_seconds
+        self.run_tags = dict(run_tags or {})
 
     def check(self, job: TrainingJob) -> None:
         if job.registered_dataset:
@@ -149,6 +151,7 @@ class LocalBackend(Backend):
                 run = client.create_run(experiment_id, tags={
                     "kerasjob.version": __version__, "kerasjob.backend": self.name,
                     "kerasjob.source_sha256": source_hash(job), "mlflow.source.name": job.entry_script,
+                    **self.run_tags,
                 })
                 client.log_batch(run.info.run_id, params=[
                     Param(name, str(value)) for name, value in job.hyperparameters.items()])

@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
 
@@ -49,12 +49,16 @@ class FakeWorkspace:
 class FakeRun:
     """Stands in for ``azureml.core.Run``: statuses and logs as the fake was told."""
 
-    def __init__(self, fake: "FakeAzureML", config, experiment: str, number: int):
+    def __init__(self, fake: "FakeAzureML", config, experiment: str, number: int | str, *,
+                 metrics: dict | None = None, arguments: list | None = None, final_status: str | None = None,
+                 statuses: list[str] | None = None):
         self.fake = fake
         self.config = config
         self.experiment = experiment
         self.id = f"{experiment}_{number}"
-        self._statuses = list(fake.statuses) + [fake.final_status]
+        self._statuses = list(fake.statuses if statuses is None else statuses) + [final_status or fake.final_status]
+        self._metrics = metrics
+        self._arguments = arguments if arguments is not None else list(getattr(config, "arguments", []) or [])
         self.canceled = False
 
     def get_status(self) -> str:
@@ -69,7 +73,11 @@ class FakeRun:
 
     def get_metrics(self) -> dict:
         self.fake._record("Run.get_metrics", self.id)
-        return dict(self.fake.metrics)
+        return dict(self.fake.metrics if self._metrics is None else self._metrics)
+
+    def get_details(self) -> dict:
+        self.fake._record("Run.get_details", self.id)
+        return {"runId": self.id, "runDefinition": {"arguments": [str(a) for a in self._arguments]}}
 
     def get_portal_url(self) -> str:
         return f"https://ml.azure.com/runs/{self.id}"
@@ -93,6 +101,59 @@ class FakeRun:
     def download_file(self, name: str, output_file_path: str | None = None, **kwargs) -> None:
         self.fake._record("Run.download_file", name)
         Path(output_file_path).write_bytes(self.fake.run_files[name])
+
+
+class FakeHyperDriveRun(FakeRun):
+    """A HyperDrive run: one child run per trial, with the values the fake was told to report.
+
+    Child ``i`` takes the ``i``-th value of each ``choice`` (cycling) and evenly
+    spread values of the continuous distributions, reports ``trial_metrics[i]``
+    and ends in ``trial_statuses[i]`` (default Completed).
+    """
+
+    def __init__(self, fake: "FakeAzureML", config, experiment: str, number: int):
+        super().__init__(fake, config, experiment, f"{number}_hyperdrive", metrics={})
+        self.children = [
+            FakeRun(fake, config, experiment, f"{number}_hyperdrive_{index}",
+                    metrics=fake.trial_metrics[index % len(fake.trial_metrics)] if fake.trial_metrics else
+                    {"Accuracy": [0.9, 0.9 + 0.001 * index]},
+                    arguments=[*self._arguments, *_sampled_arguments(config, index)],
+                    final_status=fake.trial_statuses[index] if index < len(fake.trial_statuses) else "Completed",
+                    statuses=[])  # read after the sweep ended: every child is final
+            for index in range(config._max_total_runs)
+        ]
+
+    def wait_for_completion(self, show_output=False, **kwargs):
+        self.fake._record("HyperDriveRun.wait_for_completion", self.id)
+        self._statuses = self._statuses[-1:]  # it returns once the sweep has ended
+        if show_output:
+            for line in self.fake.log_lines:
+                print(line)
+        return {"runId": self.id, "status": self.get_status()}
+
+    def get_children(self, **kwargs):
+        self.fake._record("HyperDriveRun.get_children", self.id)
+        return list(self.children)
+
+
+def _sampled_arguments(config, index: int) -> list[str]:
+    """Child ``index``'s values of the HyperDrive parameter space, as script arguments."""
+    import math
+
+    arguments = []
+    total = max(config._max_total_runs, 1)
+    for flag, (kind, parameters) in config._generator_config["parameter_space"].items():
+        if kind == "choice":
+            values = parameters[0]
+            value = values[index % len(values)]
+        elif kind == "normal":
+            value = parameters[0]
+        else:
+            low, high = parameters[0], parameters[1]
+            value = low + (high - low) * (index + 0.5) / total
+            value = math.exp(value) if kind.startswith("log") else value
+        arguments += [flag, str(value)]
+    return arguments
 
 
 class FakeComputeTarget:
@@ -128,7 +189,12 @@ class FakeAzureML(FakeService):
 
     Arguments as for :class:`kerasjob.testing._service.FakeService`; call names
     are ``Experiment.submit``, ``ComputeTarget.create``, ``Run.get_status``, ...
+    A submitted ``HyperDriveConfig`` gives a :class:`FakeHyperDriveRun` whose
+    children report ``trial_metrics`` and end in ``trial_statuses``.
     """
+
+    trial_metrics: list[dict] = field(default_factory=list)
+    trial_statuses: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         super().__post_init__()
@@ -164,7 +230,8 @@ class FakeAzureML(FakeService):
             def submit(self, config, tags=None, **kwargs):
                 fake._record("Experiment.submit", self.name)
                 fake.submissions.append(config)
-                run = FakeRun(fake, config, self.name, len(fake.runs) + 1)
+                hyperdrive = type(config).__name__ == "HyperDriveConfig"
+                run = (FakeHyperDriveRun if hyperdrive else FakeRun)(fake, config, self.name, len(fake.runs) + 1)
                 fake.runs.append(run)
                 return run
 
