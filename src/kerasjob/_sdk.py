@@ -36,3 +36,8 @@ def require_azure_ai_ml() -> None:
 def require_training_stack() -> None:
     """MLflow, which the local backend uses to track runs and register models."""
     _require("mlflow", "local", "train", "mlflow")
+
+
+def require_optuna() -> None:
+    """Optuna, which samples the trials of a local sweep."""
+    _require("optuna", "local", "train", "optuna")

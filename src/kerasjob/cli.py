@@ -69,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="search hyperparameters (the seed notebook's sweep by default) "
                                             "and register the best model")
-    tune.add_argument("--backend", choices=["local", "azureml"], default=None,
-                      help="local: an Optuna study over local runs; azureml: HyperDrive (default: local, or azureml "
-                           "when --workspace-config is given)")
+    tune.add_argument("--backend", choices=["local", "azureml", "azureml-v2"], default=None,
+                      help="local: an Optuna study over local runs; azureml: HyperDrive; azureml-v2: a sweep job "
+                           "(default: local, or azureml when --workspace-config is given)")
     tune.add_argument("--data-folder", help="folder with the four MNIST IDX files (default: download MNIST)")
     tune.add_argument("--epochs", type=int, help="epochs per trial (default 20)")
     tune.add_argument("--max-total-runs", type=int, default=20)

@@ -93,7 +93,8 @@ def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
         job, job_fields: the job to tune, as for ``submit_training``; the swept
             hyperparameters replace its own, the others (e.g. ``epochs``) stay.
         sweep: a ``Sweep`` (default: the seed notebook's: 20 random trials, 4 at once, Bandit 0.1 / 2).
-        backend: ``local`` (an Optuna study over local runs), ``azureml`` (HyperDrive).
+        backend: ``local`` (an Optuna study over local runs), ``azureml`` (HyperDrive),
+            ``azureml-v2`` (``command(...).sweep(...)``).
         show_output: print one line per trial event.
 
     Raises:
@@ -108,15 +109,20 @@ def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
     chosen.check(job)
     report = print if show_output else (lambda *_: None)
     if chosen.name == "local":
+        from ._sdk import require_optuna
         from .local_sweep import run_local_sweep
 
+        require_optuna()
         return run_local_sweep(job, sweep, report=report)
     if chosen.name == "azureml":
         from .hyperdrive import run_hyperdrive
 
         return run_hyperdrive(chosen, job, sweep, show_output=show_output)
-    raise ValidationError("backend", "local or azureml for tuning (azureml-v2 sweeps are not built yet)",
-                          chosen.name)
+    if chosen.name == "azureml-v2":
+        from .sweep_v2 import run_sweep_v2
+
+        return run_sweep_v2(chosen, job, sweep, show_output=show_output)
+    raise ValidationError("backend", "local, azureml or azureml-v2 for tuning", chosen.name)
 
 
 def no_completed_trial(sweep_run_id: str, trials: list[Trial]) -> TrainingFailed:

@@ -266,7 +266,8 @@ class AzureMLv2Backend(Backend):
             return f"local folder {job.local_data_folder}, uploaded on submit, {job.data_mode}"
         return f"MNIST data asset {job.dataset_name!r} from {mnist_urls()[0].rsplit('/', 1)[0]}/, {job.data_mode}"
 
-    def submit(self, job: TrainingJob) -> "AzureMLv2Run":
+    def prepare(self, job: TrainingJob):
+        """Get or create the job's data asset, environment and cluster; return (environment, data input)."""
         self.check(job)
         client = self.ml_client
         mnist_asset = None
@@ -276,10 +277,14 @@ class AzureMLv2Backend(Backend):
             mnist_asset = get_or_register_mnist_asset(client, job.dataset_name)
         environment = get_or_create_environment(client, job)
         get_or_create_compute(client, job)
-        command_job = build_command_job(job, environment=environment, data=data_input(job, mnist_asset))
-        submitted = azure_call(client.jobs.create_or_update, command_job, experiment_name=job.experiment)
+        return environment, data_input(job, mnist_asset)
+
+    def submit(self, job: TrainingJob) -> "AzureMLv2Run":
+        environment, data = self.prepare(job)
+        command_job = build_command_job(job, environment=environment, data=data)
+        submitted = azure_call(self.ml_client.jobs.create_or_update, command_job, experiment_name=job.experiment)
         logger.info("Submitted Azure ML v2 job %s", submitted.name)
-        return AzureMLv2Run(client, submitted)
+        return AzureMLv2Run(self.ml_client, submitted)
 
 
 class AzureMLv2Run(JobRun):

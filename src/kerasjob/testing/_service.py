@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
+
+
+def spread(kind: str, parameters: list, index: int, total: int):
+    """Trial ``index``'s value of one swept parameter: the choices in turn, ranges evenly spread.
+
+    ``kind`` is the distribution's name (``choice``, ``uniform``, ``loguniform``,
+    ``quniform``, ``normal``); ``parameters`` its values (choice) or bounds.
+    """
+    kind = kind.lower()
+    if kind == "choice":
+        return parameters[index % len(parameters)]
+    if kind == "normal":
+        return parameters[0]
+    low, high = parameters[0], parameters[1]
+    value = low + (high - low) * (index + 0.5) / max(total, 1)
+    return math.exp(value) if kind.startswith("log") else value
 
 
 @dataclass
@@ -21,6 +38,8 @@ class FakeService:
         failures: ``{"<call name>": [ConnectionResetError(), ...]}``: errors raised
             by the next calls of that name, one per call.
         run_files: ``{path: bytes}``, the files the run holds (for downloads).
+        trial_metrics, trial_statuses: for a sweep, what trial ``i`` reports
+            and where it ends (default: Accuracy 0.9 + 0.001 i, Completed).
     """
 
     final_status: str = "Completed"
@@ -33,6 +52,14 @@ class FakeService:
     failures: dict[str, list[BaseException]] = field(default_factory=dict)
     run_files: dict[str, bytes] = field(default_factory=lambda: {"outputs/model/model.keras": b"fake model",
                                                                  "outputs/training.png": b"png"})
+    trial_metrics: list[dict] = field(default_factory=list)
+    trial_statuses: list[str] = field(default_factory=list)
+
+    def trial_outcome(self, index: int) -> tuple[dict, str]:
+        """What sweep trial ``index`` reports and the state it ends in."""
+        metrics = (self.trial_metrics[index % len(self.trial_metrics)] if self.trial_metrics
+                   else {"Accuracy": [0.9, 0.9 + 0.001 * index]})
+        return metrics, self.trial_statuses[index] if index < len(self.trial_statuses) else "Completed"
 
     def __post_init__(self):
         self.calls: list[tuple[str, object]] = []

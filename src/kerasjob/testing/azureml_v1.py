@@ -18,11 +18,11 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-from ._service import FakeService
+from ._service import FakeService, spread
 
 
 @dataclass
@@ -113,15 +113,12 @@ class FakeHyperDriveRun(FakeRun):
 
     def __init__(self, fake: "FakeAzureML", config, experiment: str, number: int):
         super().__init__(fake, config, experiment, f"{number}_hyperdrive", metrics={})
-        self.children = [
-            FakeRun(fake, config, experiment, f"{number}_hyperdrive_{index}",
-                    metrics=fake.trial_metrics[index % len(fake.trial_metrics)] if fake.trial_metrics else
-                    {"Accuracy": [0.9, 0.9 + 0.001 * index]},
-                    arguments=[*self._arguments, *_sampled_arguments(config, index)],
-                    final_status=fake.trial_statuses[index] if index < len(fake.trial_statuses) else "Completed",
-                    statuses=[])  # read after the sweep ended: every child is final
-            for index in range(config._max_total_runs)
-        ]
+        self.children = []
+        for index in range(config._max_total_runs):
+            metrics, status = fake.trial_outcome(index)
+            self.children.append(FakeRun(fake, config, experiment, f"{number}_hyperdrive_{index}", metrics=metrics,
+                                         arguments=[*self._arguments, *_sampled_arguments(config, index)],
+                                         final_status=status, statuses=[]))  # read after the sweep: all final
 
     def wait_for_completion(self, show_output=False, **kwargs):
         self.fake._record("HyperDriveRun.wait_for_completion", self.id)
@@ -138,21 +135,10 @@ class FakeHyperDriveRun(FakeRun):
 
 def _sampled_arguments(config, index: int) -> list[str]:
     """Child ``index``'s values of the HyperDrive parameter space, as script arguments."""
-    import math
-
     arguments = []
-    total = max(config._max_total_runs, 1)
     for flag, (kind, parameters) in config._generator_config["parameter_space"].items():
-        if kind == "choice":
-            values = parameters[0]
-            value = values[index % len(values)]
-        elif kind == "normal":
-            value = parameters[0]
-        else:
-            low, high = parameters[0], parameters[1]
-            value = low + (high - low) * (index + 0.5) / total
-            value = math.exp(value) if kind.startswith("log") else value
-        arguments += [flag, str(value)]
+        values = parameters[0] if kind == "choice" else parameters
+        arguments += [flag, str(spread(kind, values, index, config._max_total_runs))]
     return arguments
 
 
@@ -192,9 +178,6 @@ class FakeAzureML(FakeService):
     A submitted ``HyperDriveConfig`` gives a :class:`FakeHyperDriveRun` whose
     children report ``trial_metrics`` and end in ``trial_statuses``.
     """
-
-    trial_metrics: list[dict] = field(default_factory=list)
-    trial_statuses: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         super().__post_init__()

@@ -21,11 +21,11 @@ Example:
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
 
-from ._service import FakeService
+from ._service import FakeService, spread
 
 OPERATION_GROUPS = ("jobs", "compute", "environments", "data", "models", "workspaces")
 
@@ -57,6 +57,8 @@ class FakeJob:
     experiment_name: str
     entity: object
     status: str = "NotStarted"
+    inputs: dict = field(default_factory=dict)
+    parent: str | None = None
 
     @property
     def studio_url(self) -> str:
@@ -83,12 +85,37 @@ class FakeJobs(_Group):
         fake = self.fake
         entity = job._to_job() if hasattr(job, "_to_job") else job  # the service receives the CommandJob
         experiment = experiment_name or getattr(entity, "experiment_name", None) or "Default"
-        run_id = fake._create_tracking_run(experiment)
+        run_id = fake._create_tracking_run(experiment, fake.metrics)
         submitted = FakeJob(name=run_id, experiment_name=experiment, entity=entity)
         fake.submissions.append(entity)
         fake.jobs_by_name[run_id] = submitted
         fake._pending_statuses[run_id] = list(fake.statuses) + [fake.final_status]
+        if getattr(entity, "type", None) == "sweep":
+            self._start_trials(submitted)
         return submitted
+
+    def _start_trials(self, sweep: FakeJob) -> None:
+        """One child job per trial: the swept inputs spread over the space, outcomes as the fake was told."""
+        fake, entity = self.fake, sweep.entity
+        total = entity.limits.max_total_trials
+        for index in range(total):
+            inputs = {}
+            for name, expression in entity.search_space.items():
+                kind = type(expression).__name__
+                values = expression.values if kind == "Choice" else [
+                    getattr(expression, attribute) for attribute in ("min_value", "max_value", "mu")
+                    if getattr(expression, attribute, None) is not None]
+                inputs[name] = spread(kind, values, index, total)
+            metrics, status = fake.trial_outcome(index)
+            child = FakeJob(name=fake._create_tracking_run(sweep.experiment_name, metrics),
+                            experiment_name=sweep.experiment_name, entity=None, status=status, inputs=inputs,
+                            parent=sweep.name)
+            fake.jobs_by_name[child.name] = child
+            fake._pending_statuses[child.name] = [status]
+
+    def list(self, parent_job_name=None, **kwargs):
+        self._record("list", parent_job_name)
+        return [job for job in self.fake.jobs_by_name.values() if job.parent == parent_job_name]
 
     def get(self, name):
         self._record("get", name)
@@ -229,7 +256,7 @@ class FakeMLClient(FakeService):
             self._store_dir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="fake-azureml-mlflow-"))
         return f"sqlite:///{self._store_dir}/mlflow.db"
 
-    def _create_tracking_run(self, experiment: str) -> str:
+    def _create_tracking_run(self, experiment: str, metrics: dict) -> str:
         """An MLflow run holding the job's metrics; its id is the job's name, as on Azure ML."""
         from mlflow.entities import Metric
         from mlflow.tracking import MlflowClient
@@ -239,11 +266,11 @@ class FakeMLClient(FakeService):
         experiment_id = found.experiment_id if found else client.create_experiment(
             experiment, artifact_location=Path(self._store_dir, "artifacts").as_uri())
         run_id = client.create_run(experiment_id).info.run_id
-        metrics = []
-        for name, value in self.metrics.items():
+        logged = []
+        for name, value in metrics.items():
             history = value if isinstance(value, list) else [value]
-            metrics += [Metric(name, float(each), 0, step) for step, each in enumerate(history)]
-        client.log_batch(run_id, metrics=metrics)
+            logged += [Metric(name, float(each), 0, step) for step, each in enumerate(history)]
+        client.log_batch(run_id, metrics=logged)
         return run_id
 
     def __enter__(self) -> "FakeMLClient":

@@ -1,0 +1,93 @@
+"""A ``Sweep`` on Azure ML SDK v2: ``command(...).sweep(...)``, submitted, read back, the best model registered.
+
+``build_sweep_job`` is the pure translation (nothing is sent): the job's command
+job with each swept input replaced by its ``azure.ai.ml.sweep`` expression.
+``run_sweep_v2`` submits it, streams it, reads every trial (child job) with its
+primary metric through MLflow, and registers the best one's model.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .backends.azureml_v2 import STATUS_MAP, AzureMLv2Backend, AzureMLv2Run, build_command_job
+from .job import TrainingJob
+from .retry import azure_call
+from .run import register_trained_model
+from .search_space import Sweep, choice, loguniform, normal, quniform, uniform
+from .tuning import Trial, TuningResult, best_trial, no_completed_trial
+
+logger = logging.getLogger(__name__)
+
+
+def sweep_search_space(sweep: Sweep) -> dict:
+    """The space as ``azure.ai.ml.sweep`` expressions, keyed by input name."""
+    from azure.ai.ml import sweep as azure_sweep
+
+    space = {}
+    for name, distribution in sweep.space.items():
+        if isinstance(distribution, choice):
+            space[name] = azure_sweep.Choice(values=list(distribution.values))
+        elif isinstance(distribution, loguniform):
+            space[name] = azure_sweep.LogUniform(min_value=distribution.min_value, max_value=distribution.max_value)
+        elif isinstance(distribution, uniform):
+            space[name] = azure_sweep.Uniform(min_value=distribution.min_value, max_value=distribution.max_value)
+        elif isinstance(distribution, quniform):
+            space[name] = azure_sweep.QUniform(min_value=distribution.min_value, max_value=distribution.max_value,
+                                               q=distribution.q)
+        else:
+            assert isinstance(distribution, normal)
+            space[name] = azure_sweep.Normal(mu=distribution.mu, sigma=distribution.sigma)
+    return space
+
+
+def build_sweep_job(job: TrainingJob, sweep: Sweep, *, environment: str, data=None):
+    """The pure translation: ``TrainingJob`` + ``Sweep`` -> an ``azure.ai.ml`` sweep job."""
+    from azure.ai.ml.sweep import BanditPolicy
+
+    command_job = build_command_job(job, environment=environment, data=data)
+    policy = None
+    if sweep.policy is not None:
+        slack = ({"slack_factor": sweep.policy.slack_factor} if sweep.policy.slack_factor is not None
+                 else {"slack_amount": sweep.policy.slack_amount})
+        policy = BanditPolicy(evaluation_interval=sweep.policy.evaluation_interval,
+                              delay_evaluation=sweep.policy.delay_evaluation, **slack)
+    return command_job(**sweep_search_space(sweep)).sweep(
+        primary_metric=sweep.primary_metric, goal=sweep.goal.capitalize(), sampling_algorithm=sweep.sampling,
+        compute=job.compute_config.name, max_total_trials=sweep.max_total_runs,
+        max_concurrent_trials=sweep.max_concurrent_runs, early_termination_policy=policy)
+
+
+def _state(status: str, sweep_completed: bool) -> str:
+    mapped = STATUS_MAP.get(status)
+    if mapped is None or mapped.value not in ("completed", "failed", "canceled"):
+        return "canceled"
+    # A trial of a sweep that itself completed is canceled only by the early-termination policy.
+    return "early-terminated" if mapped.value == "canceled" and sweep_completed else mapped.value
+
+
+def run_sweep_v2(backend: AzureMLv2Backend, job: TrainingJob, sweep: Sweep, *, show_output: bool = True
+                 ) -> TuningResult:
+    """Submit ``sweep`` as an Azure ML v2 sweep job, wait for it, register the best trial's model."""
+    environment, data = backend.prepare(job)
+    client = backend.ml_client
+    sweep_job = build_sweep_job(job, sweep, environment=environment, data=data)
+    submitted = azure_call(client.jobs.create_or_update, sweep_job, experiment_name=job.experiment)
+    handle = AzureMLv2Run(client, submitted)
+    handle.wait(on_line=print if show_output else None)
+    completed = handle.status().value == "completed"
+    trials = []
+    for number, child in enumerate(sorted(azure_call(client.jobs.list, parent_job_name=handle.id),
+                                          key=lambda each: each.name)):
+        child_run = AzureMLv2Run(client, child)
+        metric = child_run.metrics().get(sweep.primary_metric)
+        parameters = {name: (child.inputs or {}).get(name) for name in sweep.space}
+        trials.append(Trial(number, child.name, parameters, _state(child.status, completed), metric))
+    best = best_trial(trials, sweep.goal)
+    if best is None:
+        raise no_completed_trial(handle.id, trials)
+    best_job = job.replace(hyperparameters={**job.hyperparameters, **best.parameters})
+    best_run = AzureMLv2Run(client, azure_call(client.jobs.get, best.run_id))
+    _, model = register_trained_model(best_run, best_job, {"sweep_run_id": handle.id})
+    return TuningResult(sweep_run_id=handle.id, trials=trials, best=best, primary_metric=sweep.primary_metric,
+                        model_name=model.name, model_version=model.version, backend="azureml-v2", url=handle.url)
