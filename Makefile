@@ -29,7 +29,7 @@ test: setup-dev
 	$(BIN)/python -m pytest
 
 bench: setup-dev
-	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/overhead.py --repeats 5
 	$(BIN)/python benchmarks/train_speed.py
 
 clean:
