@@ -227,3 +227,13 @@ def test_a_registered_data_asset_is_checked_then_used_as_named():
         submit(azure, data="azureml:digits")
     assert [job.inputs["data_folder"].path for job in azure.submissions] == ["azureml:digits:3",
                                                                                "azureml:digits@latest"]
+
+
+def test_streamed_lines_reach_on_line_as_they_are_printed_and_a_printing_sink_works(capsys):
+    with FakeMLClient(log_lines=["Epoch 1/2", "Epoch 2/2", "done"]) as azure:
+        run = AzureMLv2Backend(azure.ml_client).submit(TrainingJob())
+        seen = []
+        assert run.wait(on_line=lambda line: (seen.append(line), print(f"> {line}"))).value == "completed"
+    assert seen == ["Epoch 1/2", "Epoch 2/2", "done"]
+    assert capsys.readouterr().out.splitlines() == ["> Epoch 1/2", "> Epoch 2/2", "> done"]
+    assert run.log_tail(2) == "Epoch 2/2\ndone"

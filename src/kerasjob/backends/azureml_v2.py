@@ -20,6 +20,7 @@ import contextlib
 import io
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -32,7 +33,7 @@ from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
 from ..retry import azure_call
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
 from ..workspace import check_workspace_arguments
-from .base import Backend, JobRun, ModelVersion, RunStatus, move_files
+from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, move_files
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +288,29 @@ class AzureMLv2Backend(Backend):
         return AzureMLv2Run(self.ml_client, submitted)
 
 
+class _LineWriter(io.TextIOBase):
+    """A stdout stand-in that hands complete lines to ``sink``, with the real stdout back in place meanwhile
+    (so a sink that prints does not write into itself)."""
+
+    def __init__(self, sink: LineSink, real_stdout):
+        self.sink, self.real_stdout, self.pending = sink, real_stdout, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            with contextlib.redirect_stdout(self.real_stdout):
+                self.sink(line)
+        return len(text)
+
+    def close(self) -> None:
+        if self.pending:
+            line, self.pending = self.pending, ""
+            with contextlib.redirect_stdout(self.real_stdout):
+                self.sink(line)
+        super().close()
+
+
 class AzureMLv2Run(JobRun):
     """Handle on a submitted ``azure.ai.ml`` job."""
 
@@ -309,17 +333,34 @@ class AzureMLv2Run(JobRun):
         self.job = azure_call(self.ml_client.jobs.get, self.id)
         return STATUS_MAP.get(self.job.status, RunStatus.RUNNING)
 
-    def stream_logs(self) -> Iterator[str]:
-        """The job's streamed output, line by line (``jobs.stream`` prints it; we capture it)."""
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
+    def _stream(self, sink: LineSink) -> None:
+        """Runs ``jobs.stream`` (which prints the job's output until it ends), handing each line to ``sink``."""
+        writer = _LineWriter(sink, sys.stdout)
+        with contextlib.redirect_stdout(writer):
             try:
                 azure_call(self.ml_client.jobs.stream, self.id)
             except Exception as error:  # noqa: BLE001 - a failed job makes stream() raise; status() tells
                 logger.debug("jobs.stream ended with %r", error)
-        for line in buffer.getvalue().splitlines():
+        writer.close()
+
+    def stream_logs(self) -> Iterator[str]:
+        """The job's output, line by line, once the job has ended (``wait(on_line=...)`` streams it live)."""
+        lines: list[str] = []
+        self._stream(lines.append)
+        yield from lines
+
+    def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
+        def sink(line: str) -> None:
             self._tail.append(line)
-            yield line
+            if on_line is not None:
+                on_line(line)
+
+        try:
+            self._stream(sink)
+            return self.status()
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
 
     def cancel(self) -> None:
         azure_call(self.ml_client.jobs.begin_cancel, self.id).result()

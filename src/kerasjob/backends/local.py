@@ -108,13 +108,19 @@ class LocalBackend(Backend):
         except OSError as exc:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise SubmissionError(f"Could not start the local run in {run_dir}: {exc}") from exc
+        run_id = None
         try:
             run_id = self._create_mlflow_run(job, uri)
             write_json_atomically(run_dir / RUN_ID_FILE, {"run_id": run_id})
             (root / run_id).symlink_to(run_dir.name)
-        except BaseException:
+        except BaseException as exc:
             _stop(supervisor)
             shutil.rmtree(run_dir, ignore_errors=True)
+            if run_id is not None:
+                (root / run_id).unlink(missing_ok=True)
+                tracking.client(uri).set_terminated(run_id, "FAILED")
+            if isinstance(exc, OSError):
+                raise SubmissionError(f"Could not start the local run in {run_dir}: {exc}") from exc
             raise
         logger.info("Started local run %s in %s", run_id, run_dir)
         return LocalRun(root / run_id, uri, supervisor)
