@@ -7,7 +7,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-DATA   ?=
+# The four MNIST files: the project's shared copy when it sits beside the checkout
+# (machines without internet access), else kerasjob downloads them on first use.
+DATA   ?= $(firstword $(wildcard ../shared/data/mnist))
 EPOCHS ?=
 
 .PHONY: demo test bench setup-train setup-dev clean
