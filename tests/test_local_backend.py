@@ -238,3 +238,30 @@ def test_a_store_failure_after_the_script_started_stops_it_and_leaves_nothing(ti
     runs = Path(os.environ["KERASJOB_HOME"]) / "runs"
     assert list(runs.iterdir()) == []
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(runs) in " ".join(p.info["cmdline"] or [])]
+
+
+def test_the_metrics_file_is_read_by_complete_lines_only(tmp_path):
+    from kerasjob.backends.local_supervisor import read_metrics_lines
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"metrics": {"Accuracy": 0.5}, "step": 0}\n{"metrics": {"Accu')
+    records, position = read_metrics_lines(path, 0)
+    assert records == [{"metrics": {"Accuracy": 0.5}, "step": 0}]
+    with open(path, "a") as stream:
+        stream.write('racy": 0.6}, "step": 1}\n')
+    assert read_metrics_lines(path, position)[0] == [{"metrics": {"Accuracy": 0.6}, "step": 1}]
+    assert read_metrics_lines(tmp_path / "absent.jsonl", 0) == ([], 0)
+
+
+def test_a_busy_store_is_retried_not_fatal():
+    from kerasjob.backends import local_supervisor
+
+    calls = []
+
+    def flaky(value):
+        calls.append(value)
+        if len(calls) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return value
+
+    assert local_supervisor.store_call(flaky, 7) == 7 and len(calls) == 3

@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+import tenacity
+
 LAUNCH_FILE = "launch.json"
 STATE_FILE = "state.json"
 RUN_ID_FILE = "run_id.json"
@@ -50,6 +52,14 @@ def copy_lines(stream, log, prefix: str, lock: threading.Lock) -> None:
     for line in stream:
         with lock:
             log.write(prefix + line)
+
+
+def store_call(function, *args, **kwargs):
+    """Call the MLflow store, retrying a few times: several runs (a sweep's trials, parallel submits) share
+    one SQLite file, and a busy database is a reason to wait, not to lose a run's outcome."""
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(6), wait=tenacity.wait_exponential(0.2, max=3),
+                                 reraise=True)
+    return retrying(function, *args, **kwargs)
 
 
 def read_metrics_lines(path: Path, position: int) -> tuple[list[dict], int]:
@@ -99,11 +109,12 @@ class MetricsForwarder(threading.Thread):
     def _forward(self) -> None:
         from mlflow.entities import Metric
 
-        records, self._position = read_metrics_lines(self.metrics_path, self._position)
+        records, position = read_metrics_lines(self.metrics_path, self._position)
         metrics = [Metric(key, float(value), record.get("timestamp", int(time.time() * 1000)), record.get("step") or 0)
                    for record in records for key, value in record["metrics"].items()]
         if metrics:
-            self.client.log_batch(self.run_id, metrics=metrics)
+            store_call(self.client.log_batch, self.run_id, metrics=metrics)
+        self._position = position  # only once logged, so nothing is skipped
 
 
 def read_run_id(run_dir: Path) -> str | None:
@@ -262,12 +273,12 @@ class Supervisor:
 
     def _record_in_mlflow(self, client, run_id: str, status: str) -> None:
         try:
-            client.log_artifact(run_id, str(self.run_dir / DRIVER_LOG), artifact_path="logs")
+            store_call(client.log_artifact, run_id, str(self.run_dir / DRIVER_LOG), artifact_path="logs")
             outputs = self.run_dir / "outputs"
             if any(outputs.iterdir()):
-                client.log_artifacts(run_id, str(outputs), artifact_path="outputs")
+                store_call(client.log_artifacts, run_id, str(outputs), artifact_path="outputs")
         finally:
-            client.set_terminated(run_id, MLFLOW_STATUS[status])
+            store_call(client.set_terminated, run_id, MLFLOW_STATUS[status])
 
 
 def main(argv: list[str]) -> int:
