@@ -237,3 +237,11 @@ def test_streamed_lines_reach_on_line_as_they_are_printed_and_a_printing_sink_wo
     assert seen == ["Epoch 1/2", "Epoch 2/2", "done"]
     assert capsys.readouterr().out.splitlines() == ["> Epoch 1/2", "> Epoch 2/2", "> done"]
     assert run.log_tail(2) == "Epoch 2/2\ndone"
+
+
+def test_the_dry_run_plan_names_the_v2_environment_and_contacts_nothing(workspace_config):
+    with FakeMLClient() as azure:
+        plan = submit_training(backend="azureml-v2", workspace_config=workspace_config, dry_run=True)
+    assert plan.environment_name == ":".join(environment_version(TrainingJob()))
+    assert plan.backend == "azureml-v2" and "data asset 'mnist-dataset'" in plan.data
+    assert azure.calls == []

@@ -73,7 +73,7 @@ def build_plan(job: TrainingJob, backend) -> SubmissionPlan:
     return SubmissionPlan(
         backend=backend.name, experiment=job.experiment, source_dir=str(job.source_dir),
         entry_script=job.entry_script, files=dict(snapshot.files), total_bytes=snapshot.total_bytes,
-        environment_name=environment.name, environment_hash=environment.content_hash,
+        environment_name=backend.environment_name(job), environment_hash=environment.content_hash,
         base_image=environment.base_image, compute=compute_text,
         script_arguments=[str(argument) for argument in job.script_arguments(data_placeholder)],
         data=backend.describe_data(job),

@@ -259,6 +259,9 @@ class AzureMLv2Backend(Backend):
             self._ml_client = load_ml_client(**self._client_arguments, credential=self._credential)
         return self._ml_client
 
+    def environment_name(self, job: TrainingJob) -> str:
+        return ":".join(environment_version(job))
+
     def describe_data(self, job: TrainingJob) -> str:
         if job.registered_dataset:
             name, version = job.registered_dataset

@@ -142,6 +142,12 @@ class Backend(abc.ABC):
     def check(self, job: TrainingJob) -> None:
         """Refuse, before any side effect, a job this backend cannot run."""
 
+    def environment_name(self, job: TrainingJob) -> str:
+        """The name the job's environment gets on this backend (derived from the conda file's content)."""
+        from ..environment import read_conda_file
+
+        return read_conda_file(job.conda_file, job.base_image).name
+
     @abc.abstractmethod
     def describe_data(self, job: TrainingJob) -> str:
         """How the run will receive its data, in words (for the dry-run plan)."""
