@@ -17,7 +17,7 @@ from .retry import azure_call
 from .run import register_trained_model
 from .search_space import Sweep, choice, loguniform, normal, quniform, uniform
 from .training.contract import flag_for
-from .tuning import Trial, TuningResult, best_trial, no_completed_trial
+from .tuning import Trial, TuningResult, best_trial, no_completed_trial, trial_state
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +66,12 @@ def build_hyperdrive_config(sweep: Sweep, script_run_config):
 def _parameters(child, sweep: Sweep) -> dict:
     """The swept values a child run received, read back from its arguments."""
     arguments = [str(a) for a in (azure_call(child.get_details).get("runDefinition", {}).get("arguments") or [])]
+    names = {flag_for(name): name for name in sweep.space}
     values = {}
-    for name in sweep.space:
-        flag = flag_for(name)
-        if flag in arguments[:-1]:
-            raw = arguments[len(arguments) - 1 - arguments[::-1].index(flag) + 1]  # the last occurrence wins
+    for flag, raw in zip(arguments, arguments[1:]):  # a later occurrence overwrites an earlier one
+        if flag in names:
             number = float(raw)
-            values[name] = int(number) if number.is_integer() and "." not in raw else number
+            values[names[flag]] = int(number) if number.is_integer() and "." not in raw else number
     return values
 
 
@@ -81,16 +80,6 @@ def _metric(child, name: str) -> float | None:
     if isinstance(value, list):
         value = value[-1] if value else None
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
-def _state(status: str, sweep_completed: bool) -> str:
-    mapped = STATUS_MAP.get(status)
-    if mapped is None or mapped.value not in ("completed", "failed", "canceled"):
-        return "canceled"
-    # HyperDrive cancels a child of a sweep that itself completed only through its early-termination policy.
-    if mapped.value == "canceled" and sweep_completed:
-        return "early-terminated"
-    return mapped.value
 
 
 def run_hyperdrive(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, *, show_output: bool = True
@@ -109,14 +98,15 @@ def run_hyperdrive(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, *, s
         azure_call(sweep_run.cancel)
         raise
     completed = azure_call(sweep_run.get_status) == "Completed"
-    trials = []
-    for number, child in enumerate(sorted(azure_call(sweep_run.get_children), key=lambda c: c.id)):
-        trials.append(Trial(number, child.id, _parameters(child, sweep),
-                            _state(azure_call(child.get_status), completed), _metric(child, sweep.primary_metric)))
+    children = sorted(azure_call(sweep_run.get_children), key=lambda child: child.id)
+    trials = [Trial(number, child.id, _parameters(child, sweep),
+                    trial_state(STATUS_MAP.get(azure_call(child.get_status)), completed),
+                    _metric(child, sweep.primary_metric))
+              for number, child in enumerate(children)]
     best = best_trial(trials, sweep.goal)
     if best is None:
         raise no_completed_trial(sweep_run.id, trials)
-    best_run = next(child for child in azure_call(sweep_run.get_children) if child.id == best.run_id)
+    best_run = next(child for child in children if child.id == best.run_id)
     best_job = job.replace(hyperparameters={**job.hyperparameters, **best.parameters})
     _, model = register_trained_model(AzureMLRun(best_run), best_job, {"sweep_run_id": sweep_run.id})
     return TuningResult(sweep_run_id=sweep_run.id, trials=trials, best=best, primary_metric=sweep.primary_metric,

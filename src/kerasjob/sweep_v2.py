@@ -15,7 +15,7 @@ from .job import TrainingJob
 from .retry import azure_call
 from .run import register_trained_model
 from .search_space import Sweep, choice, loguniform, normal, quniform, uniform
-from .tuning import Trial, TuningResult, best_trial, no_completed_trial
+from .tuning import Trial, TuningResult, best_trial, no_completed_trial, trial_state
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +58,6 @@ def build_sweep_job(job: TrainingJob, sweep: Sweep, *, environment: str, data=No
         max_concurrent_trials=sweep.max_concurrent_runs, early_termination_policy=policy)
 
 
-def _state(status: str, sweep_completed: bool) -> str:
-    mapped = STATUS_MAP.get(status)
-    if mapped is None or mapped.value not in ("completed", "failed", "canceled"):
-        return "canceled"
-    # A trial of a sweep that itself completed is canceled only by the early-termination policy.
-    return "early-terminated" if mapped.value == "canceled" and sweep_completed else mapped.value
-
-
 def run_sweep_v2(backend: AzureMLv2Backend, job: TrainingJob, sweep: Sweep, *, show_output: bool = True
                  ) -> TuningResult:
     """Submit ``sweep`` as an Azure ML v2 sweep job, wait for it, register the best trial's model."""
@@ -82,7 +74,8 @@ def run_sweep_v2(backend: AzureMLv2Backend, job: TrainingJob, sweep: Sweep, *, s
         child_run = AzureMLv2Run(client, child)
         metric = child_run.metrics().get(sweep.primary_metric)
         parameters = {name: (child.inputs or {}).get(name) for name in sweep.space}
-        trials.append(Trial(number, child.name, parameters, _state(child.status, completed), metric))
+        state = trial_state(STATUS_MAP.get(child.status), completed)
+        trials.append(Trial(number, child.name, parameters, state, metric))
     best = best_trial(trials, sweep.goal)
     if best is None:
         raise no_completed_trial(handle.id, trials)

@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from .backends import Backend
+from .backends import Backend, RunStatus
 from .errors import TrainingFailed, ValidationError
 from .job import TrainingJob
 from .run import make_job, resolve_backend
@@ -63,6 +63,17 @@ class TuningResult:
                 "model": {"name": self.model_name, "version": self.model_version}, "url": self.url}
 
 
+def trial_state(status: RunStatus | None, sweep_completed: bool) -> str:
+    """A finished trial's state from its run's status.
+
+    A trial of a sweep that itself completed is canceled only by the early-termination
+    policy (Azure ML reports such trials as Canceled), so it counts as early-terminated.
+    """
+    if status is None or status.value not in ("completed", "failed", "canceled"):
+        return "canceled"
+    return "early-terminated" if status is RunStatus.CANCELED and sweep_completed else status.value
+
+
 def best_trial(trials: list[Trial], goal: str) -> Trial | None:
     """The completed trial with the best primary metric."""
     scored = [trial for trial in trials if trial.state == "completed" and trial.metric is not None]
@@ -75,8 +86,10 @@ def check_sweep(job: TrainingJob, sweep: Sweep) -> None:
     """Everything about the sweep that can be refused before a trial starts."""
     if not isinstance(sweep, Sweep):
         raise ValidationError("sweep", "a kerasjob.Sweep", sweep)
-    declared = HYPERPARAMETERS if job.uses_packaged_script else None
-    sweep.check_against(declared or {}, METRICS if job.uses_packaged_script else None)
+    if job.uses_packaged_script:
+        sweep.check_against(HYPERPARAMETERS, METRICS)
+    else:
+        sweep.check_against({}, None)  # another script declares nothing to check against
     for name in sweep.space:
         if job.uses_packaged_script and name == "epochs":
             raise ValidationError("space", "hyperparameters other than epochs (Bandit compares trials per epoch)",
