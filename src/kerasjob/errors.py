@@ -70,3 +70,23 @@ class TrainingFailed(KerasJobError):
         if log_tail:
             text += "\nLast lines of the driver log:\n" + log_tail
         super().__init__(text)
+
+
+class AzureAccessError(KerasJobError):
+    """Azure refused before anything started; the message names the cause and the fix.
+
+    Subclasses say which: :class:`NotAuthenticated`, :class:`WorkspaceNotFound`,
+    :class:`AccessDenied`. Nothing was uploaded, created or started.
+    """
+
+
+class NotAuthenticated(AzureAccessError):
+    """No usable Azure login (not logged in, expired token, missing service principal)."""
+
+
+class WorkspaceNotFound(AzureAccessError):
+    """The subscription, resource group or workspace named does not exist (or is not visible)."""
+
+
+class AccessDenied(AzureAccessError):
+    """The login works but lacks permission (HTTP 403) for what was asked."""

@@ -3,9 +3,17 @@
 Transient: throttling (429), server errors (5xx), timeouts, dropped connections.
 Anything else (a 404, bad credentials, a validation error) is raised at once.
 
+Reads and idempotent updates go through :func:`azure_call`. A call that *creates*
+something (a job, a run, a model version) is never blindly retried: Azure's own
+clients already retry the request, and a response lost after the service acted
+would make a second GPU job. :func:`create_once` sends a create that carries a
+fixed identity and, before sending it again, looks that identity up.
+
 Example:
     >>> azure_call(lambda: 42)
     42
+    >>> create_once(lambda: "job-1", find=lambda: None, what="job job-1")
+    'job-1'
 """
 
 from __future__ import annotations
@@ -61,3 +69,26 @@ policy = tenacity.Retrying(
 def azure_call(function: Callable[..., T], *args, **kwargs) -> T:
     """Call ``function(*args, **kwargs)``, retrying transient failures."""
     return policy.copy()(function, *args, **kwargs)
+
+
+def create_once(create: Callable[[], T], *, find: Callable[[], T | None], what: str) -> T:
+    """Send ``create`` (which must carry a fixed identity) until it lands, but never twice over.
+
+    A transient failure may hide a create the service carried out. So before each
+    new attempt ``find()`` looks the identity up: what it finds is returned, and
+    only when it returns None is the same create sent again. ``find`` returns None
+    for "not there"; its own transient errors are retried like the create's.
+    """
+    attempts = 0
+
+    def attempt() -> T:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            found = find()
+            if found is not None:
+                logger.warning("%s was created although its response was lost; using it", what)
+                return found
+        return create()
+
+    return policy.copy()(attempt)
