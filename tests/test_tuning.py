@@ -58,36 +58,6 @@ def test_the_defaults_are_the_seed_notebooks_sweep():
     assert sweep.policy == Bandit(slack_factor=0.1, evaluation_interval=2)
 
 
-def test_the_space_translates_exactly_to_hyperdrive():
-    from azureml.core import ScriptRunConfig
-
-    from kerasjob.hyperdrive import build_hyperdrive_config
-
-    script = ScriptRunConfig(source_directory=".", script="keras_mnist.py", arguments=["--epochs", 3])
-    config = build_hyperdrive_config(Sweep(), script)
-    assert config._generator_config == {"name": "RANDOM", "parameter_space": {
-        "--batch-size": ["choice", [[25, 50, 100]]], "--first-layer-neurons": ["choice", [[10, 50, 200, 300, 500]]],
-        "--second-layer-neurons": ["choice", [[10, 50, 200, 500]]], "--learning-rate": ["loguniform", [-6, -1]]}}
-    assert config._policy_config == {"name": "Bandit", "properties": {"evaluation_interval": 2,
-                                                                        "delay_evaluation": 0, "slack_factor": 0.1}}
-    assert config._primary_metric_config == {"name": "Accuracy", "goal": "maximize"}
-    assert (config._max_total_runs, config._max_concurrent_runs) == (20, 4)
-    other = build_hyperdrive_config(Sweep(space={"learning_rate": uniform(0.001, 0.01), "batch_size": quniform(16, 64, 16),
-                                                 "first_layer_neurons": choice(100, 200)},
-                                          policy=Bandit(slack_factor=None, slack_amount=0.05, evaluation_interval=1,
-                                                        delay_evaluation=3), goal="minimize",
-                                          primary_metric="Loss"), script)
-    assert other._generator_config["parameter_space"]["--learning-rate"] == ["uniform", [0.001, 0.01]]
-    assert other._generator_config["parameter_space"]["--batch-size"] == ["quniform", [16, 64, 16]]
-    assert other._policy_config["properties"] == {"evaluation_interval": 1, "delay_evaluation": 3,
-                                                  "slack_amount": 0.05}
-    assert other._primary_metric_config == {"name": "Loss", "goal": "minimize"}
-    grid = build_hyperdrive_config(Sweep(space={"batch_size": choice(25, 50)}, sampling="grid"), script)
-    assert grid._generator_config["name"] == "GRID"
-    bayesian = build_hyperdrive_config(Sweep(space={"batch_size": choice(25, 50)}, sampling="bayesian"), script)
-    assert bayesian._generator_config["name"] == "BayesianOptimization" and bayesian._policy_config["name"] == "Default"
-
-
 def test_loguniform_means_azures_exp_of_a_uniform_draw():
     import optuna
 
@@ -132,33 +102,6 @@ def test_a_sweep_that_does_not_fit_the_script_is_refused_before_any_trial(sweep,
     assert azure.calls == []
     runs = Path(__import__("os").environ["KERASJOB_HOME"]) / "runs"
     assert not runs.exists() or list(runs.iterdir()) == []
-
-
-# --- HyperDrive (Azure ML v1), against the fake network boundary -------------------------------------------
-
-
-def test_a_hyperdrive_sweep_registers_the_best_childs_model():
-    metrics = [{"Accuracy": [0.90, 0.95]}, {"Accuracy": [0.91, 0.97]}, {"Accuracy": [0.5]}, {"Accuracy": [0.96]}]
-    with FakeAzureML(trial_metrics=metrics, trial_statuses=["Completed", "Completed", "Canceled", "Failed"]) as azure:
-        result = tune_training(workspace=azure.workspace, sweep=Sweep(max_total_runs=4, max_concurrent_runs=2),
-                               hyperparameters={"epochs": 3}, show_output=False)
-    config = azure.submissions[0]
-    assert type(config).__name__ == "HyperDriveConfig"
-    assert [trial.state for trial in result.trials] == ["completed", "completed", "early-terminated", "failed"]
-    assert result.best.number == 1 and result.best.metric == 0.97
-    assert result.best.parameters["batch_size"] == 50 and result.best.parameters["first_layer_neurons"] == 50
-    model = azure.registered_models[0]
-    assert model.run_id == result.best.run_id and model.model_path == "outputs/model"
-    assert model.tags["hp.batch_size"] == "50" and model.tags["hp.epochs"] == "3"
-    assert model.tags["sweep_run_id"] == result.sweep_run_id
-    assert result.to_dict()["model"] == {"name": "keras-mnist", "version": "1"}
-
-
-def test_a_hyperdrive_sweep_with_no_completed_trial_registers_nothing():
-    with FakeAzureML(trial_statuses=["Failed", "Failed"]) as azure, pytest.raises(TrainingFailed, match="No trial"):
-        tune_training(workspace=azure.workspace, sweep=Sweep(max_total_runs=2, max_concurrent_runs=1),
-                      show_output=False)
-    assert azure.registered_models == []
 
 
 # --- the local sweep, for real ------------------------------------------------------------------------------
@@ -236,48 +179,3 @@ def test_cli_tune_bad_input_exits_2(capsys):
     assert main(["tune", "--primary-metric", "val_acc", "--data-folder", "/nonexistent"]) == 2
     assert main(["tune", "--sampling", "hyperband"]) == 2
     assert "sampling" in capsys.readouterr().err
-
-
-
-# --- Azure ML v2 sweeps, against the fake MLClient operation groups -----------------------------------------
-
-
-def test_the_space_translates_to_an_azure_ml_v2_sweep_job_that_load_job_reads_back(tmp_path):
-    from azure.ai.ml import load_job
-
-    from kerasjob import TrainingJob
-    from kerasjob.sweep_v2 import build_sweep_job
-
-    sweep_job = build_sweep_job(TrainingJob(hyperparameters={"epochs": 3}), Sweep(), environment="env:1")
-    sweep_job._to_job().dump(tmp_path / "sweep.yml")  # dump the SweepJob, not the builder
-    loaded = load_job(tmp_path / "sweep.yml")
-    assert loaded.type == "sweep"
-    assert {name: type(value).__name__ for name, value in loaded.search_space.items()} == {
-        "batch_size": "Choice", "first_layer_neurons": "Choice", "second_layer_neurons": "Choice",
-        "learning_rate": "LogUniform"}
-    assert loaded.search_space["batch_size"].values == [25, 50, 100]
-    assert (loaded.search_space["learning_rate"].min_value, loaded.search_space["learning_rate"].max_value) == (-6, -1)
-    assert getattr(loaded.sampling_algorithm, "type", loaded.sampling_algorithm) == "random"
-    assert (loaded.objective.primary_metric, loaded.objective.goal) == ("Accuracy", "maximize")
-    assert (loaded.limits.max_total_trials, loaded.limits.max_concurrent_trials) == (20, 4)
-    policy = loaded.early_termination
-    assert (policy.type, policy.slack_factor, policy.evaluation_interval) == ("bandit", 0.1, 2)
-    assert loaded.trial.command.startswith("python keras_mnist.py --data-folder ${{inputs.data_folder}}")
-    assert loaded.inputs["epochs"] == 3
-
-
-def test_an_azure_ml_v2_sweep_registers_the_best_trials_model():
-    from kerasjob.testing import FakeMLClient
-
-    metrics = [{"Accuracy": [0.9, 0.95]}, {"Accuracy": [0.9, 0.97]}, {"Accuracy": [0.4]}, {"Accuracy": [0.99]}]
-    with FakeMLClient(trial_metrics=metrics, trial_statuses=["Completed", "Completed", "Canceled", "Failed"]) as azure:
-        result = tune_training(backend="azureml-v2", ml_client=azure.ml_client, show_output=False,
-                               sweep=Sweep(max_total_runs=4, max_concurrent_runs=2))
-    assert azure.submissions[0].type == "sweep"
-    by_metric = {trial.metric: trial.state for trial in result.trials}
-    assert by_metric == {0.95: "completed", 0.97: "completed", 0.4: "early-terminated", 0.99: "failed"}
-    assert result.best.metric == 0.97 and result.best.parameters["batch_size"] == 50
-    model = azure.models["keras-mnist"][0]
-    assert model.path == f"azureml://jobs/{result.best.run_id}/outputs/artifacts/paths/outputs/model/"
-    assert model.tags["sweep_run_id"] == result.sweep_run_id and model.tags["hp.batch_size"] == "50"
-    assert result.backend == "azureml-v2"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..errors import DataError
+from ..errors import DataError, KerasJobError
 from ..job import TrainingJob
 
 
@@ -155,3 +155,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def submit(self, job: TrainingJob) -> JobRun:
         """Start the job and return its handle without waiting."""
+
+    def attach(self, run_id: str) -> JobRun:
+        """The handle of a run submitted earlier (e.g. with ``wait=False``), found by its id.
+
+        Raises ``KerasJobError`` when no run of that id exists on this backend.
+        """
+        raise KerasJobError(f"The {self.name!r} backend cannot attach to run {run_id!r}.")
