@@ -1,12 +1,15 @@
 """The ``kerasjob`` command: a thin layer over the functions the API uses.
 
-Exit codes: 0 success; 1 the run failed; 2 bad input, nothing started; 130 interrupted.
+Exit codes: 0 success; 1 the run failed; 2 bad input or Azure refused the login, workspace or permission,
+nothing started; 130 interrupted (the run was canceled).
 
 Example:
     $ kerasjob submit --data-folder ../shared/data/mnist --epochs 2 --json
     $ kerasjob runs list
     $ kerasjob models download keras-mnist ./model
     $ kerasjob tune --data-folder ../shared/data/mnist --epochs 3 --max-total-runs 6 --max-concurrent-runs 2
+    $ kerasjob submit --backend azureml-v2 --subscription-id S --resource-group RG --workspace-name WS --auth cli --no-wait
+    $ kerasjob runs logs JOB_NAME --follow --backend azureml-v2 --workspace-config config.json
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import argparse
 import json
 import sys
 
-from .errors import BackendUnavailable, KerasJobError, TrainingFailed, ValidationError
+from .errors import AzureAccessError, BackendUnavailable, KerasJobError, TrainingFailed, ValidationError
 from .training.contract import HYPERPARAMETERS, flag_for
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -25,13 +28,36 @@ def _error(message: str) -> None:
     print(f"kerasjob: {message}", file=sys.stderr)
 
 
+BACKEND_CHOICES = ["local", "azureml", "azureml-v2"]
+
+
+def _add_workspace_flags(parser: argparse.ArgumentParser) -> None:
+    """The Azure ML workspace, as ``az ml`` takes it: a config.json, or the three ids, and a login method."""
+    from .workspace import AUTH_CHOICES
+
+    group = parser.add_argument_group("Azure ML workspace (default: config.json searched upward)")
+    group.add_argument("--workspace-config", help="the workspace's config.json (or its folder)")
+    group.add_argument("--subscription-id", help="the workspace's subscription (with the two below)")
+    group.add_argument("--resource-group", help="the workspace's resource group")
+    group.add_argument("--workspace-name", help="the workspace's name")
+    group.add_argument("--auth", choices=AUTH_CHOICES, default="default",
+                       help="how to log in: default (the SDK's chain), cli (az login), interactive, "
+                            "service-principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET) or "
+                            "managed-identity")
+
+
+def _workspace_arguments(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, name) for name in ("workspace_config", "subscription_id", "resource_group",
+                                                   "workspace_name", "auth")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kerasjob", description="Run a Keras training job locally or on Azure ML.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     submit = commands.add_parser("submit", help="run the training job (the seed's MNIST job by default)")
-    submit.add_argument("--backend", choices=["local", "azureml", "azureml-v2"], default=None,
-                        help="where to run (default: local, or azureml when --workspace-config is given)")
+    submit.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
+                        help="where to run (default: local, or azureml when a workspace is named)")
     submit.add_argument("--data-folder", help="folder with the four MNIST IDX files (default: download MNIST)")
     for name, spec in HYPERPARAMETERS.items():
         submit.add_argument(flag_for(name), dest=name, type=spec.type, default=None,
@@ -39,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--experiment", help="experiment name (default keras-mnist)")
     submit.add_argument("--model-name", help="registered model name (default keras-mnist)")
     submit.add_argument("--compute", help="Azure ML cluster name (default gpu-cluster)")
-    submit.add_argument("--workspace-config", help="Azure ML config.json (default: searched upward)")
     submit.add_argument("--timeout", type=float, help="seconds before the run is canceled")
     submit.add_argument("--workers", type=int, help="train data-parallel on N workers (N nodes on Azure ML, "
                         "N processes on loopback locally); --batch-size is per worker")
@@ -47,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
     submit.add_argument("--quiet", action="store_true", help="do not stream the run's output")
     submit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_workspace_flags(submit)
 
-    runs = commands.add_parser("runs", help="local runs").add_subparsers(dest="action", required=True)
+    runs = commands.add_parser("runs", help="local runs; show, logs and cancel also reach Azure ML runs by id "
+                                            "(--backend azureml|azureml-v2)").add_subparsers(dest="action",
+                                                                                            required=True)
     runs_list = runs.add_parser("list", help="list local runs, newest first")
     runs_list.add_argument("--experiment")
     runs_list.add_argument("--json", action="store_true")
@@ -58,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("run_id")
         if action == "logs":
             command.add_argument("--follow", action="store_true", help="keep printing until the run ends")
+        command.add_argument("--backend", choices=BACKEND_CHOICES, default="local",
+                             help="where the run lives (default local)")
+        _add_workspace_flags(command)
 
     models = commands.add_parser("models", help="registered models").add_subparsers(dest="action", required=True)
     models_list = models.add_parser("list", help="list registered models")
@@ -69,9 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="search hyperparameters (the seed notebook's sweep by default) "
                                             "and register the best model")
-    tune.add_argument("--backend", choices=["local", "azureml", "azureml-v2"], default=None,
+    tune.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
                       help="local: an Optuna study over local runs; azureml: HyperDrive; azureml-v2: a sweep job "
-                           "(default: local, or azureml when --workspace-config is given)")
+                           "(default: local, or azureml when a workspace is named)")
     tune.add_argument("--data-folder", help="folder with the four MNIST IDX files (default: download MNIST)")
     tune.add_argument("--epochs", type=int, help="epochs per trial (default 20)")
     tune.add_argument("--max-total-runs", type=int, default=20)
@@ -79,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--sampling", default="random", help="random, grid or bayesian (default random)")
     tune.add_argument("--primary-metric", default="Accuracy", help="the metric to maximize (default Accuracy)")
     tune.add_argument("--seed", type=int, help="seed of the sampler, for a repeatable sweep")
-    tune.add_argument("--workspace-config", help="Azure ML config.json (default: searched upward)")
     tune.add_argument("--quiet", action="store_true", help="do not print trial events")
     tune.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_workspace_flags(tune)
     return parser
 
 
@@ -97,8 +128,7 @@ def _tune(args: argparse.Namespace) -> int:
     sweep = Sweep(sampling=args.sampling, primary_metric=args.primary_metric, max_total_runs=args.max_total_runs,
                   max_concurrent_runs=args.max_concurrent_runs, seed=args.seed)
     show = not args.quiet and not args.json
-    result = tune_training(job, sweep, backend=args.backend, workspace_config=args.workspace_config,
-                           show_output=show)
+    result = tune_training(job, sweep, backend=args.backend, show_output=show, **_workspace_arguments(args))
     if args.json:
         print(json.dumps(result.to_dict()))
         return EXIT_OK
@@ -113,6 +143,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from .azure_errors import azure_access
     from .job import ComputeConfig, TensorflowDistribution
     from .run import finish_training, make_job, resolve_backend
     from .plan import build_plan
@@ -128,13 +159,14 @@ def _submit(args: argparse.Namespace) -> int:
     if args.workers is not None:
         changes["distribution"] = TensorflowDistribution(worker_count=args.workers)
     job = make_job(None, **changes)
-    backend = resolve_backend(args.backend, workspace_config=args.workspace_config)
+    backend = resolve_backend(args.backend, **_workspace_arguments(args))
     backend.check(job)
     if args.dry_run:
         plan = build_plan(job, backend)
         print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.describe())
         return EXIT_OK
-    run = backend.submit(job)
+    with azure_access():
+        run = backend.submit(job)
     if args.no_wait:
         print(json.dumps({"run_id": run.id, "status": run.status().value, "url": run.url})
               if args.json else f"Submitted run {run.id} ({run.url})")
@@ -171,10 +203,31 @@ def _runs(args: argparse.Namespace) -> int:
             print(f"{run['run_id']}  {run['experiment']:<20} {run['status']:<9} "
                   f"{'' if accuracy is None else f'accuracy {accuracy:.4f}'}")
         return EXIT_OK
+    if args.backend != "local":
+        return _azure_run(args)
     if args.action == "show":
         print(json.dumps(registry.show_run(args.run_id), indent=1))
         return EXIT_OK
-    run = LocalRun.from_id(args.run_id)
+    return _run_action(args, LocalRun.from_id(args.run_id))
+
+
+def _azure_run(args: argparse.Namespace) -> int:
+    """``runs show|logs|cancel ID --backend azureml|azureml-v2``: attach to the Azure run by id."""
+    from .azure_errors import azure_access
+    from .run import resolve_backend
+
+    backend = resolve_backend(args.backend, **_workspace_arguments(args))
+    with azure_access():
+        run = backend.attach(args.run_id)
+    if args.action == "show":
+        print(json.dumps({"run_id": run.id, "backend": run.backend, "status": run.status().value, "url": run.url,
+                          "metrics": run.metrics() if run.status().value == "completed" else {}}, indent=1))
+        return EXIT_OK
+    return _run_action(args, run)
+
+
+def _run_action(args: argparse.Namespace, run) -> int:
+    """``cancel`` or ``logs`` on any backend's run handle."""
     if args.action == "cancel":
         run.cancel()
         print(f"Run {run.id}: {run.status().value}")
@@ -209,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"submit": _submit, "runs": _runs, "models": _models, "tune": _tune}
     try:
         return handlers[args.command](args)
-    except (ValidationError, BackendUnavailable) as exc:
+    except (ValidationError, BackendUnavailable, AzureAccessError) as exc:
         _error(str(exc))
         return EXIT_BAD_INPUT
     except TrainingFailed as exc:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import Backend, JobRun, RunStatus, get_backend
+from .azure_errors import azure_access
 from .errors import TrainingFailed, ValidationError
 from .job import TrainingJob
 from .plan import build_plan
@@ -51,21 +52,30 @@ class TrainingResult:
 
 
 def resolve_backend(backend: str | Backend | None = None, *, workspace=None, ml_client=None,
-                    workspace_config: str | os.PathLike | None = None, auth: str = "default",
+                    workspace_config: str | os.PathLike | None = None, subscription_id: str | None = None,
+                    resource_group: str | None = None, workspace_name: str | None = None, auth: str = "default",
                     credential=None) -> Backend:
-    """The backend object: ``local`` unless a workspace (v1), an ``MLClient`` (v2) or a config is given."""
+    """The backend object: ``local`` unless a workspace (v1), an ``MLClient`` (v2), a config or workspace ids are given.
+
+    Example:
+        >>> resolve_backend().name
+        'local'
+    """
     if isinstance(backend, Backend):
         return backend
+    ids = dict(subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name)
     if backend is None:
         if ml_client is not None:
             backend = "azureml-v2"
+        elif workspace is not None or workspace_config is not None or any(ids.values()):
+            backend = "azureml"
         else:
-            backend = "azureml" if workspace is not None or workspace_config is not None else "local"
+            backend = "local"
     if backend == "azureml":
-        return get_backend("azureml", workspace=workspace, workspace_config=workspace_config, auth=auth)
+        return get_backend("azureml", workspace=workspace, workspace_config=workspace_config, auth=auth, **ids)
     if backend == "azureml-v2":
         return get_backend("azureml-v2", ml_client=ml_client, workspace_config=workspace_config, auth=auth,
-                           credential=credential)
+                           credential=credential, **ids)
     return get_backend(backend)
 
 
@@ -132,9 +142,10 @@ def _print_line(line: str) -> None:
 
 
 def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | None = None, workspace=None,
-                    ml_client=None, workspace_config: str | os.PathLike | None = None, auth: str = "default",
-                    credential=None, wait: bool = True, dry_run: bool = False, show_output: bool = True,
-                    **job_fields):
+                    ml_client=None, workspace_config: str | os.PathLike | None = None,
+                    subscription_id: str | None = None, resource_group: str | None = None,
+                    workspace_name: str | None = None, auth: str = "default", credential=None, wait: bool = True,
+                    dry_run: bool = False, show_output: bool = True, **job_fields):
     """Run a Keras training job and register its model: the one call.
 
     Everything is validated before the first side effect. The backend is
@@ -144,7 +155,9 @@ def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | 
         job: a ``TrainingJob``; default the seed's job. ``job_fields`` (any
             ``TrainingJob`` field, e.g. ``data=``, ``hyperparameters=``) adjust it.
         backend: ``"local"``, ``"azureml"`` (SDK v1), ``"azureml-v2"`` (SDK v2) or a ``Backend`` object.
-        workspace, workspace_config, auth: the Azure ML workspace (see ``load_workspace``).
+        workspace, workspace_config, subscription_id, resource_group, workspace_name, auth: the Azure ML
+            workspace (see ``load_workspace``); a login, workspace or permission refused by Azure raises
+            ``AzureAccessError`` before anything starts.
         ml_client, credential: for ``azureml-v2``, an ``MLClient`` or an ``azure-identity`` credential.
         wait: False returns the ``JobRun`` handle at once (nothing is registered).
         dry_run: return the ``SubmissionPlan`` without contacting anything.
@@ -165,11 +178,13 @@ def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | 
     """
     job = make_job(job, **job_fields)
     chosen = resolve_backend(backend, workspace=workspace, ml_client=ml_client, workspace_config=workspace_config,
-                             auth=auth, credential=credential)
+                             subscription_id=subscription_id, resource_group=resource_group,
+                             workspace_name=workspace_name, auth=auth, credential=credential)
     chosen.check(job)
     if dry_run:
         return build_plan(job, chosen)
-    run = chosen.submit(job)
+    with azure_access():
+        run = chosen.submit(job)
     if not wait:
         return run
     return finish_training(run, job, on_line=_print_line if show_output else None)

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from .backends import Backend, RunStatus
+from .azure_errors import azure_access
 from .errors import TrainingFailed, ValidationError
 from .job import TrainingJob
 from .run import make_job, resolve_backend
@@ -98,8 +99,9 @@ def check_sweep(job: TrainingJob, sweep: Sweep) -> None:
 
 def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
                   backend: str | Backend | None = None, workspace=None, ml_client=None,
-                  workspace_config: str | os.PathLike | None = None, auth: str = "default", credential=None,
-                  show_output: bool = True, **job_fields) -> TuningResult:
+                  workspace_config: str | os.PathLike | None = None, subscription_id: str | None = None,
+                  resource_group: str | None = None, workspace_name: str | None = None, auth: str = "default",
+                  credential=None, show_output: bool = True, **job_fields) -> TuningResult:
     """Search hyperparameters for ``job``; register the best trial's model under ``job.model_name``.
 
     Args:
@@ -118,7 +120,8 @@ def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
     sweep = sweep if sweep is not None else Sweep()
     check_sweep(job, sweep)
     chosen = resolve_backend(backend, workspace=workspace, ml_client=ml_client, workspace_config=workspace_config,
-                             auth=auth, credential=credential)
+                             subscription_id=subscription_id, resource_group=resource_group,
+                             workspace_name=workspace_name, auth=auth, credential=credential)
     chosen.check(job)
     report = print if show_output else (lambda *_: None)
     if chosen.name == "local":
@@ -130,11 +133,13 @@ def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
     if chosen.name == "azureml":
         from .hyperdrive import run_hyperdrive
 
-        return run_hyperdrive(chosen, job, sweep, show_output=show_output)
+        with azure_access():
+            return run_hyperdrive(chosen, job, sweep, show_output=show_output)
     if chosen.name == "azureml-v2":
         from .sweep_v2 import run_sweep_v2
 
-        return run_sweep_v2(chosen, job, sweep, show_output=show_output)
+        with azure_access():
+            return run_sweep_v2(chosen, job, sweep, show_output=show_output)
     raise ValidationError("backend", "local, azureml or azureml-v2 for tuning", chosen.name)
 
 

@@ -11,14 +11,24 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import ValidationError
 
 AUTH_CHOICES = ("default", "interactive", "cli", "service-principal", "managed-identity")
 SERVICE_PRINCIPAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
 CONFIG_NAMES = ("config.json", ".azureml/config.json", "aml_config/config.json")
+
+
+class WorkspaceIds(NamedTuple):
+    """Which Azure ML workspace: the three ids ``config.json`` holds."""
+
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
 
 
 def find_config(start: str | os.PathLike | None = None) -> Path | None:
@@ -54,15 +64,48 @@ def check_workspace_arguments(config: str | os.PathLike | None = None, *, subscr
             path = find_config(path) or path / "config.json"
         if not path.is_file():
             raise ValidationError("workspace_config", "an existing workspace config.json", str(config))
-        return path
-    found = find_config()
-    if found is None:
-        raise ValidationError(
-            "workspace_config", "a config.json in this folder or a parent, or explicit workspace ids", None,
-            hint="Download config.json from the workspace's page in the Azure portal, or pass "
-                 "subscription_id, resource_group and workspace_name.",
-        )
-    return found
+    else:
+        path = find_config()
+        if path is None:
+            raise ValidationError(
+                "workspace_config", "a config.json in this folder or a parent, or explicit workspace ids", None,
+                hint="Download config.json from the workspace's page in the Azure portal, or pass "
+                     "subscription_id, resource_group and workspace_name.",
+            )
+    read_config(path)
+    return path
+
+
+def read_config(path: str | os.PathLike) -> WorkspaceIds:
+    """The workspace ids in ``config.json``, read as both SDKs read them (the three keys, or an ARM ``Scope``).
+
+    Raises ``ValidationError`` for ``workspace_config`` when the file is not JSON or lacks the ids.
+
+    Example:
+        >>> import json, tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        ...     json.dump({"subscription_id": "s", "resource_group": "rg", "workspace_name": "ws"}, f)
+        >>> read_config(f.name).workspace_name
+        'ws'
+    """
+    hint = ("Download config.json again from the workspace's page in the Azure portal (Download config file), or "
+            "pass subscription_id, resource_group and workspace_name.")
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValidationError("workspace_config", "a config.json holding a JSON object", str(path),
+                              hint=f"It could not be read as JSON ({error}). {hint}") from None
+    if isinstance(document, dict) and isinstance(document.get("Scope"), str):
+        pieces = document["Scope"].strip("/").split("/")
+        if len(pieces) >= 8 and all(pieces[index] for index in (1, 3, 7)):
+            return WorkspaceIds(pieces[1], pieces[3], pieces[7])
+    elif isinstance(document, dict):
+        values = [document.get(key) for key in WorkspaceIds._fields]
+        if all(isinstance(value, str) and value for value in values):
+            return WorkspaceIds(*values)
+    keys = sorted(document) if isinstance(document, dict) else type(document).__name__
+    raise ValidationError("workspace_config", "a config.json with subscription_id, resource_group and "
+                          "workspace_name (or an ARM Scope)", str(path), hint=f"It holds: {keys}. {hint}")
 
 
 def authentication(auth: str = "default"):

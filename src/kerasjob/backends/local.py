@@ -89,6 +89,10 @@ class LocalBackend(Backend):
             return f"local folder {job.local_data_folder}"
         return f"MNIST, downloaded once into {default_cache_dir() / 'mnist'} (verified against its sha256 digests)"
 
+    def attach(self, run_id: str) -> "LocalRun":
+        """The handle of local run ``run_id`` (``ValidationError`` when there is none)."""
+        return LocalRun.from_id(run_id)
+
     def submit(self, job: TrainingJob) -> "LocalRun":
         self.check(job)
         require_training_stack()
