@@ -1,4 +1,4 @@
-"""The job's software environment: a conda file on a GPU-capable base image.
+"""The job's software environment: a conda file on an Ubuntu base image (TensorFlow brings its CUDA).
 
 The pure part reads and checks the conda file and names the environment from a
 hash of its content, so Azure ML reuses its cached image whenever nothing
@@ -22,10 +22,15 @@ from .errors import ValidationError
 
 DEFAULT_CONDA_FILE = Path(__file__).with_name("conda_dependencies.yml")
 
-# Ubuntu 22.04 with OpenMPI and CUDA 11.8 from Azure's curated base images (the seed's
-# cuda10.0-cudnn7-ubuntu18.04 image is long retired). TensorFlow's `and-cuda` wheels
-# bring their own CUDA 12 libraries; the image needs only the driver hooks.
-DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04"
+# Ubuntu 22.04 with OpenMPI from Azure's curated base images, without a CUDA of its own:
+# tensorflow[and-cuda] brings CUDA 12 as pip wheels, and a CUDA 11.8 image (the former default)
+# puts its libraries on LD_LIBRARY_PATH, where they win over TensorFlow's (libcusolver.so.11,
+# libcurand.so.10). The GPU driver comes from the host on Azure's GPU VMs.
+DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
+
+#: What SDK v1 runs add to the conda file: the runtime that downloads or mounts a FileDataset.
+#: SDK v2 jobs mount data without it, so it is not in the shared conda file.
+V1_RUNTIME_REQUIREMENT = "azureml-defaults==1.62.0"
 
 ENVIRONMENT_PREFIX = "kerasjob-keras-env"
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -99,7 +104,7 @@ def build_environment(spec: EnvironmentSpec):
     Example:
         >>> env = build_environment(read_conda_file())  # doctest: +SKIP
         >>> env.docker.base_image                        # doctest: +SKIP
-        'mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04'
+        'mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04'
     """
     from ._sdk import require_azureml_core
 
@@ -108,4 +113,5 @@ def build_environment(spec: EnvironmentSpec):
 
     environment = Environment.from_conda_specification(name=spec.name, file_path=str(spec.conda_file))
     environment.docker.base_image = spec.base_image
+    environment.python.conda_dependencies.add_pip_package(V1_RUNTIME_REQUIREMENT)
     return environment

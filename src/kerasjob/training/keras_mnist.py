@@ -74,6 +74,12 @@ class Tracker:
         elif self.mlflow is not None:
             self.mlflow.log_metrics(values, step=step)
 
+    def params(self, values: dict[str, object]) -> None:
+        """The hyperparameters, as MLflow params: how a sweep reads back what each trial received
+        (Azure ML's run-history records don't carry a job's inputs). The local supervisor logs them itself."""
+        if self.mlflow is not None:
+            self.mlflow.log_params(values)
+
     def artifact(self, path: Path) -> None:
         if self.mlflow is not None:
             self.mlflow.log_artifact(str(path))
@@ -190,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
     tracker = Tracker(chief=chief)
+    tracker.params({name: getattr(args, name) for name in HYPERPARAMETERS})
     history: dict[str, list[float]] = {"Loss": [], "Accuracy": []}
     epoch_started = [time.perf_counter()]
 
