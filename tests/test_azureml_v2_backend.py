@@ -11,8 +11,16 @@ from azure.ai.ml.entities import AmlCompute, CommandJob, Environment, Model
 from kerasjob import (ComputeConfig, MpiDistribution, SubmissionError, TensorflowDistribution, TrainingFailed,
                       TrainingJob, download_model, submit_training)
 from kerasjob.backends.azureml_v2 import AzureMLv2Backend, build_command_job, environment_version, load_ml_client
-from kerasjob.errors import DataError
+from kerasjob.errors import AccessDenied, DataError, KerasJobError
 from kerasjob.testing import FakeMLClient
+from kerasjob.testing.azureml_v2 import FakeCredential
+
+
+@pytest.fixture(autouse=True)
+def no_polling_wait(monkeypatch):
+    import kerasjob.backends.azureml_v2 as backend
+
+    monkeypatch.setattr(backend, "POLL_SECONDS", 0)
 
 SEED_INPUTS = {"batch_size": 50, "first_layer_neurons": 300, "second_layer_neurons": 100, "learning_rate": 0.001,
                "epochs": 20}
@@ -65,12 +73,14 @@ def test_distribution_timeout_and_mount_survive_the_round_trip(tmp_path):
 def test_the_seed_sequence_data_environment_compute_submit_stream_and_registration():
     with FakeMLClient() as azure:
         result = submit(azure)
-    assert azure.service_calls[:7] == ["Data.get", "Data.create_or_update", "Environments.get",
-                                       "Environments.create_or_update", "Compute.get", "Compute.begin_create_or_update",
-                                       "Jobs.create_or_update"]
-    assert azure.service_calls[-3:] == ["Jobs.get", "Workspaces.get", "Models.create_or_update"]
+    calls = azure.service_calls
+    order = ["Data.get_container", "Data.create_or_update", "Environments.get", "Environments.create_or_update",
+             "Compute.get", "Compute.create_or_update", "Jobs.create_or_update", "RunHistory.get_details",
+             "MLflow.store", "Models.create_or_update"]
+    assert [calls.index(name) for name in order] == sorted(calls.index(name) for name in order)
     data = azure.data_assets["mnist-dataset"][0]
-    assert (data.type, data.version) == ("uri_folder", "1") and data.path.startswith("https://")
+    assert (data.type, data.version) == ("uri_folder", "1")
+    assert data.path == "wasbs://mnist@azureopendatastorage.blob.core.windows.net/"
     environment = azure.environments[environment_version(TrainingJob())[0]][0]
     assert isinstance(environment, Environment) and environment.image.startswith("mcr.microsoft.com/azureml/")
     assert "tensorflow[and-cuda]" in Path(environment.conda_file).read_text() if isinstance(
@@ -80,7 +90,7 @@ def test_the_seed_sequence_data_environment_compute_submit_stream_and_registrati
     assert (cluster.size, cluster.min_instances, cluster.max_instances, cluster.tier) == (
         "Standard_NC4as_T4_v3", 0, 4, "dedicated")
     job = azure.submissions[0]
-    assert isinstance(job, CommandJob) and job.inputs["data_folder"].path == "azureml:mnist-dataset:1"
+    assert job.type == "command" and job.inputs["data_folder"].path.endswith("data/mnist-dataset/versions/1")
     model = azure.models["keras-mnist"][0]
     assert isinstance(model, Model) and model.type == "custom_model"
     assert model.path == f"azureml://jobs/{result.run_id}/outputs/artifacts/paths/outputs/model/"
@@ -88,7 +98,8 @@ def test_the_seed_sequence_data_environment_compute_submit_stream_and_registrati
     assert model.tags["Final test accuracy"] == "0.97"
     assert result.status == "completed" and result.model_version == "1" and result.backend == "azureml-v2"
     assert result.metrics["Accuracy"] == 0.97  # read through MLflow: the last epoch's value
-    assert result.url == f"https://ml.azure.com/runs/{result.run_id}"
+    assert result.url.startswith(f"https://ml.azure.com/runs/{result.run_id}")
+    assert azure.credentials == [azure.ml_client._credential]  # the MLflow plugin signs in as the MLClient does
 
 
 def test_existing_assets_and_cluster_are_reused_not_created():
@@ -97,24 +108,35 @@ def test_existing_assets_and_cluster_are_reused_not_created():
         submit(azure)
     assert azure.service_calls.count("Environments.create_or_update") == 1
     assert azure.service_calls.count("Data.create_or_update") == 1
-    assert "Compute.begin_create_or_update" not in azure.service_calls
-    assert [job.inputs["data_folder"].path for job in azure.submissions] == ["azureml:mnist-dataset:1"] * 2
+    assert "Compute.create_or_update" not in azure.service_calls
+    assert [job.inputs["data_folder"].path.rsplit("/", 1)[-1] for job in azure.submissions] == ["1", "1"]
 
 
 def test_changed_mnist_sources_register_a_new_data_version(monkeypatch):
     with FakeMLClient() as azure:
         submit(azure)
-        monkeypatch.setenv("KERASJOB_MNIST_MIRRORS", "https://example.org/mnist/")
+        monkeypatch.setenv("KERASJOB_MNIST_MIRRORS", "https://mirror.blob.core.windows.net/datasets/mnist/")
         submit(azure)
-    assert [asset.version for asset in azure.data_assets["mnist-dataset"]] == ["1", "2"]
-    assert azure.submissions[1].inputs["data_folder"].path == "azureml:mnist-dataset:2"
+    assets = azure.data_assets["mnist-dataset"]
+    assert [(asset.version, asset.path) for asset in assets] == [
+        ("1", "wasbs://mnist@azureopendatastorage.blob.core.windows.net/"),
+        ("2", "wasbs://datasets@mirror.blob.core.windows.net/mnist/")]
+    assert azure.submissions[1].inputs["data_folder"].path.endswith("mnist-dataset/versions/2")
+
+
+def test_an_http_mirror_that_azure_ml_cannot_list_is_refused_before_submission(monkeypatch):
+    monkeypatch.setenv("KERASJOB_MNIST_MIRRORS", "https://example.org/mnist/")
+    with FakeMLClient() as azure, pytest.raises(DataError, match="not an Azure Blob folder"):
+        submit(azure)
+    assert "Jobs.create_or_update" not in azure.service_calls
 
 
 def test_a_local_folder_is_an_input_azure_ml_uploads(tiny_mnist):
     with FakeMLClient() as azure:
         submit(azure, data=tiny_mnist)
-    assert azure.submissions[0].inputs["data_folder"].path == str(tiny_mnist.resolve())
-    assert "Data.get" not in azure.service_calls
+    assert azure.uploads[-1] == tiny_mnist.resolve()  # uploaded by the SDK on submit
+    assert azure.submissions[0].inputs["data_folder"].path.startswith("azureml://")
+    assert "Data.get_container" not in azure.service_calls
 
 
 def test_low_priority_and_scale_down_reach_the_cluster():
@@ -149,21 +171,32 @@ def test_ctrl_c_while_waiting_cancels_the_job_and_reraises():
         with pytest.raises(KeyboardInterrupt):
             run.wait(on_line=interrupt)
         assert run.status().value == "canceled"
-    assert "Jobs.begin_cancel" in azure.service_calls
+    assert "Jobs.cancel" in azure.service_calls
     assert azure.models == {}
 
 
-def test_transient_errors_are_retried_and_others_are_not():
+def test_a_lost_submit_response_makes_exactly_one_job():
+    with FakeMLClient(lost_responses={"Jobs.create_or_update": 1}) as azure:
+        result = submit(azure)
+    assert [job.name for job in azure.submissions] == [result.run_id]
+    assert result.status == "completed"
+
+
+def test_a_lost_model_registration_response_makes_exactly_one_version():
+    with FakeMLClient(lost_responses={"Models.create_or_update": 1}) as azure:
+        result = submit(azure)
+    assert [model.version for model in azure.models["keras-mnist"]] == ["1"] and result.model_version == "1"
+
+
+def test_a_read_that_fails_transiently_is_retried_and_a_403_is_not():
     from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
-    throttled = HttpResponseError("429 Too Many Requests")
-    throttled.status_code = 429
-    with FakeMLClient(failures={"Jobs.create_or_update": [ServiceRequestError("reset"), throttled]}) as azure:
-        submit(azure)
-    assert azure.service_calls.count("Jobs.create_or_update") == 3
+    with FakeMLClient(failures={"Compute.get": [ServiceRequestError("reset")]}) as azure:
+        result = submit(azure)
+    assert azure.failures["Compute.get"] == [] and result.status == "completed"
     forbidden = HttpResponseError("403 Forbidden")
     forbidden.status_code = 403
-    with FakeMLClient(failures={"Compute.get": [forbidden]}) as azure, pytest.raises(HttpResponseError):
+    with FakeMLClient(failures={"Compute.get": [forbidden]}) as azure, pytest.raises((HttpResponseError, AccessDenied)):
         submit(azure)
     assert azure.service_calls.count("Compute.get") == 1 and "Jobs.create_or_update" not in azure.service_calls
 
@@ -186,8 +219,8 @@ def test_download_model_fetches_only_the_model_and_refuses_escapes(tmp_path):
 
 def test_the_client_comes_from_config_json_or_explicit_ids(workspace_config):
     with FakeMLClient():
-        from_config = load_ml_client(workspace_config, credential=object())
-        explicit = load_ml_client(subscription_id="s", resource_group="r", workspace_name="w", credential=object())
+        from_config = load_ml_client(workspace_config, credential=FakeCredential())
+        explicit = load_ml_client(subscription_id="s", resource_group="r", workspace_name="w", credential=FakeCredential())
     assert (from_config.resource_group_name, from_config.workspace_name) == ("rg", "ws")
     assert (explicit.subscription_id, explicit.resource_group_name, explicit.workspace_name) == ("s", "r", "w")
 
@@ -195,7 +228,7 @@ def test_the_client_comes_from_config_json_or_explicit_ids(workspace_config):
 def test_a_newcomer_switches_from_v1_by_changing_one_argument(workspace_config):
     with FakeMLClient() as azure:
         result = submit_training(backend="azureml-v2", workspace_config=workspace_config, show_output=False,
-                                 credential=object())
+                                 credential=FakeCredential())
     assert result.backend == "azureml-v2" and "Jobs.create_or_update" in azure.service_calls
 
 
@@ -221,12 +254,12 @@ def test_a_registered_data_asset_is_checked_then_used_as_named():
     from azure.ai.ml.entities import Data
 
     with FakeMLClient() as azure:
-        azure.data_assets["digits"] = [Data(name="digits", version="3", path="https://example.org/d/",
-                                            type="uri_folder")]
+        azure.ml_client.data.create_or_update(Data(name="digits", version="3", path="wasbs://d@a.blob.core.windows.net/",
+                                                   type="uri_folder"))
         submit(azure, data="azureml:digits:3")
         submit(azure, data="azureml:digits")
-    assert [job.inputs["data_folder"].path for job in azure.submissions] == ["azureml:digits:3",
-                                                                               "azureml:digits@latest"]
+    assert [job.inputs["data_folder"].path.rsplit("/", 3)[-3:] for job in azure.submissions] == [
+        ["digits", "versions", "3"]] * 2
 
 
 def test_streamed_lines_reach_on_line_as_they_are_printed_and_a_printing_sink_works(capsys):

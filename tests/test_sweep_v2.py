@@ -44,3 +44,30 @@ def test_an_azure_ml_v2_sweep_registers_the_best_trials_model():
     assert model.path == f"azureml://jobs/{result.best.run_id}/outputs/artifacts/paths/outputs/model/"
     assert model.tags["sweep_run_id"] == result.sweep_run_id and model.tags["hp.batch_size"] == "50"
     assert result.backend == "azureml-v2"
+
+
+def test_trial_timeout_and_seed_reach_the_sweep_job(tmp_path):
+    from azure.ai.ml import load_job
+
+    from kerasjob import TrainingJob
+    from kerasjob.sweep_v2 import build_sweep_job
+
+    sweep_job = build_sweep_job(TrainingJob(timeout=3600), Sweep(seed=7), environment="env:1")
+    sweep_job._to_job().dump(tmp_path / "sweep.yml")
+    loaded = load_job(tmp_path / "sweep.yml")
+    assert loaded.limits.trial_timeout == 3600
+    assert loaded.sampling_algorithm.seed == 7
+
+
+def test_trials_are_read_from_run_records_skipping_unparseable_ones_and_the_service_names_the_best():
+    from kerasjob.testing import FakeMLClient
+
+    metrics = [{"Accuracy": [0.91]}, {"Accuracy": [0.93]}, {"Accuracy": [0.92]}]
+    with FakeMLClient(trial_metrics=metrics, broken_children=1) as azure:
+        result = tune_training(backend="azureml-v2", ml_client=azure.ml_client, show_output=False,
+                               sweep=Sweep(max_total_runs=3, max_concurrent_runs=3))
+        sweep = azure.ml_client.jobs.get(result.sweep_run_id)
+    assert len(result.trials) == 3
+    assert result.best.run_id == sweep.properties["best_child_run_id"] and result.best.metric == 0.93
+    assert isinstance(result.best.parameters["batch_size"], int)
+    assert isinstance(result.best.parameters["learning_rate"], float)

@@ -28,9 +28,12 @@ def require_azureml_hyperdrive() -> None:
 
 
 def require_azure_ai_ml() -> None:
-    """Azure ML SDK v2 (``azure-ai-ml`` with ``azure-identity``), the ``azureml-v2`` backend's SDK."""
+    """Azure ML SDK v2 (``azure-ai-ml`` with ``azure-identity``), the ``azureml-v2`` backend's SDK, and
+    MLflow with the ``azureml-mlflow`` plugin, which read a job's metrics behind the workspace's ``azureml://`` URI."""
     _require("azure.ai.ml", "azureml-v2", "azureml-v2", "azure-ai-ml")
     _require("azure.identity", "azureml-v2", "azureml-v2", "azure-identity")
+    _require("mlflow", "azureml-v2", "azureml-v2", "mlflow")
+    _require("azureml.mlflow", "azureml-v2", "azureml-v2", "azureml-mlflow")
 
 
 def require_training_stack() -> None:

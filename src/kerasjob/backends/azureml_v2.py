@@ -18,19 +18,23 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import json
 import logging
 import os
+import re
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 from .._sdk import require_azure_ai_ml
 from ..dataset import DATASET_SOURCES_TAG, _sources_digest, mnist_urls
 from ..environment import ENVIRONMENT_PREFIX, read_conda_file
-from ..errors import DataError, SubmissionError
+from ..errors import DataError, KerasJobError, SubmissionError
 from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
-from ..retry import azure_call
+from ..retry import azure_call, create_once
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
 from ..workspace import check_workspace_arguments
 from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, move_files
@@ -42,11 +46,18 @@ STATUS_MAP = {
     "NotStarted": RunStatus.QUEUED, "Queued": RunStatus.QUEUED, "Paused": RunStatus.QUEUED,
     "Starting": RunStatus.PREPARING, "Preparing": RunStatus.PREPARING, "Provisioning": RunStatus.PREPARING,
     "Running": RunStatus.RUNNING, "Finalizing": RunStatus.RUNNING, "CancelRequested": RunStatus.RUNNING,
-    "Completed": RunStatus.COMPLETED, "Failed": RunStatus.FAILED, "NotResponding": RunStatus.FAILED,
-    "Canceled": RunStatus.CANCELED,
+    # NotResponding: the service lost contact for a while; the job may recover, so it is not final.
+    "NotResponding": RunStatus.RUNNING,
+    "Completed": RunStatus.COMPLETED, "Failed": RunStatus.FAILED, "Canceled": RunStatus.CANCELED,
 }
+FINAL_STATES = ("Completed", "Failed", "Canceled")
 DATA_INPUT = "data_folder"
 LOG_TAIL_LINES = 200
+#: Seconds between two ``jobs.get`` once ``jobs.stream`` has returned before the job ended.
+POLL_SECONDS = 10
+#: Tag that ties a registered model version to the job it came from (its identity on a retry).
+JOB_TAG = "kerasjob.job"
+_BLOB_URL = re.compile(r"^https://([a-z0-9]+)\.blob\.core\.windows\.net/([^/]+)/?(.*)$")
 
 
 def environment_version(job: TrainingJob) -> tuple[str, str]:
@@ -65,7 +76,7 @@ def data_input(job: TrainingJob, mnist_asset: str | None = None):
     from azure.ai.ml.constants import AssetTypes, InputOutputModes
 
     mode = InputOutputModes.DOWNLOAD if job.data_mode == "download" else InputOutputModes.RO_MOUNT
-    if job.registered_dataset:
+    if job.registered_dataset and not mnist_asset:
         name, version = job.registered_dataset
         path = f"azureml:{name}:{version}" if version else f"azureml:{name}@latest"
     elif job.local_data_folder is not None:
@@ -150,10 +161,48 @@ def load_ml_client(config=None, *, subscription_id=None, resource_group=None, wo
     return MLClient.from_config(credential=credential, path=str(path))
 
 
-def _not_found(error: BaseException) -> bool:
+def _causes(error: BaseException | None) -> Iterator[BaseException]:
+    """``error`` and every exception it was raised from or during, once each."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def is_not_found(error: BaseException) -> bool:
+    """True when the service said "not found" (404), however the SDK wrapped it.
+
+    ``data.get(name, label="latest")`` raises ``MlException`` from a
+    ``ValidationException`` from the ``ResourceNotFoundError``; the cause chain tells.
+    """
     from azure.core.exceptions import ResourceNotFoundError
 
-    return isinstance(error, ResourceNotFoundError)
+    return any(isinstance(each, ResourceNotFoundError) or getattr(each, "status_code", None) == 404
+               for each in _causes(error))
+
+
+def was_interrupted(error: BaseException) -> bool:
+    """True when ``error`` stands for a Ctrl-C (``jobs.stream`` raises ``JobException`` from the interrupt)."""
+    return any(isinstance(each, KeyboardInterrupt) for each in _causes(error))
+
+
+def find_job(ml_client, name: str):
+    """The job called ``name``, or None when the workspace has none."""
+    try:
+        return azure_call(ml_client.jobs.get, name)
+    except Exception as error:  # noqa: BLE001 - only "not found" means None
+        if not is_not_found(error):
+            raise
+        return None
+
+
+def submit_once(ml_client, azure_job, *, experiment: str):
+    """``jobs.create_or_update`` under a fixed name; a lost response is looked up, never sent twice."""
+    if not azure_job.name:
+        azure_job.name = f"{experiment}-{uuid.uuid4().hex[:12]}".lower()
+    return create_once(lambda: ml_client.jobs.create_or_update(azure_job, experiment_name=experiment),
+                       find=lambda: find_job(ml_client, azure_job.name), what=f"Azure ML job {azure_job.name}")
 
 
 def get_or_create_environment(ml_client, job: TrainingJob) -> str:
@@ -164,7 +213,7 @@ def get_or_create_environment(ml_client, job: TrainingJob) -> str:
     try:
         azure_call(ml_client.environments.get, name=name, version=version)
     except Exception as error:  # noqa: BLE001 - only "not found" means create
-        if not _not_found(error):
+        if not is_not_found(error):
             raise
         azure_call(ml_client.environments.create_or_update, Environment(
             name=name, version=version, image=job.base_image, conda_file=str(job.conda_file),
@@ -181,7 +230,7 @@ def get_or_create_compute(ml_client, job: TrainingJob):
     try:
         return azure_call(ml_client.compute.get, config.name)
     except Exception as error:  # noqa: BLE001 - only "not found" means create
-        if not _not_found(error):
+        if not is_not_found(error):
             raise
     cluster = AmlCompute(name=config.name, size=config.vm_size, min_instances=config.min_nodes,
                          max_instances=config.max_nodes, idle_time_before_scale_down=config.idle_seconds_before_scaledown,
@@ -194,15 +243,37 @@ def get_or_create_compute(ml_client, job: TrainingJob):
         raise SubmissionError(f"Could not create compute {config.name!r}: {error}") from error
 
 
-def check_data_asset(ml_client, name: str, version: str | None) -> None:
-    """Raises ``DataError`` when data asset ``name`` (at ``version``, else any) is not registered."""
+def check_data_asset(ml_client, name: str, version: str | None) -> str:
+    """``azureml:NAME:VERSION`` of data asset ``name`` (``version``, else the latest); ``DataError`` when absent.
+
+    The version is resolved here: azure-ai-ml does not resolve an ``azureml:NAME@latest`` job input.
+    """
     try:
-        azure_call(ml_client.data.get, name=name, **({"version": version} if version else {"label": "latest"}))
+        asset = azure_call(ml_client.data.get, name=name, **({"version": version} if version else {"label": "latest"}))
     except Exception as error:  # noqa: BLE001 - "not found" becomes a DataError, the rest propagates
-        if not _not_found(error):
+        if not is_not_found(error):
             raise
         raise DataError(f"No data asset {name!r} (version {version or 'latest'}) is registered in the "
                         "workspace.") from error
+    return f"azureml:{name}:{asset.version}"
+
+
+def blob_folder_uri(url: str) -> str:
+    """The ``wasbs://`` form Azure ML mounts for an Azure Blob folder given as an ``https://`` URL.
+
+        >>> blob_folder_uri("https://azureopendatastorage.blob.core.windows.net/mnist/")
+        'wasbs://mnist@azureopendatastorage.blob.core.windows.net/'
+
+    Any other mirror is refused (``DataError``): Azure ML can't list a plain HTTP
+    server as a folder. Use ``data=`` a local folder (``kerasjob.download_mnist()``) instead.
+    """
+    match = _BLOB_URL.match(url)
+    if not match:
+        raise DataError(f"The MNIST mirror {url!r} is not an Azure Blob folder, which the azureml-v2 backend "
+                        "needs to register it as a data asset. Pass data= a local folder instead "
+                        "(kerasjob.download_mnist() fetches and verifies the four files), or a registered asset.")
+    account, container, path = match.groups()
+    return f"wasbs://{container}@{account}.blob.core.windows.net/{path.strip('/') + '/' if path.strip('/') else ''}"
 
 
 def get_or_register_mnist_asset(ml_client, name: str, urls: list[str] | None = None) -> str:
@@ -211,17 +282,18 @@ def get_or_register_mnist_asset(ml_client, name: str, urls: list[str] | None = N
     from azure.ai.ml.entities import Data
 
     urls = urls or mnist_urls()
-    folder = urls[0].rsplit("/", 1)[0] + "/"
+    folder = blob_folder_uri(urls[0].rsplit("/", 1)[0] + "/")
     digest = _sources_digest(urls)
     try:
         latest = azure_call(ml_client.data.get, name=name, label="latest")
     except Exception as error:  # noqa: BLE001 - only "not found" means register
-        if not _not_found(error):
+        if not is_not_found(error):
             raise
         latest = None
     if latest is not None and (latest.tags or {}).get(DATASET_SOURCES_TAG) == digest:
         return f"azureml:{name}:{latest.version}"
     version = str(int(latest.version) + 1) if latest is not None and str(latest.version).isdigit() else "1"
+    # A PUT of name:version is idempotent, so a plain retry can't register twice.
     asset = azure_call(ml_client.data.create_or_update, Data(
         name=name, version=version, path=folder, type=AssetTypes.URI_FOLDER,
         description="MNIST (four IDX files), registered by kerasjob", tags={DATASET_SOURCES_TAG: digest}))
@@ -276,7 +348,7 @@ class AzureMLv2Backend(Backend):
         client = self.ml_client
         mnist_asset = None
         if job.registered_dataset is not None:
-            check_data_asset(client, *job.registered_dataset)
+            mnist_asset = check_data_asset(client, *job.registered_dataset)
         elif job.local_data_folder is None:
             mnist_asset = get_or_register_mnist_asset(client, job.dataset_name)
         environment = get_or_create_environment(client, job)
@@ -286,9 +358,17 @@ class AzureMLv2Backend(Backend):
     def submit(self, job: TrainingJob) -> "AzureMLv2Run":
         environment, data = self.prepare(job)
         command_job = build_command_job(job, environment=environment, data=data)
-        submitted = azure_call(self.ml_client.jobs.create_or_update, command_job, experiment_name=job.experiment)
+        submitted = submit_once(self.ml_client, command_job, experiment=job.experiment)
         logger.info("Submitted Azure ML v2 job %s", submitted.name)
         return AzureMLv2Run(self.ml_client, submitted)
+
+    def attach(self, run_id: str) -> "AzureMLv2Run":
+        """The handle of job ``run_id`` (its name), submitted earlier; ``KerasJobError`` when there is none."""
+        require_azure_ai_ml()
+        job = find_job(self.ml_client, run_id)
+        if job is None:
+            raise KerasJobError(f"No Azure ML job named {run_id!r} in workspace {self.ml_client.workspace_name!r}.")
+        return AzureMLv2Run(self.ml_client, job)
 
 
 class _LineWriter(io.TextIOBase):
@@ -314,15 +394,60 @@ class _LineWriter(io.TextIOBase):
         super().close()
 
 
+class _JobLog:
+    """Turns what ``stream_logs_until_completion`` prints into the job's own log lines.
+
+    Drops the SDK's banner (``RunId:``, ``Web View:``, ``Streaming <file>`` and its
+    underline, blank spacing, everything from ``Execution Summary`` on) and, since
+    a retried stream prints the log again from its start, lines already delivered.
+    """
+
+    def __init__(self, sink: LineSink):
+        self.sink, self.delivered, self.seen, self.summary, self.underline = sink, 0, 0, False, False
+
+    def restart(self) -> None:
+        self.seen, self.summary, self.underline = 0, False, False
+
+    def __call__(self, line: str) -> None:
+        if self.summary or line == "Execution Summary":
+            self.summary = True
+            return
+        if self.underline and re.fullmatch(r"=+", line):
+            self.underline = False
+            return
+        self.underline = bool(re.fullmatch(r"Streaming \S+", line))
+        if self.underline or not line.strip() or line.startswith(("RunId: ", "Web View: ")):
+            return
+        self.seen += 1
+        if self.seen > self.delivered:
+            self.delivered += 1
+            self.sink(line)
+
+
+def service_error(error: BaseException) -> str:
+    """The service's error message from the ``JobException`` ``jobs.stream`` raises for a failed job."""
+    text = str(getattr(error, "message", "") or error)
+    start = text.find("{")
+    try:
+        details = json.loads(text[start:text.rfind("}") + 1]) if start >= 0 else None
+    except ValueError:
+        details = None
+    if isinstance(details, dict):
+        inner = details.get("error", details)
+        return str(inner.get("message") or inner.get("code") or text.strip())
+    return text.strip()
+
+
 class AzureMLv2Run(JobRun):
-    """Handle on a submitted ``azure.ai.ml`` job."""
+    """Handle on a submitted ``azure.ai.ml`` job (the job entity, or its name to look up)."""
 
     backend = "azureml-v2"
 
     def __init__(self, ml_client, job):
         self.ml_client = ml_client
-        self.job = job
+        self.job = azure_call(ml_client.jobs.get, job) if isinstance(job, str) else job
         self._tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self._reason = ""
 
     @property
     def id(self) -> str:
@@ -336,15 +461,43 @@ class AzureMLv2Run(JobRun):
         self.job = azure_call(self.ml_client.jobs.get, self.id)
         return STATUS_MAP.get(self.job.status, RunStatus.RUNNING)
 
+    def reason(self) -> str:
+        """The service's error message for a failed job (empty when there is none)."""
+        return self._reason
+
     def _stream(self, sink: LineSink) -> None:
-        """Runs ``jobs.stream`` (which prints the job's output until it ends), handing each line to ``sink``."""
-        writer = _LineWriter(sink, sys.stdout)
-        with contextlib.redirect_stdout(writer):
+        """Runs ``jobs.stream`` (which prints the job's output until it ends), handing each log line to ``sink``.
+
+        Raises ``KeyboardInterrupt`` on Ctrl-C (the SDK wraps it in a ``JobException``).
+        """
+        log = _JobLog(sink)
+
+        def stream() -> None:
+            log.restart()
+            writer = _LineWriter(log, sys.stdout)
             try:
-                azure_call(self.ml_client.jobs.stream, self.id)
-            except Exception as error:  # noqa: BLE001 - a failed job makes stream() raise; status() tells
-                logger.debug("jobs.stream ended with %r", error)
-        writer.close()
+                with contextlib.redirect_stdout(writer):
+                    self.ml_client.jobs.stream(self.id)
+            finally:
+                writer.close()
+
+        try:
+            azure_call(stream)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # noqa: BLE001 - a failed job makes stream() raise; status() tells
+            if was_interrupted(error):
+                raise KeyboardInterrupt from error
+            self._reason = service_error(error)
+            logger.debug("jobs.stream ended with %r", error)
+
+    def _poll_until_final(self) -> RunStatus:
+        """``jobs.stream`` may return early (CancelRequested, NotResponding, Paused, Finalizing): poll on."""
+        while True:
+            status = self.status()
+            if self.job.status in FINAL_STATES:
+                return status
+            time.sleep(POLL_SECONDS)
 
     def stream_logs(self) -> Iterator[str]:
         """The job's output, line by line, once the job has ended (``wait(on_line=...)`` streams it live)."""
@@ -360,7 +513,7 @@ class AzureMLv2Run(JobRun):
 
         try:
             self._stream(sink)
-            return self.status()
+            return self._poll_until_final()
         except KeyboardInterrupt:
             self.cancel()
             raise
@@ -370,24 +523,37 @@ class AzureMLv2Run(JobRun):
 
     def metrics(self) -> dict[str, float]:
         """The job's last value of each metric, read through MLflow from the workspace."""
-        from mlflow.tracking import MlflowClient
-
-        workspace = azure_call(self.ml_client.workspaces.get, self.ml_client.workspace_name)
-        run = MlflowClient(tracking_uri=workspace.mlflow_tracking_uri).get_run(self.id)
+        run = tracking_client(self.ml_client).get_run(self.id)
         return dict(run.data.metrics)
+
+    def params(self) -> dict[str, str]:
+        """The parameters the job's script logged to MLflow (strings, as MLflow keeps them)."""
+        return dict(tracking_client(self.ml_client).get_run(self.id).data.params)
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(list(self._tail)[-lines:])
 
     def register_model(self, name: str, model_path: str, tags: dict[str, str]) -> ModelVersion:
+        """A new version of model ``name``; a retry after a lost response finds the version it made."""
         from azure.ai.ml.constants import AssetTypes
         from azure.ai.ml.entities import Model
 
         path = f"azureml://jobs/{self.id}/outputs/artifacts/paths/{model_path.strip('/')}/"
-        model = azure_call(self.ml_client.models.create_or_update, Model(
-            name=name, path=path, type=AssetTypes.CUSTOM_MODEL, tags=tags,
-            description=f"Trained by Azure ML job {self.id}, registered by kerasjob"))
-        return ModelVersion(name=model.name, version=str(model.version), source=path)
+        model = Model(name=name, path=path, type=AssetTypes.CUSTOM_MODEL, tags={**tags, JOB_TAG: self.id},
+                      description=f"Trained by Azure ML job {self.id}, registered by kerasjob")
+
+        def find():
+            try:
+                versions = azure_call(lambda: list(self.ml_client.models.list(name=name)))
+            except Exception as error:  # noqa: BLE001 - only "not found" means none
+                if not is_not_found(error):
+                    raise
+                return None
+            return next((each for each in versions if (each.tags or {}).get(JOB_TAG) == self.id), None)
+
+        registered = create_once(lambda: self.ml_client.models.create_or_update(model), find=find,
+                                 what=f"model {name} from job {self.id}")
+        return ModelVersion(name=registered.name, version=str(registered.version), source=path)
 
     def download_files(self, prefix: str, destination: str | Path) -> Path:
         """The job's artifacts under ``prefix`` (``jobs.download``; refusing any that would land outside)."""
@@ -397,3 +563,27 @@ class AzureMLv2Run(JobRun):
             if not artifacts.is_dir():
                 raise DataError(f"Job {self.id} has no files under {prefix!r}.")
             return move_files(artifacts, Path(destination))
+
+
+def tracking_client(ml_client):
+    """An ``MlflowClient`` on the workspace's ``azureml://`` tracking URI, authenticated as ``ml_client`` is.
+
+    The azureml-mlflow plugin, left alone, signs in with its own chain
+    (``DefaultAzureCredential``, then browser, then device code). It keeps one
+    service context per tracking URI (``_AzureMLServiceContextLoader``), so we put
+    in one holding the ``MLClient``'s credential first (a private azureml-mlflow API).
+    """
+    from urllib.parse import urlparse
+
+    from azureml.mlflow._internal.service_context_loader import _AzureMLServiceContextLoader
+    from azureml.mlflow._internal.utils import ServiceContext
+    from mlflow.tracking import MlflowClient
+
+    workspace = azure_call(ml_client.workspaces.get, ml_client.workspace_name)
+    uri = workspace.mlflow_tracking_uri
+    if uri.startswith("azureml://"):
+        _AzureMLServiceContextLoader.add_service_context(uri, ServiceContext(
+            host_url="https://" + urlparse(uri).netloc, subscription_id=ml_client.subscription_id,
+            workspace_name=ml_client.workspace_name, resource_group_name=ml_client.resource_group_name,
+            auth=ml_client._credential))
+    return MlflowClient(tracking_uri=uri)

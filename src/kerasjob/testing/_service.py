@@ -36,7 +36,7 @@ class FakeService:
         new_compute_state: provisioning state of a cluster created here
             (``Succeeded``, ``Failed``; v1 also ``Creating``, meaning it timed out).
         failures: ``{"<call name>": [ConnectionResetError(), ...]}``: errors raised
-            by the next calls of that name, one per call.
+            by the next calls of that name, one per call (None lets that call through).
         run_files: ``{path: bytes}``, the files the run holds (for downloads).
         trial_metrics, trial_statuses: for a sweep, what trial ``i`` reports
             and where it ends (default: Accuracy 0.9 + 0.001 i, Completed).
@@ -63,15 +63,18 @@ class FakeService:
 
     def __post_init__(self):
         self.calls: list[tuple[str, object]] = []
-        self.submissions: list = []
-        self.created_computes: list = []
+        for name in ("submissions", "created_computes"):  # a subclass may derive these from its service
+            if not isinstance(getattr(type(self), name, None), property):
+                setattr(self, name, [])
         self._stack = contextlib.ExitStack()
 
     def _record(self, name: str, detail: object = None) -> None:
         self.calls.append((name, detail))
         pending = self.failures.get(name)
         if pending:
-            raise pending.pop(0)
+            error = pending.pop(0)
+            if error is not None:  # None: this call goes through, a later one fails
+                raise error
 
     @property
     def service_calls(self) -> list[str]:

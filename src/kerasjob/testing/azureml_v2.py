@@ -1,13 +1,32 @@
-"""A fake Azure ML (SDK v2, ``azure-ai-ml``) at its network boundary: the ``MLClient`` operation groups.
+"""A fake Azure ML workspace for SDK v2 (``azure-ai-ml``), answering the SDK's REST calls.
 
-``FakeMLClient`` gives you a real ``MLClient`` (built offline with a fake
-credential) whose operation groups -- ``jobs``, ``compute``, ``environments``,
-``data``, ``models`` and ``workspaces`` -- are fakes while the ``with`` block
-lasts, for every ``MLClient`` (so ``MLClient.from_config`` works too). The job
-entities kerasjob builds (``command(...)``, ``Environment``, ``AmlCompute``,
-``Data``, ``Model``) are real and reach the fake as they would reach Azure. The
-job's metrics live in a real MLflow store that ``workspaces.get`` points at, as
-Azure's workspace tracking URI does.
+``FakeMLClient`` gives you a real ``MLClient`` (and makes every ``MLClient``
+built in the ``with`` block, ``MLClient.from_config`` included, talk to it).
+azure-ai-ml's own operation classes run -- ``JobOperations``, ``DataOperations``,
+``EnvironmentOperations``, ``ComputeOperations``, ``ModelOperations``,
+``WorkspaceOperations`` and the generated REST clients below them -- so the
+SDK's validation, serialisation, error conversion and entity parsing all run
+as against Azure. What is fake, from the top down:
+
+- :class:`FakeTransport`, an azure-core ``HttpTransport`` handed to every
+  ``MLClient``: a small in-memory Azure Resource Manager that stores what a
+  ``PUT`` sent and gives it back on ``GET`` (404 when absent), as the
+  ``Microsoft.MachineLearningServices`` REST API does. azure-core's own retries
+  are turned off (``retry_total=0``) so an error you inject reaches the caller
+  at once, as it would once those retries are spent.
+- ``JobOperations._runs_operations`` (which discovers the run-history endpoint
+  over the network): the SDK's real ``RunOperations`` over
+  :class:`FakeRunHistory`, whose ``get_details`` gives real ``RunDetails`` and
+  ``get_child`` real run-history ``Run`` records -- so the real
+  ``stream_logs_until_completion`` loop and ``_BaseJob`` parsing run. The log
+  files ``RunDetails.log_files`` names are served by the transport.
+- Blob storage can't be reached offline: ``get_storage_client`` (code and
+  local-folder uploads) records the files instead of uploading, and
+  ``JobOperations._get_named_output_uri`` / ``download_artifact_from_aml_uri``
+  (``jobs.download``) write ``run_files``.
+- Metrics: the workspace's tracking URI is ``azureml://...`` as Azure returns
+  it and is read through the real azureml-mlflow plugin; only the plugin's
+  ``AzureMLRestStore`` is a local MLflow (SQLite) store.
 
 Example:
     >>> from kerasjob import submit_training
@@ -20,248 +39,493 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import datetime
+import io
+import json
+import re
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
 
 from ._service import FakeService, spread
 
-OPERATION_GROUPS = ("jobs", "compute", "environments", "data", "models", "workspaces")
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+ARM = "https://management.azure.com"
+LOGS_HOST = "https://fakelogs.blob.core.windows.net"
+_WORKSPACE_PATH = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
+                             r"Microsoft\.MachineLearningServices/workspaces/([^/]+)(?:/(.*))?$", re.IGNORECASE)
+#: REST collection -> the operation group name used in ``service_calls``.
+GROUPS = {"jobs": "Jobs", "data": "Data", "environments": "Environments", "computes": "Compute",
+          "models": "Models", "codes": "Code", "datastores": "Datastores"}
+FINAL = {"Completed", "Failed", "Canceled"}
+VERSIONED = ("data", "models", "environments", "codes")
 
 
 class FakeCredential:
-    """A credential that is never asked for a token (nothing reaches Azure)."""
+    """An ``azure-identity``-like credential whose tokens only the fake accepts."""
 
     def get_token(self, *scopes, **kwargs):
-        raise AssertionError("FakeMLClient: a real token was requested, so a call escaped the fake")
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("fake-token", 4102444800)
 
 
-class FakePoller:
-    """What a ``begin_*`` call returns: ``result()`` gives the outcome (or raises it)."""
-
-    def __init__(self, outcome=None, error: BaseException | None = None):
-        self._outcome, self._error = outcome, error
-
-    def result(self, timeout=None):
-        if self._error is not None:
-            raise self._error
-        return self._outcome
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
-@dataclass
-class FakeJob:
-    """The service's view of a submitted job: its name, state and the job entity that was sent."""
+class FakeTransport:
+    """An azure-core ``HttpTransport`` that is the workspace: ARM resources kept as the JSON that was sent.
 
-    name: str
-    experiment_name: str
-    entity: object
-    status: str = "NotStarted"
-    inputs: dict = field(default_factory=dict)
-    parent: str | None = None
+    Call names: ``<Group>.get`` (GET), ``<Group>.create_or_update`` (PUT),
+    ``<Group>.list`` (GET of a collection), ``Jobs.cancel``, ``Datastores.list_secrets``,
+    ``Workspaces.get``, ``Logs.get`` (a log file); a container GET is ``<Group>.get_container``.
+    """
 
-    @property
-    def studio_url(self) -> str:
-        return f"https://ml.azure.com/runs/{self.name}"
-
-
-def _not_found(kind: str, name: str) -> Exception:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    return ResourceNotFoundError(f"{kind} {name!r} was not found in the fake workspace")
-
-
-class _Group:
     def __init__(self, fake: "FakeMLClient"):
         self.fake = fake
 
-    def _record(self, name: str, detail: object = None) -> None:
-        self.fake._record(f"{type(self).__name__.removeprefix('Fake')}.{name}", detail)
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        pass
+
+    def open(self):
+        pass
+
+    def close(self):
+        pass
+
+    def send(self, request, **kwargs):
+        from urllib.parse import urlparse
+
+        url = urlparse(request.url)
+        if request.url.startswith(LOGS_HOST):
+            self.fake._record("Logs.get", url.path)
+            return self._response(request, 200, self.fake._log_text(url.path.rsplit("/", 2)[-2]), text=True)
+        match = _WORKSPACE_PATH.match(url.path)
+        if not match:
+            raise AssertionError(f"FakeMLClient: unexpected request {request.method} {request.url}")
+        rest = [part for part in (match.group(4) or "").split("/") if part]
+        body = json.loads(request.body) if request.body else None
+        status, payload, *headers = self.fake._workspace.handle(request.method, url.path, rest, body)
+        return self._response(request, status, payload, headers=headers[0] if headers else None)
+
+    @staticmethod
+    def _response(request, status: int, payload, text: bool = False, headers: dict | None = None):
+        import requests
+        from azure.core.pipeline._tools import is_rest
+        from azure.core.pipeline.transport._requests_basic import RequestsTransportResponse
+
+        response = requests.Response()
+        response.status_code = status
+        response.raw = io.BytesIO((payload if text else json.dumps(payload) if payload is not None else "").encode())
+        response.headers["Content-Type"] = "text/plain" if text else "application/json"
+        response.headers.update(headers or {})
+        response.request = requests.Request(request.method, request.url).prepare()
+        if is_rest(request):  # the newer generated clients send azure.core.rest requests
+            from azure.core.rest._requests_basic import RestRequestsTransportResponse
+
+            rest_response = RestRequestsTransportResponse(request=request, internal_response=response)
+            rest_response.read()
+            return rest_response
+        return RequestsTransportResponse(request, response)
 
 
-class FakeJobs(_Group):
-    def create_or_update(self, job, *, experiment_name=None, **kwargs):
-        self._record("create_or_update", experiment_name)
+def _error(code: str, message: str, status: int) -> tuple[int, dict]:
+    return status, {"error": {"code": code, "message": message}}
+
+
+class _Workspace:
+    """The ARM side: resources by path, versions, jobs and their state. Mirrors the REST API's answers."""
+
+    def __init__(self, fake: "FakeMLClient"):
+        self.fake = fake
+        self.resources: dict[str, dict] = {}
+
+    def handle(self, method: str, path: str, rest: list[str], body):
         fake = self.fake
-        entity = job._to_job() if hasattr(job, "_to_job") else job  # the service receives the CommandJob
-        experiment = experiment_name or getattr(entity, "experiment_name", None) or "Default"
-        run_id = fake._create_tracking_run(experiment, fake.metrics)
-        submitted = FakeJob(name=run_id, experiment_name=experiment, entity=entity)
-        fake.submissions.append(entity)
-        fake.jobs_by_name[run_id] = submitted
-        fake._pending_statuses[run_id] = list(fake.statuses) + [fake.final_status]
-        if getattr(entity, "type", None) == "sweep":
-            self._start_trials(submitted)
-        return submitted
+        if not rest:
+            fake._record("Workspaces.get", path)
+            return 200, fake._workspace_json(path)
+        group = GROUPS.get(rest[0], rest[0].title())
+        key = "/".join(rest)
+        if method == "POST" and rest[0] == "jobs" and rest[-1] == "cancel":
+            fake._record("Jobs.cancel", rest[1])
+            fake._cancel(rest[1])
+            return 202, None
+        if method == "POST" and rest[-1] == "listSecrets":
+            fake._record("Datastores.list_secrets", rest[1])
+            return 200, {"secretsType": "AccountKey", "key": "ZmFrZQ=="}
+        if method == "POST" and rest[-1] == "startPendingUpload":  # a SAS to upload a code/data version to
+            fake._record(f"{group}.start_pending_upload", key)
+            blob = f"https://fakeaccount.blob.core.windows.net/fake-container/LocalUpload/{uuid.uuid4().hex}"
+            return 200, {"pendingUploadId": uuid.uuid4().hex, "pendingUploadType": "TemporaryBlobReference",
+                         "blobReferenceForConsumption": {"blobUri": blob, "credential": {
+                             "credentialType": "SAS", "sasUri": blob + "?sig=fake"}}}
+        if rest[0] == "operationResults":  # the long-running cluster creation, polled as ARM's LRO
+            fake._record("Compute.poll", rest[1])
+            state = fake.new_compute_state
+            compute = self.resources[f"computes/{rest[1]}"]["properties"]
+            compute["provisioningState"] = state
+            error = {} if state == "Succeeded" else {"error": {"code": "QuotaExceeded", "message": f"Cluster {state}"}}
+            return 200, {"status": state, **error}
+        if method == "PUT":
+            fake._record(f"{group}.create_or_update", key, act=lambda: self._put(path, rest, body))
+            if rest[0] == "computes":
+                workspace = path.split("/computes/")[0]
+                return 201, self._get(rest), {"Azure-AsyncOperation": f"{ARM}{workspace}/operationResults/{rest[1]}",
+                                              "Retry-After": "0"}
+            return 200, self._get(rest)
+        if len(rest) == 2 and rest[0] in VERSIONED:
+            fake._record(f"{group}.get_container", rest[1])
+            return self._container(path, rest)
+        if len(rest) in (1, 3):
+            fake._record(f"{group}.list", key)
+            prefix = key + "/"
+            return 200, {"value": [self._get(name.split("/")) for name in self.resources
+                                   if name.startswith(prefix) and "/" not in name[len(prefix):]]}
+        fake._record(f"{group}.get", key)
+        if rest[0] == "jobs":
+            fake._advance(rest[1])
+        found = self._get(rest)
+        if found is None:
+            return _error("UserError", f"{'/'.join(rest)} was not found in the fake workspace", 404)
+        return 200, found
 
-    def _start_trials(self, sweep: FakeJob) -> None:
-        """One child job per trial: the swept inputs spread over the space, outcomes as the fake was told."""
-        fake, entity = self.fake, sweep.entity
+    def _get(self, rest: list[str]):
+        if rest[0] == "datastores" and len(rest) == 2:
+            return self.fake._datastore_json(rest[1])
+        found = self.resources.get("/".join(rest))
+        if found is not None and rest[0] == "jobs":
+            found = self.fake._job_view(found)
+        return copy.deepcopy(found)
+
+    def _put(self, path: str, rest: list[str], body: dict) -> None:
+        resource = {**body, "id": path, "name": rest[-1], "systemData": {"createdAt": _now(), "createdBy": "fake"}}
+        properties = resource.setdefault("properties", {})
+        if rest[0] == "models":
+            properties.setdefault("flavors", {})  # the service fills in an empty map
+        if rest[0] == "computes":
+            properties["provisioningState"] = "Creating"
+        if rest[0] == "jobs" and "/".join(rest) not in self.resources:
+            self.fake._start_job(rest[1], resource)
+        self.resources["/".join(rest)] = resource
+
+    def _container(self, path: str, rest: list[str]):
+        prefix = "/".join(rest) + "/versions/"
+        versions = [name[len(prefix):] for name in self.resources if name.startswith(prefix)]
+        if not versions:
+            return _error("UserError", f"{rest[1]} was not found in the fake workspace", 404)
+        numeric = [int(each) for each in versions if each.isdigit()]
+        latest = versions[-1]
+        return 200, {"id": path, "name": rest[1], "properties": {
+            "latestVersion": latest, "nextVersion": str(max(numeric, default=0) + 1)}}
+
+
+def _forget_mlflow_stores() -> None:
+    """MLflow keeps one store per tracking URI for the process; each fake workspace needs its own."""
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+
+
+class FakeRunHistory:
+    """The run-history REST client under ``RunOperations`` (``RunOperations._operation``): ``runs`` is itself.
+
+    ``get_details`` mirrors ``RunsOperations.get_details`` (real ``RunDetails``, one
+    status step per call, as a polled job moves on); ``get_child`` mirrors
+    ``RunsOperations.get_child`` (real run-history ``Run`` records, passed through ``cls``).
+    """
+
+    def __init__(self, fake: "FakeMLClient"):
+        self.fake = fake
+        self.runs = self
+
+    def get_details(self, subscription_id, resource_group_name, workspace_name, run_id, **kwargs):
+        from azure.ai.ml._restclient.runhistory.models._models_py3 import ErrorResponse, RootError, RunDetails
+
+        fake = self.fake
+        fake._record("RunHistory.get_details", run_id)
+        status = fake._advance(run_id)
+        error = None
+        if status == "Failed":
+            error = ErrorResponse(error=RootError(code="UserError", message=fake.error_message))
+        logs = {"user_logs/std_log.txt": f"{LOGS_HOST}/logs/{run_id}/std_log.txt"} if status != "NotStarted" else {}
+        return RunDetails(run_id=run_id, status=status, log_files=logs, error=error)
+
+    def get_child(self, subscription_id, resource_group_name, workspace_name, run_id, top=None, cls=None, **kwargs):
+        from azure.ai.ml._restclient.runhistory.models import Run
+
+        fake = self.fake
+        fake._record("RunHistory.get_child", run_id)
+        records = []
+        for name in fake._children.get(run_id, []):
+            job = fake._workspace.resources[f"jobs/{name}"]
+            records.append(Run(run_id=name, parent_run_id=run_id, status=fake._jobs[name]["status"],
+                               experiment_id=job["properties"].get("experimentName"), display_name=name,
+                               properties={}, tags={}))
+        records += [None] * fake.broken_children
+        return cls(records) if cls else records
+
+
+class _RecordingStorage:
+    """Stands in for ``get_storage_client(...)`` (Blob upload can't be reached offline): records what is uploaded."""
+
+    container = file_system = "fake-container"
+
+    def __init__(self, fake: "FakeMLClient"):
+        self.fake = fake
+
+    def upload(self, local_path, asset_hash=None, name=None, version=None, **kwargs):
+        self.fake._record("Storage.upload", str(local_path))
+        self.fake.uploads.append(Path(local_path))
+        remote = f"LocalUpload/{asset_hash or uuid.uuid4().hex}/{Path(local_path).name}"
+        return {"name": name, "version": version, "remote path": remote, "indicator file": f"{remote}/.indicator"}
+
+
+@dataclass
+class FakeMLClient(FakeService):
+    """A fake Azure ML v2 workspace for the duration of a ``with`` block.
+
+    Arguments as for :class:`kerasjob.testing._service.FakeService`, plus:
+
+    Args:
+        lost_responses: ``{"<call>": n}``: the next ``n`` such calls are carried
+            out by the service, then the caller gets a transient error
+            (``ServiceResponseError``), as when a response is lost on the way back.
+        error_message: the service's error message for a failed job.
+        broken_children: how many unparseable (``None``) items a sweep's child
+            listing holds (azure-sdk-for-python#26922).
+        interrupt_after: raise ``KeyboardInterrupt`` from the n-th run-history
+            poll (``get_details``), as a Ctrl-C during ``jobs.stream`` does.
+
+    Attributes (besides ``calls``/``service_calls``): ``ml_client``;
+    ``submissions`` (job entities parsed from what the SDK sent); ``data_assets``,
+    ``environments``, ``models`` (``{name: [entity, ...]}``); ``created_computes``;
+    ``uploads`` (local folders the SDK uploaded); ``credentials`` (what reached the MLflow plugin).
+    """
+
+    lost_responses: dict[str, int] = field(default_factory=dict)
+    error_message: str = "Execution failed. User process 'python' exited with status code 1."
+    broken_children: int = 0
+    interrupt_after: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._workspace = _Workspace(self)
+        self._jobs: dict[str, dict] = {}  # name -> {"status", "pending", "metrics", "params"}
+        self._children: dict[str, list[str]] = {}
+        self._run_ids: dict[str, str] = {}  # job name -> MLflow run id in the local store
+        self._polls = 0
+        self.uploads: list[Path] = []
+        self.credentials: list = []
+        self._store_dir: str | None = None
+        self.ml_client = None
+        self.computes = set(self.computes)
+        for name in self.computes:
+            self._workspace.resources[f"computes/{name}"] = {
+                "id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/fake-rg/providers/Microsoft.MachineLearningServices"
+                      f"/workspaces/fake-workspace/computes/{name}", "name": name, "location": "westeurope",
+                "properties": {"computeType": "AmlCompute", "provisioningState": "Succeeded", "properties": {
+                    "vmSize": "Standard_NC4as_T4_v3", "scaleSettings": {"minNodeCount": 0, "maxNodeCount": 4}}}}
+
+    # -- the record and injected failures ------------------------------------------------------------
+
+    def _record(self, name: str, detail: object = None, act=None) -> None:
+        super()._record(name, detail)
+        if act is not None:
+            act()
+        if self.lost_responses.get(name):
+            from azure.core.exceptions import ServiceResponseError
+
+            self.lost_responses[name] -= 1
+            raise ServiceResponseError(f"Connection reset while reading the response to {name}")
+
+    # -- views of the stored resources as SDK entities -----------------------------------------------
+
+    def _entities(self, collection: str, load) -> dict[str, list]:
+        found: dict[str, list] = {}
+        for key, resource in self._workspace.resources.items():
+            parts = key.split("/")
+            if parts[0] == collection and len(parts) == 4:
+                found.setdefault(parts[1], []).append(load(copy.deepcopy(resource)))
+        return found
+
+    def _rest(self, model: str, resource: dict):
+        """The REST model the SDK deserialises a response into (``arm_ml_service``)."""
+        from azure.ai.ml._restclient.arm_ml_service import models
+        from azure.ai.ml._restclient.arm_ml_service._utils.model_base import _deserialize
+
+        return _deserialize(getattr(models, model), resource)
+
+    @property
+    def data_assets(self) -> dict[str, list]:
+        from azure.ai.ml.entities import Data
+
+        return self._entities("data", lambda r: Data._from_rest_object(self._rest("DataVersionBase", r)))
+
+    @property
+    def environments(self) -> dict[str, list]:
+        from azure.ai.ml.entities import Environment
+
+        return self._entities("environments", lambda r: Environment._from_rest_object(
+            self._rest("EnvironmentVersion", r)))
+
+    @property
+    def models(self) -> dict[str, list]:
+        from azure.ai.ml.entities import Model
+
+        return self._entities("models", lambda r: Model._from_rest_object(self._rest("ModelVersion", r)))
+
+    @property
+    def submissions(self) -> list:
+        """The jobs as the service received them (parsed back from the REST bodies), in order."""
+        from azure.ai.ml.entities import Job
+
+        return [Job._from_rest_object(self._rest("JobBase", copy.deepcopy(self._workspace.resources[f"jobs/{name}"])))
+                for name, state in self._jobs.items() if state["submitted"]]
+
+    @property
+    def created_computes(self) -> list:
+        from azure.ai.ml.entities import Compute
+
+        return [Compute._from_rest_object(self._rest("ComputeResource", copy.deepcopy(resource)))
+                for key, resource in self._workspace.resources.items()
+                if key.startswith("computes/") and key.split("/")[1] not in self.computes]
+
+    # -- workspace, datastore and job JSON -----------------------------------------------------------
+
+    def _workspace_json(self, path: str) -> dict:
+        match = _WORKSPACE_PATH.match(path)
+        subscription, group, name = match.group(1), match.group(2), match.group(3)
+        return {"id": path, "name": name, "location": "westeurope", "kind": "Default",
+                "properties": {"mlFlowTrackingUri": self.tracking_uri_for(subscription, group, name),
+                               "discoveryUrl": "https://westeurope.api.azureml.ms/discovery",
+                               "workspaceId": str(uuid.UUID(int=0))}}
+
+    def _datastore_json(self, name: str) -> dict:
+        return {"id": f"/subscriptions/{SUBSCRIPTION}/datastores/{name}", "name": name, "properties": {
+            "datastoreType": "AzureBlob", "accountName": "fakeaccount", "containerName": "fake-container",
+            "endpoint": "core.windows.net", "protocol": "https", "isDefault": True,
+            "credentials": {"credentialsType": "AccountKey"}}}
+
+    def _job_view(self, resource: dict) -> dict:
+        name = resource["name"]
+        state = self._jobs[name]
+        view = copy.deepcopy(resource)
+        properties = view["properties"]
+        properties["status"] = state["status"]
+        workspace = "/".join(resource["id"].split("/jobs/")[:1])
+        properties["services"] = {"Studio": {"endpoint": f"https://ml.azure.com/runs/{name}?wsid={workspace}",
+                                             "jobServiceType": "Studio"}}
+        if properties.get("jobType") == "Sweep" and state["status"] == "Completed":
+            best = self._best_child(name, properties["objective"])
+            if best:
+                properties.setdefault("properties", {})["best_child_run_id"] = best
+        return view
+
+    # -- jobs: statuses, trials, metrics -------------------------------------------------------------
+
+    def _start_job(self, name: str, resource: dict) -> None:
+        properties = resource["properties"]
+        experiment = properties.get("experimentName") or "Default"
+        self._jobs[name] = {"status": "NotStarted", "pending": list(self.statuses) + [self.final_status],
+                            "submitted": True}
+        self._run_ids[name] = self._create_tracking_run(experiment, self.metrics, {})
+        if properties.get("jobType") == "Sweep":
+            self._start_trials(name, resource)
+
+    def _start_trials(self, parent: str, sweep: dict) -> None:
+        """One child job per trial: the swept inputs spread over the space, outcomes as the fake was told.
+
+        Mirrors the sweep service creating ``<parent>_<i>`` command jobs that log the script's params.
+        """
+        from azure.ai.ml.sweep import SweepJob
+
+        properties = sweep["properties"]
+        entity = SweepJob._from_rest_object(self._rest("JobBase", copy.deepcopy(sweep)))
         total = entity.limits.max_total_trials
+        names = []
         for index in range(total):
-            inputs = {}
+            params = {}
             for name, expression in entity.search_space.items():
                 kind = type(expression).__name__
                 values = expression.values if kind == "Choice" else [
                     getattr(expression, attribute) for attribute in ("min_value", "max_value", "mu")
                     if getattr(expression, attribute, None) is not None]
-                inputs[name] = spread(kind, values, index, total)
-            metrics, status = fake.trial_outcome(index)
-            child = FakeJob(name=fake._create_tracking_run(sweep.experiment_name, metrics),
-                            experiment_name=sweep.experiment_name, entity=None, status=status, inputs=inputs,
-                            parent=sweep.name)
-            fake.jobs_by_name[child.name] = child
-            fake._pending_statuses[child.name] = [status]
+                params[name] = spread(kind, values, index, total)
+            metrics, status = self.trial_outcome(index)
+            child = f"{parent}_{index}"
+            trial = properties["trial"]
+            literal = {name: value for name, value in (properties.get("inputs") or {}).items()}
+            for name, value in params.items():
+                literal[name] = {"jobInputType": "literal", "value": str(value)}
+            self._workspace.resources[f"jobs/{child}"] = {
+                "id": sweep["id"].rsplit("/", 1)[0] + "/" + child, "name": child, "properties": {
+                    "jobType": "Command", "command": trial["command"], "codeId": trial.get("codeId"),
+                    "environmentId": trial["environmentId"], "computeId": properties.get("computeId"),
+                    "experimentName": properties.get("experimentName"), "inputs": literal,
+                    "properties": {"azureml.parentrunid": parent}}}
+            every_param = {**{k: v["value"] for k, v in literal.items() if v.get("jobInputType") == "literal"},
+                           **{k: str(v) for k, v in params.items()}}
+            self._jobs[child] = {"status": status, "pending": [status], "submitted": False,
+                                 "metrics": metrics}
+            self._run_ids[child] = self._create_tracking_run(properties.get("experimentName") or "Default",
+                                                             metrics, every_param)
+            names.append(child)
+        self._children[parent] = names
 
-    def list(self, parent_job_name=None, **kwargs):
-        self._record("list", parent_job_name)
-        return [job for job in self.fake.jobs_by_name.values() if job.parent == parent_job_name]
+    def _best_child(self, parent: str, objective: dict) -> str | None:
+        scored = []
+        for child in self._children.get(parent, []):
+            history = self._jobs[child]["metrics"].get(objective["primaryMetric"])
+            if self._jobs[child]["status"] == "Completed" and history is not None:
+                value = history[-1] if isinstance(history, list) else history
+                scored.append((value if objective["goal"].lower() == "maximize" else -value, child))
+        return max(scored)[1] if scored else None
 
-    def get(self, name):
-        self._record("get", name)
-        if name not in self.fake.jobs_by_name:
-            raise _not_found("Job", name)
-        job = self.fake.jobs_by_name[name]
-        pending = self.fake._pending_statuses[name]
-        if job.status != "Canceled":
-            job.status = pending.pop(0) if len(pending) > 1 else pending[0]
-        return job
+    def _advance(self, name: str) -> str:
+        """One step along the job's statuses (a job moves on between two polls); returns where it is."""
+        state = self._jobs.get(name)
+        if state is None:
+            return "NotStarted"
+        pending = state["pending"]
+        state["status"] = pending.pop(0) if len(pending) > 1 else pending[0]
+        return state["status"]
 
-    def stream(self, name):
-        """Prints the job's output and returns once it has ended, as the real one does."""
-        self._record("stream", name)
-        job = self.fake.jobs_by_name[name]
-        for line in self.fake.log_lines:
-            print(line)
-        if job.status != "Canceled":
-            self.fake._pending_statuses[name] = [self.fake.final_status]
-        if self.fake.final_status == "Failed" and job.status != "Canceled":
-            from azure.ai.ml.exceptions import JobException
+    def _cancel(self, name: str) -> None:
+        self._jobs[name].update(status="Canceled", pending=["Canceled"])
+        for child in self._children.get(name, []):
+            if self._jobs[child]["status"] not in FINAL:
+                self._jobs[child].update(status="Canceled", pending=["Canceled"])
 
-            raise JobException(message=f"Job {name} failed", no_personal_data_message="job failed")
+    def _log_text(self, name: str) -> str:
+        """The job's driver log so far: all of it once the job runs (lines end with newlines, as a log file)."""
+        return "".join(line + "\n" for line in self.log_lines)
 
-    def begin_cancel(self, name):
-        self._record("begin_cancel", name)
-        self.fake.jobs_by_name[name].status = "Canceled"
-        return FakePoller()
+    # -- MLflow: the store behind the workspace's azureml:// tracking URI ----------------------------
 
-    def download(self, name, download_path=".", output_name=None, all=False):
-        self._record("download", name)
-        root = Path(download_path) / "artifacts"
-        for relative, content in self.fake.run_files.items():
-            target = root / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-
-
-class FakeCompute(_Group):
-    def get(self, name):
-        self._record("get", name)
-        if name not in self.fake.computes:
-            raise _not_found("Compute", name)
-        return self.fake.computes[name]
-
-    def begin_create_or_update(self, compute):
-        self._record("begin_create_or_update", compute.name)
-        self.fake.created_computes.append(compute)
-        if self.fake.new_compute_state != "Succeeded":
-            return FakePoller(error=RuntimeError(f"Compute {compute.name} provisioning {self.fake.new_compute_state}"))
-        self.fake.computes[compute.name] = compute
-        return FakePoller(compute)
-
-
-class _Versioned(_Group):
-    """Assets with versions (environments, data, models), stored as the entities that were sent."""
-
-    kind = "Asset"
-
-    def _store(self) -> dict[str, list]:
-        raise NotImplementedError
-
-    def get(self, name, version=None, label=None):
-        self._record("get", f"{name}:{version or label or 'latest'}")
-        versions = self._store().get(name, [])
-        if label == "latest" and versions:
-            return versions[-1]
-        for asset in versions:
-            if version is not None and str(asset.version) == str(version):
-                return asset
-        raise _not_found(self.kind, f"{name}:{version or label}")
-
-    def create_or_update(self, asset):
-        self._record("create_or_update", asset.name)
-        versions = self._store().setdefault(asset.name, [])
-        if asset.version is None:
-            asset.version = str(len(versions) + 1)
-        versions.append(asset)
-        return asset
-
-
-class FakeEnvironments(_Versioned):
-    kind = "Environment"
-
-    def _store(self):
-        return self.fake.environments
-
-
-class FakeData(_Versioned):
-    kind = "Data"
-
-    def _store(self):
-        return self.fake.data_assets
-
-
-class FakeModels(_Versioned):
-    kind = "Model"
-
-    def _store(self):
-        return self.fake.models
-
-
-class FakeWorkspaces(_Group):
-    def get(self, name=None, **kwargs):
-        self._record("get", name)
-        workspace = mock.NonCallableMock(spec=["name", "mlflow_tracking_uri"])
-        workspace.name, workspace.mlflow_tracking_uri = name, self.fake.tracking_uri
-        return workspace
-
-
-@dataclass
-class FakeMLClient(FakeService):
-    """Patch the ``MLClient`` operation groups for the duration of a ``with`` block.
-
-    Arguments as for :class:`kerasjob.testing._service.FakeService`; call names
-    are ``Jobs.create_or_update``, ``Compute.get``, ``Data.get``, ... ``computes``
-    may also map names to cluster objects.
-    """
-
-    def __post_init__(self):
-        super().__post_init__()
-        self.jobs_by_name: dict[str, FakeJob] = {}
-        self.environments: dict[str, list] = {}
-        self.data_assets: dict[str, list] = {}
-        self.models: dict[str, list] = {}
-        if not isinstance(self.computes, dict):
-            self.computes = {name: mock.NonCallableMock(name=name) for name in self.computes}
-        for name, compute in self.computes.items():
-            compute.name = name
-        self._pending_statuses: dict[str, list[str]] = {}
-        self._store_dir: str | None = None
-        self.ml_client = None
+    def tracking_uri_for(self, subscription: str, group: str, workspace: str) -> str:
+        return (f"azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/{subscription}/resourceGroups/"
+                f"{group}/providers/Microsoft.MachineLearningServices/workspaces/{workspace}")
 
     @property
-    def tracking_uri(self) -> str:
-        """The MLflow store standing in for the workspace's (created on first use)."""
+    def store_uri(self) -> str:
+        """The local SQLite MLflow store standing in for the workspace's (created on first use)."""
         if self._store_dir is None:
             self._store_dir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="fake-azureml-mlflow-"))
         return f"sqlite:///{self._store_dir}/mlflow.db"
 
-    def _create_tracking_run(self, experiment: str, metrics: dict) -> str:
-        """An MLflow run holding the job's metrics; its id is the job's name, as on Azure ML."""
-        from mlflow.entities import Metric
+    def _create_tracking_run(self, experiment: str, metrics: dict, params: dict) -> str:
+        from mlflow.entities import Metric, Param
         from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=self.tracking_uri)
+        client = MlflowClient(tracking_uri=self.store_uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(
             experiment, artifact_location=Path(self._store_dir, "artifacts").as_uri())
@@ -270,16 +534,83 @@ class FakeMLClient(FakeService):
         for name, value in metrics.items():
             history = value if isinstance(value, list) else [value]
             logged += [Metric(name, float(each), 0, step) for step, each in enumerate(history)]
-        client.log_batch(run_id, metrics=logged)
+        client.log_batch(run_id, metrics=logged, params=[Param(k, str(v)) for k, v in params.items()])
         return run_id
 
-    def __enter__(self) -> "FakeMLClient":
-        from azure.ai.ml import MLClient
+    def _plugin_store(self, service_context):
+        """Replaces azureml-mlflow's ``AzureMLRestStore(service_context)``: the local store, job names as run ids."""
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-        groups = {"jobs": FakeJobs(self), "compute": FakeCompute(self), "environments": FakeEnvironments(self),
-                  "data": FakeData(self), "models": FakeModels(self), "workspaces": FakeWorkspaces(self)}
-        for name in OPERATION_GROUPS:
-            self._stack.enter_context(mock.patch.object(MLClient, name, property(lambda _, g=groups[name]: g)))
-        self.ml_client = MLClient(FakeCredential(), "00000000-0000-0000-0000-000000000000", "fake-rg",
-                                  "fake-workspace")
+        fake = self
+        self.credentials.append(service_context.auth)
+        self._record("MLflow.store", service_context.workspace_name)
+
+        class JobNamedStore(SqlAlchemyStore):
+            def get_run(self, run_id):
+                return super().get_run(fake._run_ids.get(run_id, run_id))
+
+        return JobNamedStore(self.store_uri, Path(self._store_dir, "artifacts").as_uri())
+
+    # -- patches ------------------------------------------------------------------------------------
+
+    def _runs_operations(self, job_operations):
+        from azure.ai.ml.operations._run_operations import RunOperations
+
+        return RunOperations(job_operations._operation_scope, job_operations._operation_config, self._run_history)
+
+    def _download(self, uri: str, destination: str, datastore_operation) -> str:
+        """Mirrors ``download_artifact_from_aml_uri``: the job's files under ``destination``."""
+        self._record("Storage.download", uri)
+        for relative, content in self.run_files.items():
+            target = Path(destination) / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return destination
+
+    def __enter__(self) -> "FakeMLClient":
+        import azure.ai.ml.operations._job_operations as job_module
+        import azure.ai.ml.operations._job_ops_helper as helper
+        import azureml.mlflow._store.tracking.store as plugin_store
+        from azure.ai.ml import MLClient
+        from azure.ai.ml._artifacts import _artifact_utilities as artifacts
+        from azure.ai.ml.operations import JobOperations
+        from azureml.mlflow._internal.service_context_loader import _AzureMLServiceContextLoader
+
+        self.transport = FakeTransport(self)
+        self._run_history = FakeRunHistory(self)
+        self.store_uri  # noqa: B018 - create the store before any job
+        real_init = MLClient.__init__
+        fake = self
+
+        def init(client, *args, **kwargs):
+            real_init(client, *args, **{**kwargs, "transport": fake.transport, "retry_total": 0})
+
+        polls = {"count": 0}
+        real_details = self._run_history.get_details
+
+        def get_details(*args, **kwargs):
+            polls["count"] += 1
+            if fake.interrupt_after is not None and polls["count"] >= fake.interrupt_after:
+                fake.interrupt_after = None
+                raise KeyboardInterrupt
+            return real_details(*args, **kwargs)
+
+        self._run_history.get_details = get_details
+        patches = [
+            mock.patch.object(MLClient, "__init__", init),
+            mock.patch.object(JobOperations, "_runs_operations", property(self._runs_operations)),
+            mock.patch.object(helper, "_wait_before_polling", lambda seconds: 0),
+            mock.patch.object(artifacts, "get_storage_client", lambda **kwargs: _RecordingStorage(fake)),
+            mock.patch.object(JobOperations, "_get_named_output_uri", lambda ops, name, output_names=None: {
+                "default": f"azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid.{name}/"}),
+            mock.patch.object(job_module, "download_artifact_from_aml_uri", self._download),
+            mock.patch.object(plugin_store, "AzureMLRestStore", self._plugin_store),
+            mock.patch.dict(_AzureMLServiceContextLoader._tracking_uri_to_service_context),
+        ]
+        for patch in patches:
+            self._stack.enter_context(patch)
+        self._stack.callback(_forget_mlflow_stores)
+        _forget_mlflow_stores()
+        self.ml_client = MLClient(FakeCredential(), SUBSCRIPTION, "fake-rg", "fake-workspace")
+        self.calls.clear()
         return self
