@@ -28,6 +28,20 @@ def _error(message: str) -> None:
     print(f"kerasjob: {message}", file=sys.stderr)
 
 
+def _quiet_sdk_loggers(backend: str | None) -> None:
+    """azure-ai-ml gives its module loggers an INFO handler on stderr at import ("Found the config file in: ..."):
+    the CLI keeps stderr for kerasjob's own words, so those loggers show warnings only."""
+    if backend != "azureml-v2":
+        return
+    import logging
+
+    import azure.ai.ml  # noqa: F401 - the import creates the loggers
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("azure.ai.ml"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 BACKEND_CHOICES = ["local", "azureml", "azureml-v2"]
 
 
@@ -128,6 +142,7 @@ def _tune(args: argparse.Namespace) -> int:
     sweep = Sweep(sampling=args.sampling, primary_metric=args.primary_metric, max_total_runs=args.max_total_runs,
                   max_concurrent_runs=args.max_concurrent_runs, seed=args.seed)
     show = not args.quiet and not args.json
+    _quiet_sdk_loggers(args.backend)
     result = tune_training(job, sweep, backend=args.backend, show_output=show, **_workspace_arguments(args))
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -161,6 +176,7 @@ def _submit(args: argparse.Namespace) -> int:
     job = make_job(None, **changes)
     backend = resolve_backend(args.backend, **_workspace_arguments(args))
     backend.check(job)
+    _quiet_sdk_loggers(backend.name)
     if args.dry_run:
         plan = build_plan(job, backend)
         print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.describe())
@@ -217,6 +233,7 @@ def _azure_run(args: argparse.Namespace) -> int:
     from .run import resolve_backend
 
     backend = resolve_backend(args.backend, **_workspace_arguments(args))
+    _quiet_sdk_loggers(backend.name)
     with azure_access():
         run = backend.attach(args.run_id)
     if args.action == "show":

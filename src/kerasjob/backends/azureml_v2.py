@@ -32,7 +32,7 @@ from typing import Iterator
 from .._sdk import require_azure_ai_ml
 from ..dataset import DATASET_SOURCES_TAG, _sources_digest, mnist_urls
 from ..environment import ENVIRONMENT_PREFIX, read_conda_file
-from ..errors import DataError, KerasJobError, SubmissionError
+from ..errors import DataError, KerasJobError, SubmissionError, WorkspaceNotFound
 from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
 from ..retry import azure_call, create_once
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
@@ -197,6 +197,21 @@ def find_job(ml_client, name: str):
         return None
 
 
+def verify_workspace(ml_client):
+    """Reads the workspace once before anything is created, so that a bad login, a workspace that does not
+    exist or a missing role stops here (``kerasjob.azure_errors`` names the fix) and not halfway."""
+    try:
+        return azure_call(ml_client.workspaces.get, ml_client.workspace_name)
+    except Exception as error:  # noqa: BLE001 - only "not found" is re-worded here
+        if not is_not_found(error):
+            raise
+        raise WorkspaceNotFound(
+            f"No Azure ML workspace {ml_client.workspace_name!r} in resource group {ml_client.resource_group_name!r} "
+            f"of subscription {ml_client.subscription_id!r} (or this login cannot see it). Check config.json "
+            "(download it again from the workspace's page in the Azure portal) or --subscription-id, "
+            "--resource-group and --workspace-name.") from error
+
+
 def submit_once(ml_client, azure_job, *, experiment: str):
     """``jobs.create_or_update`` under a fixed name; a lost response is looked up, never sent twice."""
     if not azure_job.name:
@@ -346,6 +361,7 @@ class AzureMLv2Backend(Backend):
         """Get or create the job's data asset, environment and cluster; return (environment, data input)."""
         self.check(job)
         client = self.ml_client
+        verify_workspace(client)
         mnist_asset = None
         if job.registered_dataset is not None:
             mnist_asset = check_data_asset(client, *job.registered_dataset)
@@ -365,6 +381,7 @@ class AzureMLv2Backend(Backend):
     def attach(self, run_id: str) -> "AzureMLv2Run":
         """The handle of job ``run_id`` (its name), submitted earlier; ``KerasJobError`` when there is none."""
         require_azure_ai_ml()
+        verify_workspace(self.ml_client)
         job = find_job(self.ml_client, run_id)
         if job is None:
             raise KerasJobError(f"No Azure ML job named {run_id!r} in workspace {self.ml_client.workspace_name!r}.")

@@ -23,6 +23,9 @@ def spread(kind: str, parameters: list, index: int, total: int):
     return math.exp(value) if kind.startswith("log") else value
 
 
+ACCESS = ("ok", "not-logged-in", "forbidden", "no-workspace")
+
+
 @dataclass
 class FakeService:
     """The outcome a fake Azure ML gives every run, and the calls it records.
@@ -40,6 +43,10 @@ class FakeService:
         run_files: ``{path: bytes}``, the files the run holds (for downloads).
         trial_metrics, trial_statuses: for a sweep, what trial ``i`` reports
             and where it ends (default: Accuracy 0.9 + 0.001 i, Completed).
+        access: how the service answers this login: ``ok``; ``not-logged-in`` (the
+            login has no token to give: the SDK's authentication error); ``forbidden`` (every call
+            gets HTTP 403 AuthorizationFailed: the login lacks a role); ``no-workspace``
+            (the workspace does not exist: 404 from Azure Resource Manager).
     """
 
     final_status: str = "Completed"
@@ -54,6 +61,7 @@ class FakeService:
                                                                  "outputs/training.png": b"png"})
     trial_metrics: list[dict] = field(default_factory=list)
     trial_statuses: list[str] = field(default_factory=list)
+    access: str = "ok"
 
     def trial_outcome(self, index: int) -> tuple[dict, str]:
         """What sweep trial ``index`` reports and the state it ends in."""
@@ -62,6 +70,8 @@ class FakeService:
         return metrics, self.trial_statuses[index] if index < len(self.trial_statuses) else "Completed"
 
     def __post_init__(self):
+        if self.access not in ACCESS:
+            raise ValueError(f"access must be one of {ACCESS}, not {self.access!r}")
         self.calls: list[tuple[str, object]] = []
         for name in ("submissions", "created_computes"):  # a subclass may derive these from its service
             if not isinstance(getattr(type(self), name, None), property):

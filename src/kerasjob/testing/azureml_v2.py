@@ -73,6 +73,26 @@ class FakeCredential:
         return AccessToken("fake-token", 4102444800)
 
 
+class _FakeLogin:
+    """Stands in for the credential an ``MLClient`` was given (kept as ``.credential``), so that no token
+    request leaves the machine (``DefaultAzureCredential`` would probe the managed-identity endpoint).
+
+    With ``access="not-logged-in"`` it fails as ``AzureCliCredential.get_token`` does when nobody ran
+    ``az login``: ``CredentialUnavailableError``, a ``ClientAuthenticationError``.
+    """
+
+    def __init__(self, fake: "FakeMLClient", credential):
+        self.fake, self.credential = fake, credential
+
+    def get_token(self, *scopes, **kwargs):
+        if self.fake.access == "not-logged-in":
+            from azure.identity import CredentialUnavailableError
+
+            self.fake._record("Login.get_token", type(self.credential).__name__)
+            raise CredentialUnavailableError(message="Please run 'az login' to set up an account")
+        return FakeCredential().get_token(*scopes, **kwargs)
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
@@ -149,6 +169,9 @@ class _Workspace:
 
     def handle(self, method: str, path: str, rest: list[str], body):
         fake = self.fake
+        refused = self._refusal(path)
+        if refused is not None:
+            return refused
         if not rest:
             fake._record("Workspaces.get", path)
             return 200, fake._workspace_json(path)
@@ -196,6 +219,21 @@ class _Workspace:
         if found is None:
             return _error("UserError", f"{'/'.join(rest)} was not found in the fake workspace", 404)
         return 200, found
+
+    def _refusal(self, path: str):
+        """ARM's answer to a login without a role (403) or for a workspace that does not exist (404)."""
+        match = _WORKSPACE_PATH.match(path)
+        if self.fake.access == "forbidden":
+            self.fake._record("Refused", path)
+            return _error("AuthorizationFailed", "The client 'fake-user' with object id '0' does not have "
+                          "authorization to perform action 'Microsoft.MachineLearningServices/workspaces/read' over "
+                          f"scope '{path}' or the scope is invalid.", 403)
+        if self.fake.access == "no-workspace":
+            self.fake._record("Refused", path)
+            return _error("ResourceNotFound", "The Resource 'Microsoft.MachineLearningServices/workspaces/"
+                          f"{match.group(3)}' under resource group '{match.group(2)}' was not found. For more "
+                          "details please go to https://aka.ms/ARMResourceNotFoundFix", 404)
+        return None
 
     def _get(self, rest: list[str]):
         if rest[0] == "datastores" and len(rest) == 2:
@@ -582,8 +620,9 @@ class FakeMLClient(FakeService):
         real_init = MLClient.__init__
         fake = self
 
-        def init(client, *args, **kwargs):
-            real_init(client, *args, **{**kwargs, "transport": fake.transport, "retry_total": 0})
+        def init(client, credential=None, *args, **kwargs):
+            real_init(client, _FakeLogin(fake, credential), *args,
+                      **{**kwargs, "transport": fake.transport, "retry_total": 0})
 
         polls = {"count": 0}
         real_details = self._run_history.get_details
