@@ -65,7 +65,11 @@ def test_distribution_timeout_and_mount_survive_the_round_trip(tmp_path):
     assert loaded.resources.instance_count == 3
     assert loaded.limits.timeout == 3600
     assert (loaded.inputs["data_folder"].path, loaded.inputs["data_folder"].mode) == ("my-digits:2", "ro_mount")
-    mpi = _round_trip(TrainingJob(distribution=MpiDistribution(node_count=2, process_count_per_node=4)), tmp_path)
+    own_script = tmp_path / "src"
+    own_script.mkdir()
+    (own_script / "train.py").write_text("print('rank-aware training')\n")
+    mpi = _round_trip(TrainingJob(source_dir=own_script, entry_script="train.py",
+                                  distribution=MpiDistribution(node_count=2, process_count_per_node=4)), tmp_path)
     assert (mpi.distribution.type, mpi.distribution.process_count_per_instance) == ("mpi", 4)
     assert mpi.resources.instance_count == 2
 

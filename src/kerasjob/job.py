@@ -327,6 +327,13 @@ def _validate_compute_and_distribution(job: TrainingJob) -> None:
         return
     if not isinstance(distribution, (TensorflowDistribution, MpiDistribution)):
         raise ValidationError("distribution", "None, TensorflowDistribution(...) or MpiDistribution(...)", distribution)
+    if isinstance(distribution, MpiDistribution) and job.uses_packaged_script:
+        # MPI starts N copies of the script; keras_mnist.py is not rank-aware, so each would train alone,
+        # log to the same run and write the same model file at once.
+        raise ValidationError(
+            "distribution", "TensorflowDistribution(worker_count=N) for the packaged keras_mnist.py", distribution,
+            hint="It trains data-parallel under MultiWorkerMirroredStrategy from TF_CONFIG; MpiDistribution is "
+                 "for a script of your own that reads its rank (e.g. OMPI_COMM_WORLD_RANK).")
     if distribution.node_count > job.compute.max_nodes:
         raise ValidationError(
             "distribution", f"at most max_nodes={job.compute.max_nodes} nodes of compute {job.compute.name!r}",
