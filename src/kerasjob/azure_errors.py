@@ -30,7 +30,11 @@ __all__ = ["azure_access", "translate_access_error", "LOGIN_FIX"]
 LOGIN_FIX = ("Run `az login` and pass --auth cli (auth='cli'), or set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
              "AZURE_CLIENT_SECRET and pass --auth service-principal (auth='service-principal').")
 _AUTHENTICATION_TYPES = {"ClientAuthenticationError", "CredentialUnavailableError", "AuthenticationException"}
-_FORBIDDEN = re.compile(r"\b403\b|AuthorizationFailed|Forbidden", re.IGNORECASE)
+# azureml-core words a 403 as "Response Code: 403" (ComputeTargetException), "Request failed (403)"
+# (UserErrorException), or "status_code": 403 in a JSON dump (ProjectSystemException).
+_FORBIDDEN = re.compile(r"(Response Code|status_code|HTTP|Request failed)\W*403\b|AuthorizationFailed|\bForbidden\b",
+                        re.IGNORECASE)
+_AZUREML_ERRORS = {"AzureMLException", "HttpResponseError"}
 # azureml-core says "Workspace not found."; ARM names the workspace's resource type, or the missing group.
 _WORKSPACE_MISSING = re.compile(r"workspace not found|WorkspaceNotFound|ResourceGroupNotFound|SubscriptionNotFound|"
                                 r"MachineLearningServices/workspaces/[^']*' (under resource group '[^']*' )?was not "
@@ -59,14 +63,12 @@ def translate_access_error(error: BaseException, where: str = "the Azure ML work
         names = {cls.__name__ for cls in type(each).__mro__}
         if names & _AUTHENTICATION_TYPES or status_code(each) == 401:
             return NotAuthenticated(f"Azure did not accept the login for {where}: {_first_line(each)}. {LOGIN_FIX}")
-        if status_code(each) == 403 or (names & {"ProjectSystemException", "HttpResponseError"}
-                                        and _FORBIDDEN.search(str(each))):
+        if status_code(each) == 403 or (names & _AZUREML_ERRORS and _FORBIDDEN.search(str(each))):
             return AccessDenied(
                 f"Azure refused access to {where} (HTTP 403): {_first_line(each)}. The login works but lacks a role "
                 "there: ask the workspace's owner for the 'AzureML Data Scientist' role, or log in as another "
                 "identity with --auth.")
-        if _WORKSPACE_MISSING.search(str(each)) and names & {"ProjectSystemException", "ResourceNotFoundError",
-                                                              "HttpResponseError", "WorkspaceException"}:
+        if _WORKSPACE_MISSING.search(str(each)) and names & _AZUREML_ERRORS:
             return WorkspaceNotFound(
                 f"{where[0].upper() + where[1:]} does not exist or is not visible to this login: {_first_line(each)}. "
                 "Check config.json (download it again from the workspace's page in the Azure portal) or "

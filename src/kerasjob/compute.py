@@ -30,6 +30,17 @@ def provisioning_configuration(config: ComputeConfig):
     )
 
 
+#: How ``ComputeTarget(workspace, name)``'s not-found message starts (azureml/core/compute/compute.py).
+NOT_FOUND = "ComputeTargetNotFound"
+
+
+def _warn_if_different(target, config: ComputeConfig) -> None:
+    vm_size = getattr(target, "vm_size", None)
+    if vm_size and vm_size.lower() != config.vm_size.lower():
+        logger.warning("Reusing compute target %s, whose VM size %s differs from the job's %s",
+                       config.name, vm_size, config.vm_size)
+
+
 def get_or_create_compute(workspace, config: ComputeConfig, timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES):
     """The cluster ``config.name``: the existing one, or a new one once it is provisioned.
 
@@ -44,8 +55,13 @@ def get_or_create_compute(workspace, config: ComputeConfig, timeout_minutes: int
     try:
         target = azure_call(ComputeTarget, workspace=workspace, name=config.name)
         logger.info("Found existing compute target %s", config.name)
+        _warn_if_different(target, config)
         return target
-    except ComputeTargetException:
+    except ComputeTargetException as error:
+        # ComputeTarget._get turns a 404 into this message, and any other bad response (403, 5xx)
+        # into "Received bad response ...": only the first means "create it".
+        if not str(getattr(error, "message", error)).startswith(NOT_FOUND):
+            raise
         logger.info("Creating compute target %s (%s, %d-%d nodes)", config.name, config.vm_size,
                     config.min_nodes, config.max_nodes)
     try:

@@ -163,7 +163,11 @@ def get_registered_dataset(workspace, name: str, version: str | int | None = Non
 
     try:
         return azure_call(Dataset.get_by_name, workspace, name, version=version or "latest")
-    except UserErrorException:
+    except UserErrorException as error:
+        # Dataset.get_by_name makes every 4xx a UserErrorException: a 404 reads "Cannot find dataset
+        # registered ...", any other "Request failed (403): ..." (azureml/data/abstract_dataset.py).
+        if not str(getattr(error, "message", error)).startswith("Cannot find dataset registered"):
+            raise
         return None
 
 

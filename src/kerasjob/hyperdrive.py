@@ -1,22 +1,25 @@
 """A ``Sweep`` on Azure ML SDK v1: a real ``HyperDriveConfig`` over the job's ``ScriptRunConfig``.
 
 ``build_hyperdrive_config`` is the pure translation (nothing is sent);
-``run_hyperdrive`` submits it, streams it, reads every child run and registers
-the best one's model.
+``run_hyperdrive`` submits it under a fixed run id, waits for it, reads every
+child back through ``HyperDriveRun.get_hyperparameters`` and registers the best
+one's model. HyperDrive takes no sampling seed: ``Sweep.seed`` is ignored here
+(with a warning).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 
 from ._sdk import require_azureml_hyperdrive
-from .backends.azureml import STATUS_MAP, AzureMLBackend, AzureMLRun
+from .backends.azureml import STATUS_MAP, AzureMLBackend, AzureMLRun, new_run_id
 from .job import TrainingJob
 from .retry import azure_call
 from .run import register_trained_model
 from .search_space import Sweep, choice, loguniform, normal, quniform, uniform
-from .training.contract import flag_for
+from .training.contract import HYPERPARAMETERS, flag_for
 from .tuning import Trial, TuningResult, best_trial, no_completed_trial, trial_state
 
 logger = logging.getLogger(__name__)
@@ -43,8 +46,8 @@ def hyperdrive_parameter_space(sweep: Sweep) -> dict:
     return space
 
 
-def build_hyperdrive_config(sweep: Sweep, script_run_config):
-    """The pure translation: ``Sweep`` + ``ScriptRunConfig`` -> ``HyperDriveConfig``."""
+def build_hyperdrive_config(sweep: Sweep, script_run_config, run_id: str | None = None):
+    """The pure translation: ``Sweep`` + ``ScriptRunConfig`` -> ``HyperDriveConfig`` (parent run id ``run_id``)."""
     from azureml.train import hyperdrive
 
     sampling_class = {"random": hyperdrive.RandomParameterSampling, "grid": hyperdrive.GridParameterSampling,
@@ -60,19 +63,60 @@ def build_hyperdrive_config(sweep: Sweep, script_run_config):
     return hyperdrive.HyperDriveConfig(
         run_config=script_run_config, hyperparameter_sampling=sampling_class(hyperdrive_parameter_space(sweep)),
         policy=policy, primary_metric_name=sweep.primary_metric, primary_metric_goal=goal,
-        max_total_runs=sweep.max_total_runs, max_concurrent_runs=sweep.max_concurrent_runs)
+        max_total_runs=sweep.max_total_runs, max_concurrent_runs=sweep.max_concurrent_runs, custom_run_id=run_id)
 
 
-def _parameters(child, sweep: Sweep) -> dict:
-    """The swept values a child run received, read back from its arguments."""
-    arguments = [str(a) for a in (azure_call(child.get_details).get("runDefinition", {}).get("arguments") or [])]
+def _typed(name: str, value, job: TrainingJob):
+    """A sampled value as the script's type (HyperDrive's JSON may give 50.0 for an int flag)."""
+    if job.uses_packaged_script and name in HYPERPARAMETERS:
+        kind = HYPERPARAMETERS[name].type
+        return kind(round(value)) if kind is int and isinstance(value, (int, float)) else kind(value)
+    return value  # another script: strings and numbers as given
+
+
+def _parameters(sampled: str | None, sweep: Sweep, job: TrainingJob) -> dict:
+    """The swept values one child received, from the parent's ``get_hyperparameters()`` entry (JSON by flag)."""
+    values = json.loads(sampled) if sampled else {}
     names = {flag_for(name): name for name in sweep.space}
-    values = {}
-    for flag, raw in zip(arguments, arguments[1:]):  # a later occurrence overwrites an earlier one
-        if flag in names:
-            number = float(raw)
-            values[names[flag]] = int(number) if number.is_integer() and "." not in raw else number
-    return values
+    return {names[flag]: _typed(names[flag], value, job) for flag, value in values.items() if flag in names}
+
+
+def _trial_index(child_id: str, parent_id: str) -> int:
+    """HyperDrive names child ``i`` ``<parent>_<i>``: number the trials by ``i`` (not by string order)."""
+    suffix = child_id[len(parent_id) + 1:]
+    return int(suffix) if suffix.isdigit() else 1 << 30
+
+
+def _sweep_config(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, run_id: str):
+    """The HyperDrive config; the base script arguments leave out the swept flags (HyperDrive appends
+    its sampled ones, and ScriptRunConfig arguments are not de-duplicated: azureml/core/runconfig.py)."""
+    config = backend.build_run_config(job)
+    swept = {flag_for(name) for name in sweep.space}
+    pairs = list(zip(config.arguments[::2], config.arguments[1::2]))
+    config.arguments = [item for flag, value in pairs if flag not in swept for item in (flag, value)]
+    return build_hyperdrive_config(sweep, config, run_id)
+
+
+def _wait(sweep_run, show_output: bool) -> None:
+    """Wait for the sweep; on Ctrl-C cancel it on the service and re-raise ``KeyboardInterrupt``.
+
+    ``Run.wait_for_completion(show_output=True)`` turns Ctrl-C into ``ExperimentExecutionException``
+    (azureml/core/run.py); ``raise_on_error=False`` keeps a failed sweep from raising
+    ``ActivityFailedException``: its status is read afterwards.
+    """
+    from azureml.exceptions import ExperimentExecutionException
+
+    try:
+        try:
+            sweep_run.wait_for_completion(show_output=show_output, raise_on_error=False)
+        except ExperimentExecutionException as error:
+            if isinstance(error.__context__, KeyboardInterrupt) or "interrupted" in str(error):
+                raise KeyboardInterrupt from error
+            raise
+    except KeyboardInterrupt:
+        logger.warning("Interrupted: canceling HyperDrive run %s", sweep_run.id)
+        azure_call(sweep_run.cancel)
+        raise
 
 
 def _metric(child, name: str) -> float | None:
@@ -88,18 +132,17 @@ def run_hyperdrive(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, *, s
     from azureml.core import Experiment
 
     require_azureml_hyperdrive()
-    config = build_hyperdrive_config(sweep, backend.build_run_config(job))
-    experiment = Experiment(workspace=backend.workspace, name=job.experiment)
-    sweep_run = azure_call(experiment.submit, config)
+    if sweep.seed is not None:
+        logger.warning("seed is ignored by HyperDrive (Sweep.seed=%s): it takes no sampling seed", sweep.seed)
+    run_id = new_run_id(job.experiment)
+    sweep_run = backend.submit_once(job.experiment, _sweep_config(backend, job, sweep, run_id), run_id)
     logger.info("Submitted HyperDrive run %s", sweep_run.id)
-    try:
-        azure_call(sweep_run.wait_for_completion, show_output=show_output)
-    except KeyboardInterrupt:
-        azure_call(sweep_run.cancel)
-        raise
+    _wait(sweep_run, show_output)
     completed = azure_call(sweep_run.get_status) == "Completed"
-    children = sorted(azure_call(sweep_run.get_children), key=lambda child: child.id)
-    trials = [Trial(number, child.id, _parameters(child, sweep),
+    sampled = azure_call(sweep_run.get_hyperparameters)
+    children = sorted(azure_call(lambda: list(sweep_run.get_children())),
+                      key=lambda child: _trial_index(child.id, sweep_run.id))
+    trials = [Trial(number, child.id, _parameters(sampled.get(child.id), sweep, job),
                     trial_state(STATUS_MAP.get(azure_call(child.get_status)), completed),
                     _metric(child, sweep.primary_metric))
               for number, child in enumerate(children)]

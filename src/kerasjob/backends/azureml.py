@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -22,9 +23,9 @@ from .._sdk import require_azureml_core
 from ..compute import DEFAULT_TIMEOUT_MINUTES, get_or_create_compute
 from ..dataset import dataset_input, get_or_register_mnist, get_registered_dataset, mnist_urls
 from ..environment import build_environment, read_conda_file
-from ..errors import DataError, ValidationError
+from ..errors import DataError, KerasJobError, ValidationError
 from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
-from ..retry import azure_call
+from ..retry import azure_call, create_once, status_code
 from ..workspace import check_workspace_arguments, load_workspace
 from .base import Backend, JobRun, ModelVersion, RunStatus, safe_destination
 
@@ -134,13 +135,45 @@ class AzureMLBackend(Backend):
                                        environment=environment)
 
     def submit(self, job: TrainingJob) -> "AzureMLRun":
-        from azureml.core import Experiment
-
         config = self.build_run_config(job)
-        experiment = Experiment(workspace=self.workspace, name=job.experiment)
-        run = azure_call(experiment.submit, config)
+        run = self.submit_once(job.experiment, config, new_run_id(job.experiment))
         logger.info("Submitted Azure ML run %s", run.id)
         return AzureMLRun(run, poll_seconds=self.poll_seconds)
+
+    def submit_once(self, experiment_name: str, config, run_id: str):
+        """``Experiment.submit`` under a fixed ``run_id``, never twice (a lost response is looked up)."""
+        from azureml.core import Experiment
+
+        experiment = Experiment(workspace=self.workspace, name=experiment_name)
+        return create_once(lambda: experiment.submit(config, run_id=run_id),
+                           find=lambda: self.find_run(run_id), what=f"Azure ML run {run_id}")
+
+    def find_run(self, run_id: str):
+        """The ``azureml.core`` run ``run_id`` (a HyperDrive parent comes back as a ``HyperDriveRun``), or None."""
+        from azureml.core import Run
+
+        try:
+            return azure_call(Run.get, self.workspace, run_id)
+        except Exception as error:
+            if is_not_found(error):
+                return None
+            raise
+
+    def attach(self, run_id: str) -> "AzureMLRun":
+        run = self.find_run(run_id)
+        if run is None:
+            raise KerasJobError(f"No Azure ML run {run_id!r} in workspace {self.workspace.name!r}.")
+        return AzureMLRun(run, poll_seconds=self.poll_seconds)
+
+
+def new_run_id(experiment_name: str) -> str:
+    """A run id fixed before the first submit, as ``Experiment.submit`` would make one."""
+    return f"{experiment_name}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+
+def is_not_found(error: BaseException) -> bool:
+    """Whether an azureml-core error means "no such run": run history's ``ServiceException`` with a 404."""
+    return status_code(error) == 404
 
 
 class AzureMLRun(JobRun):
@@ -183,7 +216,12 @@ class AzureMLRun(JobRun):
             time.sleep(self.poll_seconds)
 
     def cancel(self) -> None:
-        azure_call(self.run.cancel)
+        """Cancel on the service. ``Run.cancel`` is what ``ScriptRun.cancel`` does for a remote target, without
+        first rebuilding the run's ``RunConfiguration`` from the service, which fails for a run this process
+        did not submit (``attach``): azureml/core/script_run.py, a None project path in runconfig.py."""
+        from azureml.core import Run
+
+        azure_call(Run.cancel, self.run)
 
     def metrics(self) -> dict[str, float]:
         values = azure_call(self.run.get_metrics)
@@ -193,8 +231,16 @@ class AzureMLRun(JobRun):
         return "\n".join(self._driver_log()[-lines:])
 
     def register_model(self, name: str, model_path: str, tags: dict[str, str]) -> ModelVersion:
-        model = azure_call(self.run.register_model, model_name=name, model_path=model_path, tags=tags)
+        """Register a version of ``name`` from this run; a version this run already registered is reused."""
+        model = create_once(lambda: self.run.register_model(model_name=name, model_path=model_path, tags=tags),
+                            find=lambda: self._registered(name), what=f"model {name} from run {self.id}")
         return ModelVersion(name=model.name, version=str(model.version), source=f"{self.id}/{model_path}")
+
+    def _registered(self, name: str):
+        from azureml.core import Model
+
+        models = azure_call(Model.list, self.run.experiment.workspace, name=name, run_id=self.id)
+        return max(models, key=lambda model: model.version) if models else None
 
     def download_files(self, prefix: str, destination: str | Path) -> Path:
         """Download the run's files under ``prefix`` (refusing any that would land outside)."""

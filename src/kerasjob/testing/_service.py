@@ -47,6 +47,8 @@ class FakeService:
             login has no token to give: the SDK's authentication error); ``forbidden`` (every call
             gets HTTP 403 AuthorizationFailed: the login lacks a role); ``no-workspace``
             (the workspace does not exist: 404 from Azure Resource Manager).
+        interrupt_after: a Ctrl-C (``KeyboardInterrupt``) at the n-th status read
+            while a run is waited for, inside the SDK's own waiting loop.
     """
 
     final_status: str = "Completed"
@@ -62,6 +64,7 @@ class FakeService:
     trial_metrics: list[dict] = field(default_factory=list)
     trial_statuses: list[str] = field(default_factory=list)
     access: str = "ok"
+    interrupt_after: int | None = None
 
     def trial_outcome(self, index: int) -> tuple[dict, str]:
         """What sweep trial ``index`` reports and the state it ends in."""

@@ -1,33 +1,76 @@
-"""A fake Azure ML (SDK v1) at its network boundary, for your own unit tests.
+"""A fake Azure ML (SDK v1) *below* azureml-core's own classes, for your own unit tests.
 
-``FakeAzureML`` patches only the classes that talk to the service --
-``Workspace``, ``Experiment``, ``ComputeTarget``, ``Dataset.get_by_name``,
-``FileDataset.register`` -- and records what was asked of them. Everything
-azureml-core builds offline (``ScriptRunConfig``, ``Environment``,
-``Dataset.File.from_files``, provisioning configurations) stays real, so a test
-fails where the SDK would reject the arguments. You choose the outcome.
+The SDK's classes run for real: a real ``Workspace`` (built offline with a fake
+login), real ``Experiment``, ``Run``/``ScriptRun`` and ``HyperDriveRun`` objects,
+so ``Run.wait_for_completion`` (its Ctrl-C and failure conversions),
+``HyperDriveRun.get_hyperparameters`` and ``get_children_sorted_by_primary_metric``,
+``ComputeTarget(workspace, name)`` and ``Dataset.get_by_name`` (their error
+conversions) and ``Run.register_model`` all run their own code. What is faked
+is the service underneath:
+
+- the run-history clients (``RunClient``, ``ArtifactsClient``, ``MetricsClient``,
+  ``AssetsClient``, ``SnapshotsClient``, ``WorkspaceClient``), the model
+  registry client (``ModelsClient``) and the HyperDrive REST client: their
+  methods answer from the fake's state;
+- service discovery and the workspace lookup (``_commands.get_workspace``), and
+  the default interactive login (a fake ``AbstractAuthentication``);
+- the execution service's "start run" POST (``_commands._start_internal``) and the
+  blob reads of log files (``download_file_stream``, ``_get_content_from_uri``);
+- the compute Resource Provider: an HTTP session answering ``GET`` with 200/404
+  (or a status you choose); ``ComputeTarget.create`` itself is imitated (its
+  PUT-and-poll protocol is not worth replaying), as is ``FileDataset.register``;
+- the dataset REST client: ``get_dataset_by_name`` raises msrest's real
+  ``HttpOperationError`` (404, or the status you choose), which the SDK converts;
+  a found dataset is handed back as registered (``_dto_to_dataset`` needs the
+  service's dataflow JSON, which cannot be built offline).
+
+Call names in ``calls`` are the service operations: ``Workspace.get``,
+``ComputeTarget`` (the RP GET), ``ComputeTarget.create``, ``Dataset.get_by_name``,
+``FileDataset.register``, ``Experiment.submit`` (the start-run POST, or the
+HyperDrive create), ``Run.get_status`` (a status read), ``Run.get_details_with_logs``
+(a log read), ``Run.get_metrics``, ``Run.cancel``, ``Run.get_children``,
+``Run.register_model``, ``Model.list``, ``Run.get_file_names``, ``Run.download_file``,
+``Run.get``. ``failures={"<name>": [...]}`` raises at that operation; a
+``LostResponse(exc)`` carries the operation out first, then raises ``exc`` (a
+response lost on the way back).
 
 Example:
     >>> from kerasjob import submit_training
     >>> from kerasjob.testing import FakeAzureML
     >>> with FakeAzureML(final_status="Completed", metrics={"Final test accuracy": 0.98}) as azure:  # doctest: +SKIP
     ...     result = submit_training(workspace=azure.workspace, show_output=False)
-    >>> azure.submissions[0].arguments[:2]                                                         # doctest: +SKIP
-    ['--data-folder', <DatasetConsumptionConfig>]
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import datetime
+import itertools
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
 
 from ._service import FakeService, spread
 
+FAKE_HOST = "https://fake.api.azureml.invalid"
+STUDIO = "https://ml.azure.com"  # the portal, as service discovery names it
+BLOB = "https://fake.blob.invalid"
+DRIVER_LOG = "azureml-logs/70_driver_log.txt"
+
+
+class LostResponse(Exception):
+    """In ``failures``: the service carries the call out, then ``error`` reaches the caller."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
 
 @dataclass
 class FakeModel:
-    """What ``Run.register_model`` returned."""
+    """A registered model version, as the model registry holds it."""
 
     name: str
     version: int
@@ -36,116 +79,46 @@ class FakeModel:
     run_id: str
 
 
-class FakeWorkspace:
-    """Stands in for ``azureml.core.Workspace``; every fake object records into ``fake``."""
+@dataclass
+class _RunRecord:
+    """The service's record of one run."""
 
-    def __init__(self, fake: "FakeAzureML", name: str = "fake-workspace"):
-        self.fake = fake
-        self.name = name
-        self.subscription_id = "00000000-0000-0000-0000-000000000000"
-        self.resource_group = "fake-rg"
+    run_id: str
+    experiment: str
+    number: int
+    statuses: list
+    metrics: dict
+    arguments: list
+    parent: str | None = None
+    tags: dict = field(default_factory=dict)
+    run_type: str = "azureml.scriptrun"
+    canceled: bool = False
+    config: object = None
 
-
-class FakeRun:
-    """Stands in for ``azureml.core.Run``: statuses and logs as the fake was told."""
-
-    def __init__(self, fake: "FakeAzureML", config, experiment: str, number: int | str, *,
-                 metrics: dict | None = None, arguments: list | None = None, final_status: str | None = None,
-                 statuses: list[str] | None = None):
-        self.fake = fake
-        self.config = config
-        self.experiment = experiment
-        self.id = f"{experiment}_{number}"
-        self._statuses = list(fake.statuses if statuses is None else statuses) + [final_status or fake.final_status]
-        self._metrics = metrics
-        self._arguments = arguments if arguments is not None else list(getattr(config, "arguments", []) or [])
-        self.canceled = False
-
-    def get_status(self) -> str:
-        self.fake._record("Run.get_status", self.id)
+    def status(self, advance: bool) -> str:
         if self.canceled:
             return "Canceled"
-        return self._statuses.pop(0) if len(self._statuses) > 1 else self._statuses[0]
-
-    def get_details_with_logs(self) -> dict:
-        self.fake._record("Run.get_details_with_logs", self.id)
-        return {"runId": self.id, "logFiles": {"azureml-logs/70_driver_log.txt": "\n".join(self.fake.log_lines)}}
-
-    def get_metrics(self) -> dict:
-        self.fake._record("Run.get_metrics", self.id)
-        return dict(self.fake.metrics if self._metrics is None else self._metrics)
-
-    def get_details(self) -> dict:
-        self.fake._record("Run.get_details", self.id)
-        return {"runId": self.id, "runDefinition": {"arguments": [str(a) for a in self._arguments]}}
-
-    def get_portal_url(self) -> str:
-        return f"https://ml.azure.com/runs/{self.id}"
-
-    def cancel(self) -> None:
-        self.fake._record("Run.cancel", self.id)
-        self.canceled = True
-
-    def register_model(self, model_name: str, model_path: str | None = None, tags: dict | None = None, **kwargs):
-        self.fake._record("Run.register_model", model_name)
-        version = 1 + sum(1 for model in self.fake.registered_models if model.name == model_name)
-        model = FakeModel(name=model_name, version=version, tags=dict(tags or {}), model_path=model_path,
-                          run_id=self.id)
-        self.fake.registered_models.append(model)
-        return model
-
-    def get_file_names(self) -> list[str]:
-        self.fake._record("Run.get_file_names", self.id)
-        return sorted(self.fake.run_files)
-
-    def download_file(self, name: str, output_file_path: str | None = None, **kwargs) -> None:
-        self.fake._record("Run.download_file", name)
-        Path(output_file_path).write_bytes(self.fake.run_files[name])
+        if advance and len(self.statuses) > 1:
+            return self.statuses.pop(0)
+        return self.statuses[0]
 
 
-class FakeHyperDriveRun(FakeRun):
-    """A HyperDrive run: one child run per trial, with the values the fake was told to report.
+def _http_error(status: int, message: str):
+    """msrest's real ``HttpOperationError`` for an HTTP ``status`` response."""
+    from msrest.exceptions import HttpOperationError
 
-    Child ``i`` takes the ``i``-th value of each ``choice`` (cycling) and evenly
-    spread values of the continuous distributions, reports ``trial_metrics[i]``
-    and ends in ``trial_statuses[i]`` (default Completed).
-    """
-
-    def __init__(self, fake: "FakeAzureML", config, experiment: str, number: int):
-        super().__init__(fake, config, experiment, f"{number}_hyperdrive", metrics={})
-        self.children = []
-        for index in range(config._max_total_runs):
-            metrics, status = fake.trial_outcome(index)
-            self.children.append(FakeRun(fake, config, experiment, f"{number}_hyperdrive_{index}", metrics=metrics,
-                                         arguments=[*self._arguments, *_sampled_arguments(config, index)],
-                                         final_status=status, statuses=[]))  # read after the sweep: all final
-
-    def wait_for_completion(self, show_output=False, **kwargs):
-        self.fake._record("HyperDriveRun.wait_for_completion", self.id)
-        self._statuses = self._statuses[-1:]  # it returns once the sweep has ended
-        if show_output:
-            for line in self.fake.log_lines:
-                print(line)
-        return {"runId": self.id, "status": self.get_status()}
-
-    def get_children(self, **kwargs):
-        self.fake._record("HyperDriveRun.get_children", self.id)
-        return list(self.children)
-
-
-def _sampled_arguments(config, index: int) -> list[str]:
-    """Child ``index``'s values of the HyperDrive parameter space, as script arguments."""
-    arguments = []
-    for flag, (kind, parameters) in config._generator_config["parameter_space"].items():
-        values = parameters[0] if kind == "choice" else parameters
-        arguments += [flag, str(spread(kind, values, index, config._max_total_runs))]
-    return arguments
+    response = SimpleNamespace(status_code=status, reason=message, headers={}, text=message,
+                               content=json.dumps({"error": {"message": message}}).encode())
+    error = HttpOperationError.__new__(HttpOperationError)
+    Exception.__init__(error, message)
+    error.message, error.response, error.error, error.inner_exception = message, response, None, None
+    return error
 
 
 class FakeComputeTarget:
-    """A cluster: what ``ComputeTarget(workspace, name)`` or ``ComputeTarget.create`` returned."""
+    """What the imitated ``ComputeTarget.create`` returns: the cluster being provisioned."""
 
-    def __init__(self, name: str, provisioning_state: str = "Succeeded", configuration=None):
+    def __init__(self, name: str, provisioning_state: str, configuration):
         self.name = name
         self.provisioning_state = provisioning_state
         self.provisioning_errors = None if provisioning_state == "Succeeded" else [{"error": "fake failure"}]
@@ -155,129 +128,454 @@ class FakeComputeTarget:
         self.timeout_in_minutes = timeout_in_minutes
 
 
-class _RegisteredDataset:
-    """A registered FileDataset: the real offline object plus the service's name, version and tags."""
-
-    def __init__(self, dataset, name: str, version: int, tags: dict):
-        self._dataset = dataset
-        self.name, self.version, self.tags = name, version, tags
-
-    def as_download(self, *args, **kwargs):
-        return self._dataset.as_download(*args, **kwargs)
-
-    def as_mount(self, *args, **kwargs):
-        return self._dataset.as_mount(*args, **kwargs)
-
-
 @dataclass
 class FakeAzureML(FakeService):
-    """Patch Azure ML v1's network boundary for the duration of a ``with`` block.
+    """Fake Azure ML v1's service for the duration of a ``with`` block.
 
-    Arguments as for :class:`kerasjob.testing._service.FakeService`; call names
-    are ``Experiment.submit``, ``ComputeTarget.create``, ``Run.get_status``, ...
-    A submitted ``HyperDriveConfig`` gives a :class:`FakeHyperDriveRun` whose
-    children report ``trial_metrics`` and end in ``trial_statuses``.
+    Arguments as for :class:`kerasjob.testing._service.FakeService`, plus
+    ``compute_errors``/``dataset_errors``: ``{name: HTTP status}`` the compute
+    RP or the dataset service answers for that name (e.g. 403, 503), and
+    ``computes`` as ``{name: vm_size}`` or a set of names. A submitted
+    ``HyperDriveConfig`` gets one child per trial: child ``i`` takes the ``i``-th
+    choice of each parameter (spread values for ranges), reports
+    ``trial_metrics[i]`` and ends in ``trial_statuses[i]``.
     """
+
+    compute_errors: dict = field(default_factory=dict)
+    dataset_errors: dict = field(default_factory=dict)
 
     def __post_init__(self):
         super().__post_init__()
-        self.runs: list[FakeRun] = []
+        self.runs: list[_RunRecord] = []
+        self._runs: dict[str, _RunRecord] = {}
         self.registered_models: list[FakeModel] = []
-        self.datasets: dict[str, list[_RegisteredDataset]] = {}
-        self.workspace = FakeWorkspace(self)
+        self._assets: dict[str, str] = {}  # asset id -> the run folder it holds
+        self._status_reads = 0
+        self.datasets: dict[str, list] = {}
+        self._numbers = itertools.count(1)
+        self.workspace = None
 
-    # --- the patched entry points -----------------------------------------------------
+    # --- the record, and failures ------------------------------------------------------
 
-    def _workspace_class(self):
-        fake = self
+    def _record(self, name: str, detail: object = None, action=None):
+        """Record a service operation; carry it out with ``action`` unless a failure is due first."""
+        self.calls.append((name, detail))
+        pending = self.failures.get(name)
+        if pending:
+            error = pending.pop(0)
+            if isinstance(error, LostResponse):
+                if action is not None:
+                    action()
+                raise error.error
+            raise error
+        return action() if action is not None else None
 
-        class Workspace(FakeWorkspace):
-            def __init__(self, subscription_id=None, resource_group=None, workspace_name=None, auth=None, **kwargs):
-                fake._record("Workspace", workspace_name)
-                super().__init__(fake, workspace_name)
+    def _status_read(self) -> None:
+        """Counts status reads; the ``interrupt_after``-th is a Ctrl-C, raised where the SDK polls."""
+        self._status_reads += 1
+        if self.interrupt_after is not None and self._status_reads >= self.interrupt_after:
+            self.interrupt_after = None
+            raise KeyboardInterrupt
 
-            @staticmethod
-            def from_config(path=None, auth=None, **kwargs):
-                fake._record("Workspace.from_config", path)
-                return fake.workspace
+    def _refuse_workspace(self, subscription_id: str, resource_group: str, workspace_name: str):
+        """What ``get_workspace`` raises when this login may not read the workspace.
 
-        return Workspace
+        Not logged in: the login's ``_get_arm_token`` raises ``AuthenticationException``
+        (``AzureCliAuthentication`` asks for ``az login``). A 403 or 404 from ARM goes
+        through azureml-core's own ``resource_error_handling``: ``ProjectSystemException``.
+        """
+        import requests
+        from azureml._base_sdk_common.common import resource_error_handling
+        from azureml.exceptions import AuthenticationException
 
-    def _experiment_class(self):
-        fake = self
+        if self.access == "not-logged-in":
+            raise AuthenticationException("Could not retrieve user token. Please run 'az login'")
+        status, code = (403, "AuthorizationFailed") if self.access == "forbidden" else (404, "ResourceNotFound")
+        response = requests.Response()
+        response.status_code, response.url = status, (
+            f"https://management.azure.com/subscriptions/{subscription_id}/resourceGroups/{resource_group}/"
+            f"providers/Microsoft.MachineLearningServices/workspaces/{workspace_name}")
+        response._content = json.dumps({"error": {"code": code, "message": f"{code} (fake)"}}).encode()
+        resource_error_handling(SimpleNamespace(response=response), "Workspace")
 
-        class Experiment:
-            def __init__(self, workspace, name, **kwargs):
-                self.workspace, self.name = workspace, name
+    def run(self, run_id: str) -> _RunRecord:
+        """The service's record of ``run_id``."""
+        return self._runs[run_id]
 
-            def submit(self, config, tags=None, **kwargs):
-                fake._record("Experiment.submit", self.name)
-                fake.submissions.append(config)
-                hyperdrive = type(config).__name__ == "HyperDriveConfig"
-                run = (FakeHyperDriveRun if hyperdrive else FakeRun)(fake, config, self.name, len(fake.runs) + 1)
-                fake.runs.append(run)
-                return run
+    # --- runs ----------------------------------------------------------------------------
 
-        return Experiment
+    def _new_run(self, run_id, experiment, config, *, parent=None, metrics=None, final_status=None,
+                 statuses=None, arguments=None, run_type="azureml.scriptrun") -> _RunRecord:
+        if arguments is None:
+            arguments = [str(a) for a in (getattr(config, "arguments", None) or [])]
+        record = _RunRecord(run_id, experiment, next(self._numbers),
+                            list(self.statuses if statuses is None else statuses) + [final_status or self.final_status],
+                            dict(self.metrics if metrics is None else metrics), arguments, parent=parent,
+                            run_type=run_type, config=config)
+        self._runs[run_id] = record
+        if parent is None:
+            self.runs.append(record)
+        return record
 
-    def _compute_class(self):
-        fake = self
-        from azureml.exceptions import ComputeTargetException
+    def _run_dto(self, record: _RunRecord):
+        from azureml._restclient.models import RunDto
 
-        class ComputeTarget:
-            def __new__(cls, workspace=None, name=None):
-                fake._record("ComputeTarget", name)
-                if name in fake.computes:
-                    return FakeComputeTarget(name)
-                raise ComputeTargetException(f"ComputeTargetNotFound: Compute Target with name {name} not found")
+        return RunDto(run_id=record.run_id, run_number=record.number, root_run_id=record.parent or record.run_id,
+                      parent_run_id=record.parent, experiment_id=f"id-{record.experiment}",
+                      status=record.status(advance=False), data_container_id=f"dcid.{record.run_id}",
+                      run_type=record.run_type, tags=dict(record.tags), properties={}, target="gpu-cluster",
+                      created_utc=datetime.datetime(2024, 1, 1), name=record.run_id,
+                      run_definition={"arguments": record.arguments})
 
-            @staticmethod
-            def create(workspace, name, provisioning_configuration):
-                fake._record("ComputeTarget.create", name)
-                target = FakeComputeTarget(name, fake.new_compute_state, provisioning_configuration)
-                fake.created_computes.append(target)
-                if fake.new_compute_state == "Succeeded":
-                    fake.computes.add(name)
-                return target
+    def _logs(self, record: _RunRecord) -> dict:
+        return {DRIVER_LOG: f"{BLOB}/{record.run_id}/{DRIVER_LOG}"}
 
-        return ComputeTarget
+    def _log_text(self, url: str) -> str:
+        return "\n".join(self.log_lines) + "\n" if url.startswith(BLOB) else ""
 
-    def _get_dataset(self, workspace, name, version="latest", **kwargs):
-        from azureml.exceptions import UserErrorException
+    def _submit_hyperdrive(self, config, run_id: str, experiment: str):
+        parent = self._new_run(run_id, experiment, config, metrics={},
+                               arguments=[str(a) for a in config.run_config.arguments],
+                               run_type="hyperdrive")
+        self.submissions.append(config)
+        for index in range(config._max_total_runs):
+            metrics, status = self.trial_outcome(index)
+            values = _sampled_values(config, index)
+            child_id = f"{run_id}_{index}"
+            # HyperDrive appends the sampled flags to the script's arguments (azureml/core/runconfig.py).
+            arguments = parent.arguments + [str(item) for pair in values.items() for item in pair]
+            self._new_run(child_id, experiment, config, parent=run_id, metrics=metrics, final_status=status,
+                          statuses=[], arguments=arguments)
+            parent.tags[f"_aml_system_{child_id}"] = json.dumps(values)
+        return parent
 
-        self._record("Dataset.get_by_name", name)
-        versions = self.datasets.get(name)
-        if not versions:
-            raise UserErrorException(f"Cannot find dataset registered with name '{name}' (version: {version})")
-        if version in (None, "latest"):
-            return versions[-1]
-        for dataset in versions:
-            if str(dataset.version) == str(version):
-                return dataset
-        raise UserErrorException(f"Cannot find dataset registered with name '{name}' (version: {version})")
+    # --- the patched service operations ----------------------------------------------------
 
-    def _register_dataset(self, dataset, workspace, name, description=None, tags=None, create_new_version=False):
-        self._record("FileDataset.register", name)
-        versions = self.datasets.setdefault(name, [])
-        registered = _RegisteredDataset(dataset, name, len(versions) + 1, dict(tags or {}))
-        versions.append(registered)
-        return registered
-
-    def __enter__(self) -> "FakeAzureML":
-        import azureml.core
-        import azureml.core.compute
+    def _patches(self):
+        import azureml._restclient.service_context as service_context
+        import azureml.core.compute.compute as compute_module
+        import azureml.core.run as run_module
+        import azureml.core.workspace as workspace_module
+        import azureml.data._dataset_rest_helper as dataset_rest
+        import azureml.data.abstract_dataset as abstract_dataset
+        import azureml.train.restclients.hyperdrive as hyperdrive_rest
+        from azureml._execution import _commands as execution
+        from azureml._project import _commands as project
+        from azureml._restclient.artifacts_client import ArtifactsClient
+        from azureml._restclient.assets_client import AssetsClient
+        from azureml._restclient.metrics_client import MetricsClient
+        from azureml._restclient.models import ErrorResponse, ExperimentDto, RootError, RunDetailsDto
+        from azureml._restclient.models_client import ModelsClient
+        from azureml._restclient.run_client import RunClient
+        from azureml._restclient.snapshots_client import SnapshotsClient
+        from azureml._restclient.workspace_client import WorkspaceClient
+        from azureml.core import Run
+        from azureml.core.authentication import AbstractAuthentication
+        from azureml.core.compute import ComputeTarget
         from azureml.data.file_dataset import FileDataset
 
         fake = self
-        patches = [
-            mock.patch.object(azureml.core, "Workspace", self._workspace_class()),
-            mock.patch.object(azureml.core, "Experiment", self._experiment_class()),
-            mock.patch.object(azureml.core.compute, "ComputeTarget", self._compute_class()),
-            mock.patch.object(azureml.core.Dataset, "get_by_name", staticmethod(self._get_dataset)),
-            mock.patch.object(FileDataset, "register",
-                              lambda dataset, workspace, name, **kw: fake._register_dataset(dataset, workspace, name,
-                                                                                            **kw)),
+
+        class FakeAuthentication(AbstractAuthentication):
+            """A login that never talks to Azure AD."""
+
+            def __init__(self, *args, **kwargs):
+                super().__init__()
+
+            def _get_arm_token(self):
+                return "fake-token"
+
+            def _get_graph_token(self):
+                return "fake-token"
+
+            def _get_all_subscription_ids(self):
+                return [], False
+
+            def get_authentication_header(self):
+                return {"Authorization": "Bearer fake-token"}
+
+        def get_workspace(auth, subscription_id, resource_group, workspace_name, *args, **kwargs):
+            # mirrors azureml._project._commands.get_workspace: the ARM read of the workspace
+            if fake.access != "ok":
+                return fake._record("Workspace.get", workspace_name, lambda: fake._refuse_workspace(
+                    subscription_id, resource_group, workspace_name))
+            return fake._record("Workspace.get", workspace_name, lambda: SimpleNamespace(
+                location="eastus", discovery_url=FAKE_HOST + "/discovery", workspaceid=f"id-{workspace_name}",
+                sku="basic", tags={}, sdk_telemetry_app_insights_key=None))
+
+        def get_or_create_experiment(client, experiment_name, **kwargs):
+            return ExperimentDto(experiment_id=f"id-{experiment_name}", name=experiment_name)
+
+        def get_experiment_by_id(client, experiment_id, **kwargs):
+            return ExperimentDto(experiment_id=experiment_id, name=experiment_id[3:])
+
+        def workspace_get_run(client, run_id, **kwargs):
+            def find():
+                if run_id not in fake._runs:
+                    from azureml._restclient.exceptions import ServiceException
+                    raise ServiceException(_http_error(404, f"Run {run_id} not found"))
+                return fake._run_dto(fake._runs[run_id])
+            return fake._record("Run.get", run_id, find)
+
+        def get_run(client, **kwargs):
+            # mirrors RunClient.get_run, which Run.get_status reads (refresh_run_dto): time passes per read
+            def read():
+                fake._status_read()
+                record = fake._runs[client._run_id]
+                record.status(advance=True)
+                return fake._run_dto(record)
+            return fake._record("Run.get_status", client._run_id, read)
+
+        def patch_run(client, create_run_dto, **kwargs):
+            return fake._run_dto(fake._runs[client._run_id])
+
+        def get_runstatus(client, **kwargs):
+            def read():
+                fake._status_read()
+                record = fake._runs[client._run_id]
+                status = record.status(advance=True)
+                error = (ErrorResponse(error=RootError(code="UserError", message="The run failed; see the driver log."))
+                         if status == "Failed" else None)
+                return RunDetailsDto(run_id=record.run_id, status=status, target="gpu-cluster",
+                                     log_files=fake._logs(record), properties={}, error=error,
+                                     run_definition={"script": "keras_mnist.py", "arguments": record.arguments,
+                                                     "target": "gpu-cluster", "framework": "Python"})
+            return fake._record("Run.get_status", client._run_id, read)
+
+        def get_child_runs(client, root_run_id, recursive=False, **kwargs):
+            children = [r for r in fake._runs.values() if r.parent == client._run_id]
+            return fake._record("Run.get_children", client._run_id,
+                                lambda: [fake._run_dto(child) for child in children])
+
+        def post_event_canceled(client, **kwargs):
+            def cancel():
+                fake._runs[client._run_id].canceled = True
+            fake._record("Run.cancel", client._run_id, cancel)
+
+        def get_all_metrics_v2(client, name=None, run_ids=None, **kwargs):
+            metrics = fake._record("Run.get_metrics", client._run_id, lambda: dict(fake._runs[client._run_id].metrics))
+            return {key: value for key, value in metrics.items() if name is None or key == name}
+
+        def run_id_of(container: str) -> str:
+            return container.split("dcid.", 1)[1]
+
+        def get_file_paths(client, origin, container, **kwargs):
+            return fake._record("Run.get_file_names", run_id_of(container), lambda: sorted(fake.run_files))
+
+        def get_files_by_artifact_prefix_id(client, prefix_id, **kwargs):
+            _, container, prefix = prefix_id.split("/", 2)
+            if container.startswith("dcid.") and not prefix.startswith(("user_logs", "system_logs")):
+                return [(name, f"{BLOB}/{name}") for name in sorted(fake.run_files) if name.startswith(prefix)]
+            return []
+
+        def download_artifact(client, origin, container, path, output_file_path, *args, **kwargs):
+            fake._record("Run.download_file", path,
+                         lambda: Path(output_file_path).write_bytes(fake.run_files[path]))
+
+        def register_model(client, name, tags=None, run_id=None, url=None, experiment_name=None, **kwargs):
+            from azureml._restclient.models import Model as ModelDto
+
+            def register():
+                version = 1 + sum(1 for model in fake.registered_models if model.name == name)
+                model = FakeModel(name=name, version=version, tags=dict(tags or {}), run_id=run_id,
+                                  model_path=fake._assets.get((url or "").rsplit("/", 1)[-1], url or ""))
+                fake.registered_models.append(model)
+                return _model_dto(model, ModelDto, experiment_name)
+            return fake._record("Run.register_model", name, register)
+
+        def query_models(client, name=None, run_id=None, **kwargs):
+            from azureml._restclient.models import Model as ModelDto
+
+            return fake._record("Model.list", name, lambda: [
+                _model_dto(model, ModelDto) for model in fake.registered_models
+                if (name is None or model.name == name) and (run_id is None or model.run_id == run_id)])
+
+        def create_asset(client, model_name, artifacts, metadata_dict=None, run_id=None, **kwargs):
+            # mirrors AssetsClient.create_asset: an asset over the run's files under the model's prefix
+            asset_id = f"asset-{len(fake._assets) + 1}"
+            fake._assets[asset_id] = artifacts[0]["prefix"].split("/", 2)[-1]
+            return SimpleNamespace(id=asset_id)
+
+        def start_internal(project_object, run_config_object, run_id=None, **kwargs):
+            # mirrors azureml._execution._commands._start_internal: snapshot upload + the start-run POST
+            experiment = project_object.history.name
+            config = fake._pending_config
+            fake._record("Experiment.submit", experiment, lambda: (
+                fake._new_run(run_id, experiment, config), fake.submissions.append(config)))
+            return execution._get_run_details(project_object, run_config_object, run_id, snapshot_id="snapshot")
+
+        def create_hyperdrive(client, run_id, config_file, **kwargs):
+            config = fake._pending_config
+            experiment = json.load(config_file)["name"]
+            fake._record("Experiment.submit", experiment,
+                         lambda: fake._submit_hyperdrive(config, run_id, experiment))
+            return SimpleNamespace(result=SimpleNamespace(platform_config={"ParentRunId": run_id}))
+
+        def create_hyperdrive_without_id(client, config_file, **kwargs):
+            # HyperDrive names the parent itself when no custom run id is given
+            return create_hyperdrive(client, f"HD_{next(fake._numbers):08d}", config_file)
+
+        def cancel_hyperdrive(client, run_id, run_history_host, **kwargs):
+            def cancel():
+                for record in fake._runs.values():
+                    if record.run_id == run_id or (record.parent == run_id and not record.status(False) in
+                                                   ("Completed", "Failed")):
+                        record.canceled = True
+            fake._record("Run.cancel", run_id, cancel)
+            return True
+
+        def spy_submit(experiment, config, *args, **kwargs):
+            fake._pending_config = config
+            return real_submit(experiment, config, *args, **kwargs)
+
+        def get_dataset_by_name(subscription_id, resource_group, workspace_name, dataset_name=None,
+                                version_id=None, **kwargs):
+            def find():
+                status = fake.dataset_errors.get(dataset_name)
+                if status:
+                    raise _http_error(status, f"Request for dataset {dataset_name} refused")
+                versions = fake.datasets.get(dataset_name) or []
+                found = [d for d in versions if version_id in (None, "latest") or str(d.version) == str(version_id)]
+                if not found:
+                    raise _http_error(404, f"Dataset {dataset_name} not found")
+                return found[-1]
+            return fake._record("Dataset.get_by_name", dataset_name, find)
+
+        def fetch_v2_data_asset(workspace, name, version):
+            raise _http_error(fake.dataset_errors.get(name) or 404, f"Data asset {name} not found")
+
+        def register_dataset(dataset, workspace, name, description=None, tags=None, create_new_version=False):
+            # imitates FileDataset.register: a new version per call
+            def register():
+                from azureml.data.abstract_dataset import _DatasetRegistration
+
+                versions = fake.datasets.setdefault(name, [])
+                registered = copy.copy(dataset)  # the real dataset, now saved and named by the service
+                registered._registration = _DatasetRegistration(
+                    workspace, saved_id=f"saved-{name}-{len(versions) + 1}", registered_id=f"id-{name}",
+                    name=name, version=len(versions) + 1, description=description, tags=dict(tags or {}))
+                versions.append(registered)
+                return registered
+            return fake._record("FileDataset.register", name, register)
+
+        def compute_create(workspace, name, provisioning_configuration):
+            # imitates ComputeTarget.create (+ its provisioning poll, see FakeComputeTarget)
+            def create():
+                target = FakeComputeTarget(name, fake.new_compute_state, provisioning_configuration)
+                fake.created_computes.append(target)
+                if fake.new_compute_state == "Succeeded":
+                    fake._add_compute(name, provisioning_configuration.vm_size)
+                return target
+            return fake._record("ComputeTarget.create", name, create)
+
+        real_submit = __import__("azureml.core", fromlist=["Experiment"]).Experiment.submit
+        dataset_client = SimpleNamespace(dataset=SimpleNamespace(get_dataset_by_name=get_dataset_by_name))
+        return [
+            mock.patch.object(workspace_module, "InteractiveLoginAuthentication", FakeAuthentication),
+            mock.patch.object(project, "get_workspace", get_workspace),
+            mock.patch.object(service_context.ServiceContext, "_fetch_endpoints",
+                              lambda context: {**dict.fromkeys(service_context._ServiceKeys.get_discovery_keys(),
+                                                               FAKE_HOST),
+                                               service_context._ServiceKeys.STUDIO: STUDIO}),
+            mock.patch.object(WorkspaceClient, "get_or_create_experiment", get_or_create_experiment),
+            mock.patch.object(WorkspaceClient, "get_experiment_by_id", get_experiment_by_id),
+            mock.patch.object(WorkspaceClient, "get_run", workspace_get_run),
+            mock.patch.object(RunClient, "get_run", get_run),
+            mock.patch.object(RunClient, "patch_run", patch_run),
+            mock.patch.object(RunClient, "get_runstatus", get_runstatus),
+            mock.patch.object(RunClient, "get_child_runs", get_child_runs),
+            mock.patch.object(RunClient, "post_event_canceled", post_event_canceled),
+            mock.patch.object(MetricsClient, "get_all_metrics_v2", get_all_metrics_v2),
+            mock.patch.object(MetricsClient, "flush", lambda client, *a, **k: None),  # nothing logged from here
+            mock.patch.object(ArtifactsClient, "get_file_paths", get_file_paths),
+            mock.patch.object(ArtifactsClient, "get_files_by_artifact_prefix_id", get_files_by_artifact_prefix_id),
+            mock.patch.object(ArtifactsClient, "download_artifact", download_artifact),
+            mock.patch.object(AssetsClient, "create_asset", create_asset),
+            mock.patch.object(ModelsClient, "register_model", register_model),
+            mock.patch.object(ModelsClient, "query", query_models),
+            mock.patch.object(SnapshotsClient, "create_snapshot", lambda client, *a, **k: "snapshot"),
+            mock.patch.object(execution, "_start_internal", start_internal),
+            mock.patch.object(execution, "_get_content_from_uri", lambda uri, *a, **k: fake._log_text(uri)),
+            mock.patch.object(run_module, "download_file_stream", lambda uri, *a, **k: fake._log_text(uri)),
+            mock.patch.object(Run, "_wait_before_polling", staticmethod(lambda elapsed: 0)),
+            mock.patch.object(hyperdrive_rest.RestClient, "create_experiment_with_custom_run_id", create_hyperdrive),
+            mock.patch.object(hyperdrive_rest.RestClient, "create_experiment", create_hyperdrive_without_id),
+            mock.patch.object(hyperdrive_rest.RestClient, "cancel_experiment", cancel_hyperdrive),
+            mock.patch("azureml.core.Experiment.submit", spy_submit),
+            mock.patch.object(compute_module, "get_requests_session", lambda: _ComputeProvider(fake)),
+            mock.patch.object(ComputeTarget, "create", staticmethod(compute_create)),
+            mock.patch.object(dataset_rest, "_restclient", lambda workspace: dataset_client),
+            mock.patch.object(abstract_dataset, "_restclient", lambda workspace: dataset_client),
+            mock.patch.object(abstract_dataset, "_fetch_v2_data_asset", fetch_v2_data_asset),
+            mock.patch.object(abstract_dataset, "_dto_to_dataset", lambda workspace, found: found),
+            mock.patch.object(FileDataset, "register", register_dataset),
         ]
-        for patch in patches:
+
+    def _add_compute(self, name: str, vm_size: str) -> None:
+        if not isinstance(self.computes, dict):
+            self.computes = dict.fromkeys(self.computes, "Standard_NC4as_T4_v3")
+        self.computes[name] = vm_size
+
+    def __enter__(self) -> "FakeAzureML":
+        from azureml.core import Workspace
+
+        for patch in self._patches():
             self._stack.enter_context(patch)
+        self._pending_config = None
+        from azureml.core.workspace import InteractiveLoginAuthentication
+
+        self.workspace = Workspace("00000000-0000-0000-0000-000000000000", "fake-rg", "fake-workspace",
+                                   auth=InteractiveLoginAuthentication(), _disable_service_check=True,
+                                   _workspace_id="id-fake-workspace", _location="eastus")
+        self.workspace._discovery_url_internal = FAKE_HOST + "/discovery"
         return self
+
+
+def _model_dto(model: FakeModel, dto_class, experiment_name=None):
+    return dto_class(name=model.name, url=f"aml://asset/{model.model_path}", mime_type="application/json",
+                     id=f"{model.name}:{model.version}", version=model.version, run_id=model.run_id,
+                     experiment_name=experiment_name, kv_tags=dict(model.tags), properties={},
+                     datasets=[], created_time=datetime.datetime(2024, 1, 1))
+
+
+def _sampled_values(config, index: int) -> dict:
+    """Child ``index``'s values of the HyperDrive parameter space, keyed by flag (as HyperDrive tags them)."""
+    values = {}
+    for flag, (kind, parameters) in config._generator_config["parameter_space"].items():
+        choices = parameters[0] if kind == "choice" else parameters
+        values[flag] = spread(kind, choices, index, config._max_total_runs)
+    return values
+
+
+class _ComputeProvider:
+    """An HTTP session for the compute Resource Provider (``ComputeTarget._get``'s GET)."""
+
+    def __init__(self, fake: FakeAzureML):
+        self.fake = fake
+
+    def get(self, url, params=None, headers=None, **kwargs):
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+
+        def answer():
+            status = self.fake.compute_errors.get(name)
+            computes = self.fake.computes
+            if status is None:
+                status = 200 if name in computes else 404
+            body = _aml_compute_payload(url, name, computes.get(name) if isinstance(computes, dict)
+                                        else "Standard_NC4as_T4_v3") if status == 200 else {"error": {}}
+            return SimpleNamespace(status_code=status, headers={}, content=json.dumps(body).encode(),
+                                   text=json.dumps(body), json=lambda: body)
+        return self.fake._record("ComputeTarget", name, answer)
+
+
+def _aml_compute_payload(url: str, name: str, vm_size: str) -> dict:
+    """The RP's JSON for an existing AmlCompute cluster (what ``AmlCompute.deserialize`` reads)."""
+    return {"id": url.split("?")[0].split(".invalid", 1)[-1], "name": name, "location": "eastus", "tags": None,
+            "properties": {"computeType": "AmlCompute", "isAttachedCompute": False, "provisioningErrors": None,
+                           "description": None, "provisioningState": "Succeeded", "resourceId": None,
+                           "computeLocation": "eastus",
+                           "properties": {"vmPriority": "Dedicated", "vmSize": vm_size,
+                                          "scaleSettings": {"minNodeCount": 0, "maxNodeCount": 4,
+                                                            "nodeIdleTimeBeforeScaleDown": "PT1800S"},
+                                          "subnet": None, "remoteLoginPortPublicAccess": "Disabled",
+                                          "enableNodePublicIp": True}}}

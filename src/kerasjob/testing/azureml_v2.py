@@ -339,8 +339,6 @@ class FakeMLClient(FakeService):
         error_message: the service's error message for a failed job.
         broken_children: how many unparseable (``None``) items a sweep's child
             listing holds (azure-sdk-for-python#26922).
-        interrupt_after: raise ``KeyboardInterrupt`` from the n-th run-history
-            poll (``get_details``), as a Ctrl-C during ``jobs.stream`` does.
 
     Attributes (besides ``calls``/``service_calls``): ``ml_client``;
     ``submissions`` (job entities parsed from what the SDK sent); ``data_assets``,
@@ -351,7 +349,6 @@ class FakeMLClient(FakeService):
     lost_responses: dict[str, int] = field(default_factory=dict)
     error_message: str = "Execution failed. User process 'python' exited with status code 1."
     broken_children: int = 0
-    interrupt_after: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
