@@ -85,3 +85,18 @@ def test_a_no_wait_run_is_followed_and_canceled_by_id(backend, workspace_config,
         assert main(["runs", "show", "no-such-run", *workspace]) == 1
         assert "no-such-run" in capsys.readouterr().err
     assert azure.service_calls.count(CREATES[backend]) == 1
+
+
+@pytest.mark.parametrize("backend", sorted(FAKES))
+@pytest.mark.parametrize("command", ["submit", "tune"])
+def test_ctrl_c_cancels_the_run_or_sweep_on_the_service_and_exits_130(backend, command, workspace_config, capsys):
+    arguments = (_submit_args(backend, workspace_config) if command == "submit" else
+                 ["tune", "--backend", backend, "--workspace-config", str(workspace_config), "--quiet",
+                  "--max-total-runs", "2", "--max-concurrent-runs", "2"])
+    with FAKES[backend](statuses=["Running"] * 20, interrupt_after=4) as azure:
+        assert main(arguments) == 130
+        if backend == "azureml":
+            assert azure.runs[0].canceled and "Run.cancel" in azure.service_calls
+        else:
+            assert azure.ml_client.jobs.get(azure.submissions[0].name).status == "Canceled"
+    assert "the run was canceled" in capsys.readouterr().err

@@ -233,10 +233,15 @@ class FakeAzureML(FakeService):
     def _log_text(self, url: str) -> str:
         return "\n".join(self.log_lines) + "\n" if url.startswith(BLOB) else ""
 
-    def _submit_hyperdrive(self, config, run_id: str, experiment: str):
+    def _submit_hyperdrive(self, config, run_id: str, experiment: str, sent: dict):
         parent = self._new_run(run_id, experiment, config, metrics={},
                                arguments=[str(a) for a in config.run_config.arguments],
                                run_type="hyperdrive")
+        # The HyperDrive service keeps the sweep's settings as system tags of the parent run, from which
+        # HyperDriveConfig._get_runconfig_from_run_dto rebuilds it when the run is read back (Run.get).
+        for key in ("generator_config", "primary_metric_config", "policy_config", "platform_config",
+                    "max_total_jobs", "max_concurrent_jobs", "max_duration_minutes"):
+            parent.tags[f"_aml_system_{key}"] = json.dumps(sent[key])
         self.submissions.append(config)
         for index in range(config._max_total_runs):
             metrics, status = self.trial_outcome(index)
@@ -406,9 +411,10 @@ class FakeAzureML(FakeService):
 
         def create_hyperdrive(client, run_id, config_file, **kwargs):
             config = fake._pending_config
-            experiment = json.load(config_file)["name"]
+            sent = json.load(config_file)
+            experiment = sent["name"]
             fake._record("Experiment.submit", experiment,
-                         lambda: fake._submit_hyperdrive(config, run_id, experiment))
+                         lambda: fake._submit_hyperdrive(config, run_id, experiment, sent))
             return SimpleNamespace(result=SimpleNamespace(platform_config={"ParentRunId": run_id}))
 
         def create_hyperdrive_without_id(client, config_file, **kwargs):
