@@ -18,6 +18,7 @@ def isolated_home(tmp_path, monkeypatch):
     import tenacity
 
     import kerasjob.backends.azureml as azureml_backend
+    import kerasjob.backends.azureml_v2 as azureml_v2_backend
     import kerasjob.retry as retry
 
     home = tmp_path / "kerasjob-home"
@@ -27,6 +28,7 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.setattr(azureml_backend, "DEFAULT_POLL_SECONDS", 0)
+    monkeypatch.setattr(azureml_v2_backend, "POLL_SECONDS", 0)
     monkeypatch.setattr(retry.policy, "wait", tenacity.wait_none())
     monkeypatch.chdir(tmp_path)
     return home

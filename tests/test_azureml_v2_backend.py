@@ -16,12 +16,6 @@ from kerasjob.testing import FakeMLClient
 from kerasjob.testing.azureml_v2 import FakeCredential
 
 
-@pytest.fixture(autouse=True)
-def no_polling_wait(monkeypatch):
-    import kerasjob.backends.azureml_v2 as backend
-
-    monkeypatch.setattr(backend, "POLL_SECONDS", 0)
-
 SEED_INPUTS = {"batch_size": 50, "first_layer_neurons": 300, "second_layer_neurons": 100, "learning_rate": 0.001,
                "epochs": 20}
 

@@ -11,12 +11,6 @@ from kerasjob.errors import DataError, KerasJobError
 from kerasjob.testing import FakeMLClient
 
 
-@pytest.fixture(autouse=True)
-def no_polling_wait(monkeypatch):
-    import kerasjob.backends.azureml_v2 as backend
-
-    monkeypatch.setattr(backend, "POLL_SECONDS", 0)
-
 
 def submit(azure, **kwargs):
     return submit_training(backend="azureml-v2", ml_client=azure.ml_client, show_output=False, **kwargs)

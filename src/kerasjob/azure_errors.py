@@ -22,7 +22,7 @@ import contextlib
 import re
 from typing import Iterator
 
-from .errors import AccessDenied, AzureAccessError, NotAuthenticated, WorkspaceNotFound
+from .errors import AccessDenied, AzureAccessError, NotAuthenticated, WorkspaceNotFound, causes
 from .retry import status_code
 
 __all__ = ["azure_access", "translate_access_error", "LOGIN_FIX"]
@@ -41,15 +41,6 @@ _WORKSPACE_MISSING = re.compile(r"workspace not found|WorkspaceNotFound|Resource
                                 r"found", re.IGNORECASE)
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0][:300]
@@ -57,7 +48,7 @@ def _first_line(error: BaseException) -> str:
 
 def translate_access_error(error: BaseException, where: str = "the Azure ML workspace") -> AzureAccessError | None:
     """The kerasjob error for ``error`` when it means no login, no workspace or no permission; else None."""
-    for each in _chain(error):
+    for each in causes(error):
         if isinstance(each, AzureAccessError):
             return each
         names = {cls.__name__ for cls in type(each).__mro__}

@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Iterator
+
 
 class KerasJobError(Exception):
     """Base class of every error kerasjob raises on purpose."""
@@ -90,3 +92,31 @@ class WorkspaceNotFound(AzureAccessError):
 
 class AccessDenied(AzureAccessError):
     """The login works but lacks permission (HTTP 403) for what was asked."""
+
+
+def causes(error: BaseException | None) -> Iterator[BaseException]:
+    """``error``, then each exception it was raised from or while handling, once each.
+
+    The Azure SDKs wrap: ``data.get`` raises ``MlException`` from ``ValidationException`` from
+    ``ResourceNotFoundError``; ``jobs.stream`` raises ``JobException`` from a ``KeyboardInterrupt``.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise KeyError("inner")
+        ...     except KeyError as inner:
+        ...         raise RuntimeError("outer") from inner
+        ... except RuntimeError as error:
+        ...     [type(each).__name__ for each in causes(error)]
+        ['RuntimeError', 'KeyError']
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def was_interrupted(error: BaseException) -> bool:
+    """Whether ``error`` stands for a Ctrl-C that an SDK turned into an exception of its own."""
+    return any(isinstance(each, KeyboardInterrupt) for each in causes(error))

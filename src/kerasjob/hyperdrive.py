@@ -15,6 +15,7 @@ import math
 
 from ._sdk import require_azureml_hyperdrive
 from .backends.azureml import STATUS_MAP, AzureMLBackend, AzureMLRun, new_run_id
+from .errors import was_interrupted
 from .job import TrainingJob
 from .retry import azure_call
 from .run import register_trained_model
@@ -110,7 +111,7 @@ def _wait(sweep_run, show_output: bool) -> None:
         try:
             sweep_run.wait_for_completion(show_output=show_output, raise_on_error=False)
         except ExperimentExecutionException as error:
-            if isinstance(error.__context__, KeyboardInterrupt) or "interrupted" in str(error):
+            if was_interrupted(error):
                 raise KeyboardInterrupt from error
             raise
     except KeyboardInterrupt:

@@ -32,7 +32,7 @@ from typing import Iterator
 from .._sdk import require_azure_ai_ml
 from ..dataset import DATASET_SOURCES_TAG, _sources_digest, mnist_urls
 from ..environment import ENVIRONMENT_PREFIX, read_conda_file
-from ..errors import DataError, KerasJobError, SubmissionError, WorkspaceNotFound
+from ..errors import DataError, KerasJobError, SubmissionError, WorkspaceNotFound, causes, was_interrupted
 from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
 from ..retry import azure_call, create_once
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
@@ -161,15 +161,6 @@ def load_ml_client(config=None, *, subscription_id=None, resource_group=None, wo
     return MLClient.from_config(credential=credential, path=str(path))
 
 
-def _causes(error: BaseException | None) -> Iterator[BaseException]:
-    """``error`` and every exception it was raised from or during, once each."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
 def is_not_found(error: BaseException) -> bool:
     """True when the service said "not found" (404), however the SDK wrapped it.
 
@@ -179,12 +170,7 @@ def is_not_found(error: BaseException) -> bool:
     from azure.core.exceptions import ResourceNotFoundError
 
     return any(isinstance(each, ResourceNotFoundError) or getattr(each, "status_code", None) == 404
-               for each in _causes(error))
-
-
-def was_interrupted(error: BaseException) -> bool:
-    """True when ``error`` stands for a Ctrl-C (``jobs.stream`` raises ``JobException`` from the interrupt)."""
-    return any(isinstance(each, KeyboardInterrupt) for each in _causes(error))
+               for each in causes(error))
 
 
 def find_job(ml_client, name: str):

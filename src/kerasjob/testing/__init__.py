@@ -1,14 +1,19 @@
-"""Fakes of Azure ML at its network boundary, for your own unit tests (and ours).
+"""Fakes of Azure ML *below* the SDKs, for your own unit tests (and ours).
 
-- :class:`FakeAzureML`: SDK v1 (``azureml-core``) -- patches ``Workspace``,
-  ``Experiment``, ``ComputeTarget``, ``Dataset.get_by_name``, ``FileDataset.register``.
-- :class:`FakeMLClient`: SDK v2 (``azure-ai-ml``) -- patches the ``MLClient``
-  operation groups ``jobs``, ``compute``, ``environments``, ``data``, ``models``
-  and ``workspaces``.
+- :class:`FakeAzureML`: SDK v1 (``azureml-core``). A real ``Workspace``,
+  ``Experiment``, ``ScriptRun``, ``HyperDriveRun``, ``ComputeTarget`` and
+  ``Dataset`` run their own code over faked service clients (run history,
+  models, HyperDrive, the compute provider, the dataset service).
+- :class:`FakeMLClient`: SDK v2 (``azure-ai-ml``). Every ``MLClient`` talks to a
+  fake transport that answers the REST calls as Azure Resource Manager does, and
+  to a fake run history under the real streaming loop; metrics go through the
+  real azureml-mlflow plugin to a local store.
 
-Everything the SDKs build offline stays real, so a test fails where the SDK
-would reject the arguments. Each fake records the calls made of it and lets you
-choose the outcome (statuses, metrics, logs, failures).
+So the SDKs' validation, serialisation, error conversion, polling and parsing
+run in every test, and a test fails where the SDK would. Each fake records the
+calls made of it and lets you choose the outcome (statuses, metrics, logs,
+failures, lost responses, a Ctrl-C, a refused login). Each imitated behaviour
+names the SDK function it mirrors; the module docstrings list what is patched.
 """
 
 from .azureml_v1 import FakeAzureML, FakeModel
