@@ -81,6 +81,21 @@ def test_the_environment_name_follows_its_content(tmp_path):
     assert read_conda_file(base_image="mcr.microsoft.com/azureml/other:1").name != read_conda_file().name
 
 
+def test_the_job_environment_pins_every_package_and_brings_its_own_cuda():
+    """One environment name installs one set of code; no CUDA 11 image shadows TensorFlow's CUDA 12."""
+    import yaml
+
+    from kerasjob.environment import DEFAULT_BASE_IMAGE, V1_RUNTIME_REQUIREMENT
+
+    document = yaml.safe_load(TrainingJob().conda_file.read_text())
+    pip = next(entry["pip"] for entry in document["dependencies"] if isinstance(entry, dict))
+    assert all("==" in requirement and "*" not in requirement for requirement in pip), pip
+    assert any(requirement.startswith("tensorflow[and-cuda]==") for requirement in pip)
+    assert not any(requirement.startswith("azureml-defaults") for requirement in pip)  # v2 jobs don't need it
+    assert V1_RUNTIME_REQUIREMENT.startswith("azureml-defaults==")  # added for v1 runs only
+    assert "cuda" not in DEFAULT_BASE_IMAGE and DEFAULT_BASE_IMAGE.startswith("mcr.microsoft.com/azureml/")
+
+
 def test_the_snapshot_honours_amlignore_and_lists_sizes(tmp_path):
     (tmp_path / "train.py").write_text("print(1)\n")
     (tmp_path / "data").mkdir()
