@@ -28,7 +28,7 @@ def test_script_arguments_are_the_seeds_flags():
 def test_the_callers_objects_are_never_mutated():
     hyperparameters = {"epochs": 3}
     job = TrainingJob(hyperparameters=hyperparameters)
-    changed = job.replace(hyperparameters={"batch_size": 25})
+    changed = job.with_changes(hyperparameters={"batch_size": 25})
     assert hyperparameters == {"epochs": 3}
     assert job.hyperparameters["batch_size"] == 50 and changed.hyperparameters["batch_size"] == 25
     assert changed.hyperparameters["epochs"] == 3
@@ -131,5 +131,5 @@ def test_another_script_does_not_inherit_keras_mnists_default_hyperparameters(tm
     (tmp_path / "train.py").write_text("print('hi')\n")
     job = make_job(None, source_dir=tmp_path, entry_script="train.py", hyperparameters={"quality": 0.5})
     assert dict(job.hyperparameters) == {"quality": 0.5}
-    tuned = TrainingJob(hyperparameters={"epochs": 3}).replace(source_dir=tmp_path, entry_script="train.py")
+    tuned = TrainingJob(hyperparameters={"epochs": 3}).with_changes(source_dir=tmp_path, entry_script="train.py")
     assert dict(tuned.hyperparameters) == {"epochs": 3}

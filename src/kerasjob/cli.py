@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 
+from .backends import BACKENDS, Backend
 from .errors import AzureAccessError, BackendUnavailable, KerasJobError, TrainingFailed, ValidationError
 from .training.contract import HYPERPARAMETERS, flag_for
 
@@ -28,21 +29,20 @@ def _error(message: str) -> None:
     print(f"kerasjob: {message}", file=sys.stderr)
 
 
-def _quiet_sdk_loggers(backend: str | None) -> None:
-    """azure-ai-ml gives its module loggers an INFO handler on stderr at import ("Found the config file in: ..."):
-    the CLI keeps stderr for kerasjob's own words, so those loggers show warnings only."""
-    if backend != "azureml-v2":
-        return
+def _quiet_sdk_loggers(backend: Backend) -> None:
+    """Some SDKs give their loggers an INFO handler on stderr at import (azure-ai-ml: "Found the config file
+    in: ..."); the CLI keeps stderr for kerasjob's own words, so those loggers show warnings only."""
+    import importlib
     import logging
 
-    import azure.ai.ml  # noqa: F401 - the import creates the loggers
+    for package in backend.chatty_loggers:
+        importlib.import_module(package)  # the import creates the loggers
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith(package):
+                logging.getLogger(name).setLevel(logging.WARNING)
 
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith("azure.ai.ml"):
-            logging.getLogger(name).setLevel(logging.WARNING)
 
-
-BACKEND_CHOICES = ["local", "azureml", "azureml-v2"]
+BACKEND_CHOICES = sorted(BACKENDS)
 
 
 def _add_workspace_flags(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from .backends import resolve_backend
     from .run import make_job
     from .search_space import Sweep
     from .tuning import tune_training
@@ -142,8 +143,9 @@ def _tune(args: argparse.Namespace) -> int:
     sweep = Sweep(sampling=args.sampling, primary_metric=args.primary_metric, max_total_runs=args.max_total_runs,
                   max_concurrent_runs=args.max_concurrent_runs, seed=args.seed)
     show = not args.quiet and not args.json
-    _quiet_sdk_loggers(args.backend)
-    result = tune_training(job, sweep, backend=args.backend, show_output=show, **_workspace_arguments(args))
+    backend = resolve_backend(args.backend, **_workspace_arguments(args))
+    _quiet_sdk_loggers(backend)
+    result = tune_training(job, sweep, backend=backend, show_output=show)
     if args.json:
         print(json.dumps(result.to_dict()))
         return EXIT_OK
@@ -160,7 +162,8 @@ def _tune(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from .azure_errors import azure_access
     from .job import ComputeConfig, TensorflowDistribution
-    from .run import finish_training, make_job, resolve_backend
+    from .backends import resolve_backend
+    from .run import finish_training, make_job
     from .plan import build_plan
 
     hyperparameters = {name: getattr(args, name) for name in HYPERPARAMETERS if getattr(args, name) is not None}
@@ -176,7 +179,7 @@ def _submit(args: argparse.Namespace) -> int:
     job = make_job(None, **changes)
     backend = resolve_backend(args.backend, **_workspace_arguments(args))
     backend.check(job)
-    _quiet_sdk_loggers(backend.name)
+    _quiet_sdk_loggers(backend)
     if args.dry_run:
         plan = build_plan(job, backend)
         print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.describe())
@@ -197,21 +200,16 @@ def _submit(args: argparse.Namespace) -> int:
               f"{result.metrics.get('Final test accuracy', float('nan')):.4f}")
         print(f"Model {result.model_name!r} version {result.model_version} registered."
               + (f" Trained by {result.workers} workers." if result.workers > 1 else ""))
-        if result.backend == "local":
-            print(f"Run folder:  {getattr(run, 'run_dir', '')}")
-            print(f"Look at it:  mlflow ui --backend-store-uri {result.url}")
-            print(f"Download it: kerasjob models download {result.model_name} ./model --version {result.model_version}")
-        else:
-            print(f"Portal: {result.url}")
+        for line in run.next_steps(result.model_name, result.model_version):
+            print(line)
     return EXIT_OK
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from . import registry
-    from .backends.local import LocalRun
+    from . import local_runs
 
     if args.action == "list":
-        runs = registry.list_runs(args.experiment)
+        runs = local_runs.list_runs(args.experiment)
         if args.json:
             print(json.dumps(runs))
         for run in [] if args.json else runs:
@@ -219,26 +217,15 @@ def _runs(args: argparse.Namespace) -> int:
             print(f"{run['run_id']}  {run['experiment']:<20} {run['status']:<9} "
                   f"{'' if accuracy is None else f'accuracy {accuracy:.4f}'}")
         return EXIT_OK
-    if args.backend != "local":
-        return _azure_run(args)
-    if args.action == "show":
-        print(json.dumps(registry.show_run(args.run_id), indent=1))
-        return EXIT_OK
-    return _run_action(args, LocalRun.from_id(args.run_id))
-
-
-def _azure_run(args: argparse.Namespace) -> int:
-    """``runs show|logs|cancel ID --backend azureml|azureml-v2``: attach to the Azure run by id."""
     from .azure_errors import azure_access
-    from .run import resolve_backend
+    from .backends import resolve_backend
 
     backend = resolve_backend(args.backend, **_workspace_arguments(args))
-    _quiet_sdk_loggers(backend.name)
+    _quiet_sdk_loggers(backend)
     with azure_access():
         run = backend.attach(args.run_id)
     if args.action == "show":
-        print(json.dumps({"run_id": run.id, "backend": run.backend, "status": run.status().value, "url": run.url,
-                          "metrics": run.metrics() if run.status().value == "completed" else {}}, indent=1))
+        print(json.dumps(run.describe(), indent=1))
         return EXIT_OK
     return _run_action(args, run)
 
@@ -258,17 +245,17 @@ def _run_action(args: argparse.Namespace, run) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from . import registry
+    from . import local_runs
 
     if args.action == "list":
-        models = registry.list_models()
+        models = local_runs.list_models()
         if args.json:
             print(json.dumps(models))
         for model in [] if args.json else models:
             print(f"{model['name']:<24} latest version {model['latest_version']} (run {model['run_id']}), "
                   f"{model['versions']} version(s)")
         return EXIT_OK
-    folder = registry.download_registered_model(args.name, args.version, args.destination)
+    folder = local_runs.download_registered_model(args.name, args.version, args.destination)
     print(f"Downloaded to {folder}")
     return EXIT_OK
 

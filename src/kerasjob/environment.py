@@ -98,6 +98,27 @@ def read_conda_file(conda_file: str | Path = DEFAULT_CONDA_FILE, base_image: str
     return EnvironmentSpec(conda_file=path, base_image=base_image, content_hash=digest)
 
 
+def tensorflow_version(conda_file: str | Path = DEFAULT_CONDA_FILE) -> str:
+    """The TensorFlow version the conda file pins (``==``), else its specifier, else ``"unknown"``.
+
+        >>> tensorflow_version()
+        '2.21.0'
+    """
+    import yaml
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    document = yaml.safe_load(Path(conda_file).read_text(encoding="utf-8"))
+    for line in _requirements(document if isinstance(document, dict) else {}):
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue  # a conda (not pip) entry such as python=3.11
+        if requirement.name.lower() == "tensorflow":
+            pins = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+            return pins[0] if len(pins) == 1 else str(requirement.specifier) or "unknown"
+    return "unknown"
+
+
 def build_environment(spec: EnvironmentSpec):
     """Build the ``azureml.core.Environment`` for ``spec`` (offline; nothing is registered).
 
@@ -106,9 +127,9 @@ def build_environment(spec: EnvironmentSpec):
         >>> env.docker.base_image                        # doctest: +SKIP
         'mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04'
     """
-    from ._sdk import require_azureml_core
+    from .optional import AZUREML
 
-    require_azureml_core()
+    AZUREML.require()
     from azureml.core import Environment
 
     environment = Environment.from_conda_specification(name=spec.name, file_path=str(spec.conda_file))

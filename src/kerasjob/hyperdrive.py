@@ -13,7 +13,7 @@ import json
 import logging
 import math
 
-from ._sdk import require_azureml_hyperdrive
+from .optional import AZUREML_HYPERDRIVE
 from .backends.azureml import STATUS_MAP, AzureMLBackend, AzureMLRun, new_run_id
 from .errors import was_interrupted
 from .job import TrainingJob
@@ -132,7 +132,7 @@ def run_hyperdrive(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, *, s
     """Submit ``sweep`` as a HyperDrive run, wait for it, register the best child's model."""
     from azureml.core import Experiment
 
-    require_azureml_hyperdrive()
+    AZUREML_HYPERDRIVE.require()
     if sweep.seed is not None:
         logger.warning("seed is ignored by HyperDrive (Sweep.seed=%s): it takes no sampling seed", sweep.seed)
     run_id = new_run_id(job.experiment)
@@ -151,7 +151,7 @@ def run_hyperdrive(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, *, s
     if best is None:
         raise no_completed_trial(sweep_run.id, trials)
     best_run = next(child for child in children if child.id == best.run_id)
-    best_job = job.replace(hyperparameters={**job.hyperparameters, **best.parameters})
+    best_job = job.with_changes(hyperparameters={**job.hyperparameters, **best.parameters})
     _, model = register_trained_model(AzureMLRun(best_run), best_job, {"sweep_run_id": sweep_run.id})
     return TuningResult(sweep_run_id=sweep_run.id, trials=trials, best=best, primary_metric=sweep.primary_metric,
                         model_name=model.name, model_version=model.version, backend="azureml",

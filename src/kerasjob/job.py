@@ -216,8 +216,15 @@ class TrainingJob:
             arguments += [contract.flag_for(name), value]
         return arguments
 
-    def replace(self, **changes) -> "TrainingJob":
-        """A copy with ``changes`` applied and validated again (the original is untouched)."""
+    def with_changes(self, **changes: object) -> "TrainingJob":
+        """A copy with ``changes`` applied and validated again (the original is untouched).
+
+        Unlike ``dataclasses.replace``, ``hyperparameters`` are merged into the packaged
+        script's, and moving to another script drops keras_mnist.py's defaults.
+
+            >>> TrainingJob().with_changes(hyperparameters={"epochs": 2}).hyperparameters["batch_size"]
+            50
+        """
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         stays_packaged = self.uses_packaged_script and not ({"source_dir", "entry_script"} & set(changes))
         if stays_packaged and isinstance(changes.get("hyperparameters"), Mapping):

@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass, field
 
 from . import tracking
+from .backends import Backend
 from .backends.local import LocalBackend, LocalRun
 from .job import TrainingJob
+from .optional import OPTUNA
 from .run import register_trained_model
 from .search_space import Sweep, choice, loguniform, normal, quniform, uniform
 from .training.contract import HYPERPARAMETERS
@@ -127,7 +129,7 @@ class LocalSweep:
     def _start(self, backend: LocalBackend, number: int) -> None:
         optuna_trial = self.study.ask()
         parameters = sample(optuna_trial, self.sweep, self.rng)
-        trial_job = self.job.replace(hyperparameters={**self.job.hyperparameters, **parameters})
+        trial_job = self.job.with_changes(hyperparameters={**self.job.hyperparameters, **parameters})
         run = backend.submit(trial_job)
         self.running.append(RunningTrial(number, optuna_trial, parameters, run))
         self.report(f"trial {number} started: run {run.id} {parameters}")
@@ -185,7 +187,7 @@ class LocalSweep:
         if best is None:
             self.client.set_terminated(parent_id, "FAILED")
             raise no_completed_trial(parent_id, trials)
-        best_job = self.job.replace(hyperparameters={**self.job.hyperparameters, **best.parameters})
+        best_job = self.job.with_changes(hyperparameters={**self.job.hyperparameters, **best.parameters})
         _, model = register_trained_model(LocalRun.from_id(best.run_id), best_job, {"sweep_run_id": parent_id})
         self.client.log_metric(parent_id, f"best {self.sweep.primary_metric}", best.metric)
         self.client.set_tag(parent_id, "kerasjob.best_run_id", best.run_id)
@@ -194,9 +196,13 @@ class LocalSweep:
                             model_name=model.name, model_version=model.version, backend="local", url=self.uri)
 
 
-def run_local_sweep(job: TrainingJob, sweep: Sweep, *, report=lambda *_: None) -> TuningResult:
-    """Run ``sweep`` over local trials of ``job`` (see the module docstring)."""
+def run_local_sweep(backend: Backend, job: TrainingJob, sweep: Sweep, *,
+                    show_output: bool = True) -> TuningResult:
+    """Run ``sweep`` over local trials of ``job`` (see the module docstring); one line per trial event."""
+    OPTUNA.require()
     import optuna
+
+    report = print if show_output else (lambda *_: None)
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # kerasjob reports trials itself

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .backends.base import Backend
 from .environment import read_conda_file
 from .job import TrainingJob
 from .snapshot import scan_snapshot
@@ -56,29 +57,19 @@ class SubmissionPlan:
         return "\n".join(lines)
 
 
-def build_plan(job: TrainingJob, backend) -> SubmissionPlan:
+def build_plan(job: TrainingJob, backend: Backend) -> SubmissionPlan:
     """The plan for running ``job`` on ``backend`` (a ``Backend``); nothing is contacted."""
     snapshot = scan_snapshot(job.source_dir)
     environment = read_conda_file(job.conda_file, job.base_image)
-    compute = job.compute_config
-    if backend.name == "local":
-        compute_text = "this machine (a child process)"
-        data_placeholder = str(job.local_data_folder or "<MNIST cache folder>")
-        registry = "the MLflow model registry"
-    else:
-        compute_text = (f"{compute.name} ({compute.vm_size}, {compute.min_nodes}-{compute.max_nodes} nodes, "
-                        f"{'low priority' if compute.low_priority else 'dedicated'}), created if absent")
-        data_placeholder = f"<{job.registered_dataset[0] if job.registered_dataset else job.dataset_name}>"
-        registry = "the workspace's model registry"
     return SubmissionPlan(
         backend=backend.name, experiment=job.experiment, source_dir=str(job.source_dir),
         entry_script=job.entry_script, files=dict(snapshot.files), total_bytes=snapshot.total_bytes,
         environment_name=backend.environment_name(job), environment_hash=environment.content_hash,
-        base_image=environment.base_image, compute=compute_text,
-        script_arguments=[str(argument) for argument in job.script_arguments(data_placeholder)],
+        base_image=environment.base_image, compute=backend.describe_compute(job),
+        script_arguments=[str(argument) for argument in job.script_arguments(backend.data_placeholder(job))],
         data=backend.describe_data(job),
         model_registration=f"on success only, register {job.model_path} as model {job.model_name!r} "
-                           f"(new version) in {registry}",
+                           f"(new version) in {backend.registry_description}",
         distribution=repr(job.distribution) if job.distribution else "none (one process)",
         timeout=job.timeout,
     )

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends import Backend, JobRun, RunStatus, get_backend
+from .backends import Backend, JobRun, RunStatus, resolve_backend
 from .azure_errors import azure_access
 from .errors import TrainingFailed, ValidationError
 from .job import TrainingJob
@@ -48,35 +48,7 @@ class TrainingResult:
         """The JSON shape the CLI prints with ``--json``."""
         return {"run_id": self.run_id, "status": self.status, "metrics": self.metrics,
                 "model": {"name": self.model_name, "version": self.model_version},
-                "backend": self.backend, "workers": self.workers, "tracking_uri" if self.backend == "local" else "url": self.url}
-
-
-def resolve_backend(backend: str | Backend | None = None, *, workspace=None, ml_client=None,
-                    workspace_config: str | os.PathLike | None = None, subscription_id: str | None = None,
-                    resource_group: str | None = None, workspace_name: str | None = None, auth: str = "default",
-                    credential=None) -> Backend:
-    """The backend object: ``local`` unless a workspace (v1), an ``MLClient`` (v2), a config or workspace ids are given.
-
-    Example:
-        >>> resolve_backend().name
-        'local'
-    """
-    if isinstance(backend, Backend):
-        return backend
-    ids = dict(subscription_id=subscription_id, resource_group=resource_group, workspace_name=workspace_name)
-    if backend is None:
-        if ml_client is not None:
-            backend = "azureml-v2"
-        elif workspace is not None or workspace_config is not None or any(ids.values()):
-            backend = "azureml"
-        else:
-            backend = "local"
-    if backend == "azureml":
-        return get_backend("azureml", workspace=workspace, workspace_config=workspace_config, auth=auth, **ids)
-    if backend == "azureml-v2":
-        return get_backend("azureml-v2", ml_client=ml_client, workspace_config=workspace_config, auth=auth,
-                           credential=credential, **ids)
-    return get_backend(backend)
+                "backend": self.backend, "workers": self.workers, self.run.url_key: self.url}
 
 
 def make_job(job: TrainingJob | None = None, **changes) -> TrainingJob:
@@ -88,21 +60,7 @@ def make_job(job: TrainingJob | None = None, **changes) -> TrainingJob:
     for name in changes:
         if name not in known:
             raise ValidationError(name, f"a TrainingJob field ({', '.join(sorted(known))})", changes[name])
-    return job.replace(**changes) if changes else job
-
-
-def _tensorflow_version(run: JobRun, job: TrainingJob) -> str:
-    if run.backend == "local":
-        from importlib import metadata
-
-        try:
-            return metadata.version("tensorflow")
-        except metadata.PackageNotFoundError:
-            return "unknown"
-    import re
-
-    match = re.search(r"tensorflow(?:\[[^\]]*\])?\s*==\s*([0-9.*]+)", job.conda_file.read_text())
-    return match.group(1) if match else "unknown"
+    return job.with_changes(**changes) if changes else job
 
 
 def finish_training(run: JobRun, job: TrainingJob, *, on_line=None) -> TrainingResult:
@@ -127,7 +85,7 @@ def register_trained_model(run: JobRun, job: TrainingJob, extra_tags: dict[str, 
     Tagged with the run id, hyperparameters, final metrics and TensorFlow version.
     """
     metrics = run.metrics()
-    tags = {"run_id": run.id, "tensorflow_version": _tensorflow_version(run, job), "backend": run.backend}
+    tags = {"run_id": run.id, "tensorflow_version": run.tensorflow_version(job), "backend": run.backend}
     tags.update({f"hp.{name}": str(value) for name, value in job.hyperparameters.items()})
     tags.update({name: f"{metrics[name]:.6g}" for name in FINAL_METRICS if name in metrics})
     tags.update(extra_tags or {})

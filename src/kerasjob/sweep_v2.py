@@ -119,7 +119,7 @@ def run_sweep_v2(backend: AzureMLv2Backend, job: TrainingJob, sweep: Sweep, *, s
     best = best or best_trial(trials, sweep.goal)
     if best is None:
         raise no_completed_trial(handle.id, trials)
-    best_job = job.replace(hyperparameters={**job.hyperparameters, **best.parameters})
+    best_job = job.with_changes(hyperparameters={**job.hyperparameters, **best.parameters})
     best_run = AzureMLv2Run(client, azure_call(client.jobs.get, best.run_id))
     _, model = register_trained_model(best_run, best_job, {"sweep_run_id": handle.id})
     return TuningResult(sweep_run_id=handle.id, trials=trials, best=best, primary_metric=sweep.primary_metric,

@@ -72,9 +72,9 @@ def ensure_store_writable(uri: str) -> None:
 
 def client(uri: str | None = None):
     """An ``MlflowClient`` on ``uri`` (default: ``tracking_uri()``)."""
-    from ._sdk import require_training_stack
+    from .optional import TRAIN
 
-    require_training_stack()
+    TRAIN.require()
     from mlflow.tracking import MlflowClient
 
     uri = uri or tracking_uri()

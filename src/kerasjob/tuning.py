@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from .backends import Backend, RunStatus
 from .azure_errors import azure_access
 from .errors import TrainingFailed, ValidationError
 from .job import TrainingJob
-from .run import make_job, resolve_backend
+from .backends import resolve_backend
+from .run import make_job
 from .search_space import Sweep
 from .training.contract import HYPERPARAMETERS, METRICS
 
@@ -123,24 +125,12 @@ def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
                              subscription_id=subscription_id, resource_group=resource_group,
                              workspace_name=workspace_name, auth=auth, credential=credential)
     chosen.check(job)
-    report = print if show_output else (lambda *_: None)
-    if chosen.name == "local":
-        from ._sdk import require_optuna
-        from .local_sweep import run_local_sweep
-
-        require_optuna()
-        return run_local_sweep(job, sweep, report=report)
-    if chosen.name == "azureml":
-        from .hyperdrive import run_hyperdrive
-
-        with azure_access():
-            return run_hyperdrive(chosen, job, sweep, show_output=show_output)
-    if chosen.name == "azureml-v2":
-        from .sweep_v2 import run_sweep_v2
-
-        with azure_access():
-            return run_sweep_v2(chosen, job, sweep, show_output=show_output)
-    raise ValidationError("backend", "local, azureml or azureml-v2 for tuning", chosen.name)
+    if chosen.sweeper is None:
+        raise ValidationError("backend", "a backend that runs sweeps", chosen.name)
+    module_name, function_name = chosen.sweeper.split(":")
+    run_sweep = getattr(importlib.import_module(module_name), function_name)
+    with azure_access():
+        return run_sweep(chosen, job, sweep, show_output=show_output)
 
 
 def no_completed_trial(sweep_run_id: str, trials: list[Trial]) -> TrainingFailed:

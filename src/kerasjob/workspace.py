@@ -138,9 +138,9 @@ def load_workspace(config: str | os.PathLike | None = None, *, subscription_id: 
     """
     path = check_workspace_arguments(config, subscription_id=subscription_id, resource_group=resource_group,
                                      workspace_name=workspace_name, auth=auth)
-    from ._sdk import require_azureml_core
+    from .optional import AZUREML
 
-    require_azureml_core()
+    AZUREML.require()
     from azureml.core import Workspace
 
     from .retry import azure_call

@@ -9,30 +9,45 @@ Example:
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
-from ..errors import KerasJobError, ValidationError
-from .base import Backend, JobRun, ModelVersion, RunStatus
+from ..errors import ValidationError
+from .base import Backend, BackendOptions, JobRun, ModelVersion, RunStatus
 
-#: name -> "module:Class"; None marks a backend that is planned but not built yet.
-BACKENDS = {
+#: name -> "module:Class". Adding a backend is one module and one line here.
+BACKENDS: dict[str, str] = {
     "local": "kerasjob.backends.local:LocalBackend",
     "azureml": "kerasjob.backends.azureml:AzureMLBackend",
     "azureml-v2": "kerasjob.backends.azureml_v2:AzureMLv2Backend",
 }
 
 
-def get_backend(name: str, **options) -> Backend:
-    """Build the backend called ``name`` with its typed ``options``."""
+def get_backend(name: str, options: BackendOptions | None = None) -> Backend:
+    """Build the backend called ``name`` from ``options`` (default: none)."""
     if name not in BACKENDS:
         raise ValidationError("backend", f"one of {', '.join(sorted(BACKENDS))}", name)
-    target = BACKENDS[name]
-    if target is None:
-        raise KerasJobError(
-            f"The {name!r} backend is not built yet in this version of kerasjob; use backend='azureml' (SDK v1) "
-            "or backend='local'."
-        )
-    module_name, class_name = target.split(":")
-    return getattr(importlib.import_module(module_name), class_name)(**options)
+    module_name, class_name = BACKENDS[name].split(":")
+    backend_class: type[Backend] = getattr(importlib.import_module(module_name), class_name)
+    return backend_class.from_options(options or BackendOptions())
 
 
-__all__ = ["Backend", "JobRun", "ModelVersion", "RunStatus", "get_backend", "BACKENDS"]
+def resolve_backend(backend: str | Backend | None = None, **options: Any) -> Backend:
+    """The one place a ``backend=`` string is resolved: ``local`` unless the options name a workspace
+    (``azureml``; ``azureml-v2`` for an ``MLClient``).
+
+    ``options`` are ``BackendOptions`` fields.
+
+    Example:
+        >>> resolve_backend().name
+        'local'
+    """
+    if isinstance(backend, Backend):
+        return backend
+    chosen = BackendOptions(**options)
+    if backend is None:
+        backend = "azureml-v2" if chosen.ml_client is not None else "azureml" if chosen.names_a_workspace else "local"
+    return get_backend(backend, chosen)
+
+
+__all__ = ["BACKENDS", "Backend", "BackendOptions", "JobRun", "ModelVersion", "RunStatus", "get_backend",
+           "resolve_backend"]

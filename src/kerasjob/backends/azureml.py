@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from .._sdk import require_azureml_core
+from ..optional import AZUREML
 from ..compute import DEFAULT_TIMEOUT_MINUTES, get_or_create_compute
 from ..dataset import dataset_input, get_or_register_mnist, get_registered_dataset, mnist_urls
 from ..environment import build_environment, read_conda_file
@@ -27,7 +27,7 @@ from ..errors import DataError, KerasJobError, ValidationError
 from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
 from ..retry import azure_call, create_once, status_code
 from ..workspace import check_workspace_arguments, load_workspace
-from .base import Backend, JobRun, ModelVersion, RunStatus, safe_destination
+from .base import Backend, BackendOptions, JobRun, ModelVersion, RunStatus, safe_destination
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,13 @@ class AzureMLBackend(Backend):
     """
 
     name = "azureml"
+    sweeper = "kerasjob.hyperdrive:run_hyperdrive"
+
+    @classmethod
+    def from_options(cls, options: BackendOptions) -> "AzureMLBackend":
+        return cls(options.workspace, workspace_config=options.workspace_config,
+                   subscription_id=options.subscription_id, resource_group=options.resource_group,
+                   workspace_name=options.workspace_name, auth=options.auth)
 
     def __init__(self, workspace=None, *, workspace_config: str | os.PathLike | None = None,
                  subscription_id: str | None = None, resource_group: str | None = None,
@@ -94,7 +101,7 @@ class AzureMLBackend(Backend):
         self.poll_seconds = poll_seconds
 
     def check(self, job: TrainingJob) -> None:
-        require_azureml_core()
+        AZUREML.require()
         if self._workspace is None:
             check_workspace_arguments(**self._workspace_arguments)
         if job.local_data_folder is not None:

@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from .._sdk import require_azure_ai_ml
+from ..optional import AZUREML_V2
 from ..dataset import DATASET_SOURCES_TAG, _sources_digest, mnist_urls
 from ..environment import ENVIRONMENT_PREFIX, read_conda_file
 from ..errors import DataError, KerasJobError, SubmissionError, WorkspaceNotFound, causes, was_interrupted
@@ -37,7 +37,7 @@ from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
 from ..retry import azure_call, create_once
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
 from ..workspace import check_workspace_arguments
-from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, move_files
+from .base import Backend, BackendOptions, JobRun, LineSink, ModelVersion, RunStatus, move_files
 
 logger = logging.getLogger(__name__)
 
@@ -312,6 +312,14 @@ class AzureMLv2Backend(Backend):
     """
 
     name = "azureml-v2"
+    sweeper = "kerasjob.sweep_v2:run_sweep_v2"
+    chatty_loggers = ("azure.ai.ml",)  # INFO handlers on stderr, added by azure-ai-ml at import
+
+    @classmethod
+    def from_options(cls, options: BackendOptions) -> "AzureMLv2Backend":
+        return cls(options.ml_client, workspace_config=options.workspace_config,
+                   subscription_id=options.subscription_id, resource_group=options.resource_group,
+                   workspace_name=options.workspace_name, auth=options.auth, credential=options.credential)
 
     def __init__(self, ml_client=None, *, workspace_config: str | os.PathLike | None = None,
                  subscription_id: str | None = None, resource_group: str | None = None,
@@ -322,7 +330,7 @@ class AzureMLv2Backend(Backend):
         self._credential = credential
 
     def check(self, job: TrainingJob) -> None:
-        require_azure_ai_ml()
+        AZUREML_V2.require()
         if self._ml_client is None:
             check_workspace_arguments(**self._client_arguments)
 
@@ -366,7 +374,7 @@ class AzureMLv2Backend(Backend):
 
     def attach(self, run_id: str) -> "AzureMLv2Run":
         """The handle of job ``run_id`` (its name), submitted earlier; ``KerasJobError`` when there is none."""
-        require_azure_ai_ml()
+        AZUREML_V2.require()
         verify_workspace(self.ml_client)
         job = find_job(self.ml_client, run_id)
         if job is None:

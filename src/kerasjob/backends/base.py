@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import abc
 import enum
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 from ..errors import DataError, KerasJobError
 from ..job import TrainingJob
@@ -133,11 +134,77 @@ class JobRun(abc.ABC):
         """Copy the run's ``outputs/`` folder to ``destination/outputs``."""
         return self.download_files("outputs", Path(destination) / "outputs")
 
+    #: The key under which ``TrainingResult.to_dict`` gives ``url``.
+    url_key: ClassVar[str] = "url"
+
+    def tensorflow_version(self, job: TrainingJob) -> str:
+        """The TensorFlow version that trained the model (here: what the job's conda file pins)."""
+        from ..environment import tensorflow_version
+
+        return tensorflow_version(job.conda_file)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``kerasjob runs show`` prints: id, backend, status, where to look, and the metrics once completed."""
+        status = self.status()
+        return {"run_id": self.id, "backend": self.backend, "status": status.value, "url": self.url,
+                "metrics": self.metrics() if status is RunStatus.COMPLETED else {}}
+
+    def next_steps(self, model_name: str, model_version: str) -> list[str]:
+        """Lines the CLI prints after a completed run: where to look at it and its model."""
+        return [f"Portal: {self.url}"]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """What a backend may be built from: an Azure ML workspace in any of the forms the SDKs take.
+
+    The local backend needs none of them.
+    """
+
+    workspace: Any = None
+    ml_client: Any = None
+    workspace_config: str | os.PathLike[str] | None = None
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace_name: str | None = None
+    auth: str = "default"
+    credential: Any = None
+
+    @property
+    def names_a_workspace(self) -> bool:
+        return any(value is not None for value in (self.workspace, self.ml_client, self.workspace_config,
+                                                   self.subscription_id, self.resource_group, self.workspace_name))
+
 
 class Backend(abc.ABC):
-    """Runs a ``TrainingJob`` somewhere. ``submit`` returns a handle at once."""
+    """Runs a ``TrainingJob`` somewhere. ``submit`` returns a handle at once.
 
-    name: str
+    What differs between backends is a method or class attribute here, never a
+    test of the backend's name elsewhere.
+    """
+
+    name: ClassVar[str]
+    #: ``"module:function"`` that runs a ``Sweep`` on this backend (see ``kerasjob.tuning``).
+    sweeper: ClassVar[str | None] = None
+    #: Loggers of this backend's SDK that print INFO on stderr by themselves (the CLI quiets them).
+    chatty_loggers: ClassVar[tuple[str, ...]] = ()
+    #: Where a registered model lands, in words (for the dry-run plan).
+    registry_description: ClassVar[str] = "the workspace's model registry"
+
+    @classmethod
+    def from_options(cls, options: BackendOptions) -> "Backend":
+        """Build this backend from the caller's options."""
+        return cls()
+
+    def describe_compute(self, job: TrainingJob) -> str:
+        """Where the job runs, in words (for the dry-run plan)."""
+        compute = job.compute_config
+        return (f"{compute.name} ({compute.vm_size}, {compute.min_nodes}-{compute.max_nodes} nodes, "
+                f"{'low priority' if compute.low_priority else 'dedicated'}), created if absent")
+
+    def data_placeholder(self, job: TrainingJob) -> str:
+        """What stands for ``--data-folder`` in the dry-run plan's script arguments."""
+        return f"<{job.registered_dataset[0] if job.registered_dataset else job.dataset_name}>"
 
     def check(self, job: TrainingJob) -> None:
         """Refuse, before any side effect, a job this backend cannot run."""

@@ -28,11 +28,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from .. import __version__, tracking
 from ..dataset import default_cache_dir, download_mnist
-from .._sdk import require_training_stack
+from ..optional import TRAIN
 from ..errors import SubmissionError, ValidationError
 from ..job import MpiDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
@@ -69,6 +69,14 @@ class LocalBackend(Backend):
     """
 
     name = "local"
+    sweeper = "kerasjob.local_sweep:run_local_sweep"
+    registry_description = "the MLflow model registry"
+
+    def describe_compute(self, job: TrainingJob) -> str:
+        return "this machine (a child process)"
+
+    def data_placeholder(self, job: TrainingJob) -> str:
+        return str(job.local_data_folder or "<MNIST cache folder>")
 
     def __init__(self, python: str | None = None, grace_seconds: float = 5.0, run_tags: dict[str, str] | None = None):
         self.python = python or sys.executable
@@ -95,7 +103,7 @@ class LocalBackend(Backend):
 
     def submit(self, job: TrainingJob) -> "LocalRun":
         self.check(job)
-        require_training_stack()
+        TRAIN.require()
         data_folder = job.local_data_folder or download_mnist()
         uri = tracking.tracking_uri()
         root = runs_root()
@@ -201,6 +209,26 @@ class LocalRun(JobRun):
     """Handle on a local run, by its run directory; usable from another process too."""
 
     backend = "local"
+    url_key = "tracking_uri"
+
+    def tensorflow_version(self, job: TrainingJob) -> str:
+        """The TensorFlow this machine trained with."""
+        from importlib import metadata
+
+        try:
+            return metadata.version("tensorflow")
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    def describe(self) -> dict[str, Any]:
+        """The MLflow run's status, parameters, latest metrics and tags."""
+        from ..local_runs import show_run
+
+        return show_run(self.id)
+
+    def next_steps(self, model_name: str, model_version: str) -> list[str]:
+        return [f"Run folder:  {self.run_dir}", f"Look at it:  mlflow ui --backend-store-uri {self.url}",
+                f"Download it: kerasjob models download {model_name} ./model --version {model_version}"]
 
     def __init__(self, run_dir: str | Path, tracking_uri: str | None = None,
                  supervisor: subprocess.Popen | None = None):
