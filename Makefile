@@ -1,7 +1,7 @@
 # Two commands for a newcomer on a fresh machine; each sets up what it needs.
 #   make demo               train the seed's MNIST job locally (MNIST downloaded on first use)
 #   make demo DATA=DIR      the same, from a local copy of the four MNIST files
-#   make test               set up and run the whole test suite
+#   make test               set up, type-check (mypy) and run the whole test suite
 #   make bench              the benchmarks in benchmarks/
 
 PYTHON ?= python3
@@ -28,6 +28,7 @@ demo: setup-train
 	$(BIN)/kerasjob submit $(if $(DATA),--data-folder $(DATA)) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 test: setup-dev
+	$(BIN)/mypy src/kerasjob
 	$(BIN)/python -m pytest
 
 bench: setup-dev

@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
-from .backends import BACKENDS, Backend
+from .backends import BACKENDS, Backend, JobRun
 from .errors import AzureAccessError, BackendUnavailable, KerasJobError, TrainingFailed, ValidationError
 from .training.contract import HYPERPARAMETERS, flag_for
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "build_parser", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -60,7 +63,7 @@ def _add_workspace_flags(parser: argparse.ArgumentParser) -> None:
                             "managed-identity")
 
 
-def _workspace_arguments(args: argparse.Namespace) -> dict:
+def _workspace_arguments(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in ("workspace_config", "subscription_id", "resource_group",
                                                    "workspace_name", "auth")}
 
@@ -167,7 +170,7 @@ def _submit(args: argparse.Namespace) -> int:
     from .plan import build_plan
 
     hyperparameters = {name: getattr(args, name) for name in HYPERPARAMETERS if getattr(args, name) is not None}
-    changes = {"hyperparameters": hyperparameters}
+    changes: dict[str, Any] = {"hyperparameters": hyperparameters}
     for field, value in (("data", args.data_folder), ("experiment", args.experiment),
                          ("model_name", args.model_name), ("timeout", args.timeout)):
         if value is not None:
@@ -209,12 +212,12 @@ def _runs(args: argparse.Namespace) -> int:
     from . import local_runs
 
     if args.action == "list":
-        runs = local_runs.list_runs(args.experiment)
+        listed = local_runs.list_runs(args.experiment)
         if args.json:
-            print(json.dumps(runs))
-        for run in [] if args.json else runs:
-            accuracy = run["final_test_accuracy"]
-            print(f"{run['run_id']}  {run['experiment']:<20} {run['status']:<9} "
+            print(json.dumps(listed))
+        for entry in [] if args.json else listed:
+            accuracy = entry["final_test_accuracy"]
+            print(f"{entry['run_id']}  {entry['experiment']:<20} {entry['status']:<9} "
                   f"{'' if accuracy is None else f'accuracy {accuracy:.4f}'}")
         return EXIT_OK
     from .azure_errors import azure_access
@@ -230,7 +233,7 @@ def _runs(args: argparse.Namespace) -> int:
     return _run_action(args, run)
 
 
-def _run_action(args: argparse.Namespace, run) -> int:
+def _run_action(args: argparse.Namespace, run: JobRun) -> int:
     """``cancel`` or ``logs`` on any backend's run handle."""
     if args.action == "cancel":
         run.cancel()

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
+__all__ = ["AccessDenied", "AzureAccessError", "BackendUnavailable", "DataError", "KerasJobError",
+           "NotAuthenticated", "SubmissionError", "TrainingFailed", "ValidationError", "WorkspaceNotFound", "causes",
+           "was_interrupted"]
+
 
 class KerasJobError(Exception):
     """Base class of every error kerasjob raises on purpose."""

@@ -16,6 +16,8 @@ from .environment import read_conda_file
 from .job import TrainingJob
 from .snapshot import scan_snapshot
 
+__all__ = ["SubmissionPlan", "build_plan"]
+
 
 @dataclass(frozen=True)
 class SubmissionPlan:

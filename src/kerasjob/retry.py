@@ -19,9 +19,12 @@ Example:
 from __future__ import annotations
 
 import logging
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import tenacity
+
+__all__ = ["ATTEMPTS", "TRANSIENT_STATUS", "azure_call", "create_once", "is_transient", "policy",
+           "status_code"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +55,8 @@ def is_transient(error: BaseException) -> bool:
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:
-    logger.warning("Transient Azure error (attempt %d of %d), retrying: %s",
-                   state.attempt_number, ATTEMPTS, state.outcome.exception())
+    error = state.outcome.exception() if state.outcome is not None else None
+    logger.warning("Transient Azure error (attempt %d of %d), retrying: %s", state.attempt_number, ATTEMPTS, error)
 
 
 #: The waiting policy; tests swap ``wait`` for ``tenacity.wait_none()``.
@@ -66,7 +69,7 @@ policy = tenacity.Retrying(
 )
 
 
-def azure_call(function: Callable[..., T], *args, **kwargs) -> T:
+def azure_call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call ``function(*args, **kwargs)``, retrying transient failures."""
     return policy.copy()(function, *args, **kwargs)
 

@@ -16,13 +16,18 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, overload
 
-from .backends import Backend, JobRun, RunStatus, resolve_backend
+from .backends import Backend, JobRun, ModelVersion, RunStatus, resolve_backend
+from .backends.base import LineSink
 from .azure_errors import azure_access
 from .errors import TrainingFailed, ValidationError
 from .job import TrainingJob
-from .plan import build_plan
+from .plan import SubmissionPlan, build_plan
 from .training.contract import FINAL_METRICS
+
+__all__ = ["TrainingResult", "download_model", "finish_training", "make_job", "register_trained_model",
+           "submit_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +49,14 @@ class TrainingResult:
     run: JobRun = field(repr=False, compare=False)
     workers: int = 1
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON shape the CLI prints with ``--json``."""
         return {"run_id": self.run_id, "status": self.status, "metrics": self.metrics,
                 "model": {"name": self.model_name, "version": self.model_version},
                 "backend": self.backend, "workers": self.workers, self.run.url_key: self.url}
 
 
-def make_job(job: TrainingJob | None = None, **changes) -> TrainingJob:
+def make_job(job: TrainingJob | None = None, **changes: Any) -> TrainingJob:
     """``job`` (default: the seed's job) with ``changes`` applied, validated again."""
     job = job if job is not None else TrainingJob()
     if job is not None and not isinstance(job, TrainingJob):
@@ -63,7 +68,7 @@ def make_job(job: TrainingJob | None = None, **changes) -> TrainingJob:
     return job.with_changes(**changes) if changes else job
 
 
-def finish_training(run: JobRun, job: TrainingJob, *, on_line=None) -> TrainingResult:
+def finish_training(run: JobRun, job: TrainingJob, *, on_line: LineSink | None = None) -> TrainingResult:
     """Wait for ``run``; on success only, register the model, linked to the run.
 
     Raises ``TrainingFailed`` (carrying the log tail) when the run did not complete.
@@ -79,7 +84,8 @@ def finish_training(run: JobRun, job: TrainingJob, *, on_line=None) -> TrainingR
                           workers=job.worker_count)
 
 
-def register_trained_model(run: JobRun, job: TrainingJob, extra_tags: dict[str, str] | None = None):
+def register_trained_model(run: JobRun, job: TrainingJob, extra_tags: dict[str, str] | None = None
+                           ) -> tuple[dict[str, float], ModelVersion]:
     """Register ``job.model_path`` of completed ``run`` under ``job.model_name``; return (metrics, version).
 
     Tagged with the run id, hyperparameters, final metrics and TensorFlow version.
@@ -99,11 +105,21 @@ def _print_line(line: str) -> None:
     sys.stdout.flush()
 
 
-def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | None = None, workspace=None,
-                    ml_client=None, workspace_config: str | os.PathLike | None = None,
+@overload
+def submit_training(job: TrainingJob | None = ..., *, wait: Literal[True] = ..., dry_run: Literal[False] = ...,
+                    **options: Any) -> TrainingResult: ...
+@overload
+def submit_training(job: TrainingJob | None = ..., *, wait: Literal[False], dry_run: Literal[False] = ...,
+                    **options: Any) -> JobRun: ...
+@overload
+def submit_training(job: TrainingJob | None = ..., *, wait: bool = ..., dry_run: Literal[True],
+                    **options: Any) -> SubmissionPlan: ...
+def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | None = None, workspace: Any = None,
+                    ml_client: Any = None, workspace_config: str | os.PathLike[str] | None = None,
                     subscription_id: str | None = None, resource_group: str | None = None,
-                    workspace_name: str | None = None, auth: str = "default", credential=None, wait: bool = True,
-                    dry_run: bool = False, show_output: bool = True, **job_fields):
+                    workspace_name: str | None = None, auth: str = "default", credential: Any = None,
+                    wait: bool = True, dry_run: bool = False, show_output: bool = True,
+                    **job_fields: Any) -> TrainingResult | JobRun | SubmissionPlan:
     """Run a Keras training job and register its model: the one call.
 
     Everything is validated before the first side effect. The backend is

@@ -19,6 +19,9 @@ from typing import Any, Callable, ClassVar, Iterator
 from ..errors import DataError, KerasJobError
 from ..job import TrainingJob
 
+__all__ = ["Backend", "BackendOptions", "JobRun", "LineSink", "ModelVersion", "RunStatus", "move_files",
+           "safe_destination"]
+
 
 class RunStatus(str, enum.Enum):
     """The one small set of states every backend's native states map onto."""
