@@ -1,4 +1,7 @@
-"""The Azure ML v1 backend against the fake network boundary; SDK objects built for real."""
+"""The Azure ML v1 backend's own extras against the fake network boundary; SDK objects built for real.
+
+What v1 and v2 share is tested over both fakes in tests/test_azure_backends_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,9 @@ import pytest
 from azureml.core import Environment, ScriptRunConfig
 from azureml.data.dataset_consumption_config import DatasetConsumptionConfig
 
-from kerasjob import (ComputeConfig, MpiDistribution, SubmissionError, TensorflowDistribution, TrainingFailed,
-                      TrainingJob, download_model, submit_training)
-from kerasjob.backends.azureml import AzureMLBackend, build_script_run_config
-from kerasjob.errors import AccessDenied, DataError
+from kerasjob import MpiDistribution, SubmissionError, TensorflowDistribution, TrainingJob, submit_training
+from kerasjob.backends.azureml import build_script_run_config
+from kerasjob.errors import AccessDenied
 from kerasjob.testing import FakeAzureML
 
 
@@ -46,52 +48,17 @@ def test_the_seed_call_sequence_script_arguments_compute_environment_and_registr
     created = azure.created_computes[0].configuration
     assert created.vm_size == "Standard_NC4as_T4_v3" and created.scale_settings.maximum_node_count == 4
     assert created.scale_settings.minimum_node_count == 0
-    model = azure.registered_models[0]
-    assert (model.name, model.model_path, model.version) == ("keras-mnist", "outputs/model", 1)
-    assert model.tags["run_id"] == result.run_id
-    assert model.tags["hp.batch_size"] == "50" and model.tags["Final test accuracy"] == "0.97"
-    assert model.tags["tensorflow_version"] == "2.21.0"
-    assert result.status == "completed" and result.model_version == "1"
-    assert result.metrics["Accuracy"] == 0.97  # the last epoch's value
-    assert result.url.startswith("https://ml.azure.com/")
+    model = azure.registered_models[0]  # its tags and the result: tests/test_azure_backends_contract.py
+    assert (model.name, model.model_path, model.version, model.run_id) == ("keras-mnist", "outputs/model", 1,
+                                                                          result.run_id)
 
 
-def test_an_existing_cluster_is_reused_not_created():
-    with FakeAzureML(computes={"gpu-cluster"}) as azure:
-        submit(azure)
-    assert "ComputeTarget.create" not in azure.service_calls
-
-
-@pytest.mark.parametrize("state, words", [("Failed", "failed"), ("Creating", "not ready after 20 minutes")])
-def test_cluster_creation_that_fails_or_times_out_stops_before_submission(state, words):
-    with FakeAzureML(new_compute_state=state) as azure, pytest.raises(SubmissionError, match=words):
+def test_cluster_creation_that_times_out_stops_before_submission():
+    # (a creation that fails: tests/test_azure_backends_contract.py)
+    with FakeAzureML(new_compute_state="Creating") as azure, \
+            pytest.raises(SubmissionError, match="not ready after 20 minutes"):
         submit(azure)
     assert "Experiment.submit" not in azure.service_calls
-
-
-def test_low_priority_and_scale_down_reach_the_provisioning_configuration():
-    with FakeAzureML() as azure:
-        submit(azure, compute=ComputeConfig("cpu-cluster", vm_size="Standard_D2_v3", max_nodes=2,
-                                            idle_seconds_before_scaledown=600, low_priority=True))
-    config = azure.created_computes[0].configuration
-    assert config.vm_priority == "lowpriority" and config.vm_size == "Standard_D2_v3"
-    assert config.scale_settings.idle_seconds_before_scaledown == 600
-
-
-def test_the_dataset_is_registered_once_and_then_reused():
-    with FakeAzureML() as azure:
-        submit(azure)
-        submit(azure)
-    assert azure.service_calls.count("FileDataset.register") == 1
-    assert len(azure.datasets["mnist-dataset"]) == 1
-
-
-def test_changed_sources_register_a_new_dataset_version(monkeypatch):
-    with FakeAzureML() as azure:
-        submit(azure)
-        monkeypatch.setenv("KERASJOB_MNIST_MIRRORS", "https://example.org/mnist/")
-        submit(azure)
-    assert [d.version for d in azure.datasets["mnist-dataset"]] == [1, 2]
 
 
 def test_a_registered_dataset_can_be_named_and_mounted():
@@ -101,12 +68,6 @@ def test_a_registered_dataset_can_be_named_and_mounted():
     assert azure.submissions[1].arguments[1].mode == "mount"
 
 
-def test_an_unknown_registered_dataset_is_a_data_error():
-    with FakeAzureML() as azure, pytest.raises(DataError, match="No dataset 'other'"):
-        submit(azure, data="azureml:other")
-    assert "Experiment.submit" not in azure.service_calls
-
-
 def test_the_environment_is_identical_across_identical_calls():
     with FakeAzureML() as azure:
         submit(azure)
@@ -114,30 +75,6 @@ def test_the_environment_is_identical_across_identical_calls():
     first, second = (config.run_config.environment for config in azure.submissions)
     assert first.name == second.name
     assert first.python.conda_dependencies.serialize_to_string() == second.python.conda_dependencies.serialize_to_string()
-
-
-def test_a_failed_run_raises_with_the_log_tail_and_registers_nothing():
-    lines = ["Epoch 1/20", "Traceback (most recent call last):", "ValueError: boom"]
-    with FakeAzureML(final_status="Failed", log_lines=lines) as azure, pytest.raises(TrainingFailed) as caught:
-        submit(azure)
-    assert caught.value.status == "failed" and caught.value.run_id == azure.runs[0].run_id
-    assert "ValueError: boom" in caught.value.log_tail
-    assert azure.registered_models == []
-
-
-def test_ctrl_c_while_waiting_cancels_the_run_and_reraises():
-    with FakeAzureML(statuses=["Running"] * 5) as azure:
-        backend = AzureMLBackend(azure.workspace)
-        run = backend.submit(TrainingJob())
-
-        def interrupt(line):
-            raise KeyboardInterrupt
-
-        with pytest.raises(KeyboardInterrupt):
-            run.wait(on_line=interrupt)
-        assert run.status().value == "canceled"
-    assert "Run.cancel" in azure.service_calls
-    assert azure.registered_models == []
 
 
 def test_a_transient_read_is_retried_and_a_403_is_not():
@@ -151,25 +88,6 @@ def test_a_transient_read_is_retried_and_a_403_is_not():
     with FakeAzureML(compute_errors={"gpu-cluster": 403}) as azure, pytest.raises(AccessDenied):
         submit(azure)
     assert azure.service_calls.count("ComputeTarget") == 1 and "ComputeTarget.create" not in azure.service_calls
-
-
-def test_wait_false_returns_the_handle_and_registers_nothing():
-    with FakeAzureML() as azure:
-        run = submit(azure, wait=False)
-        assert run.id == azure.runs[0].run_id
-    assert azure.registered_models == []
-
-
-def test_download_model_fetches_only_the_model_and_refuses_escapes(tmp_path):
-    files = {"outputs/model/model.keras": b"weights", "outputs/training.png": b"png", "logs/x.txt": b"log"}
-    with FakeAzureML(run_files=files) as azure:
-        result = submit(azure)
-        folder = download_model(result, tmp_path / "model")
-        assert sorted(p.name for p in folder.rglob("*")) == ["model.keras"]
-        azure.run_files["outputs/model/../../../evil.txt"] = b"x"
-        with pytest.raises(DataError, match="outside"):
-            download_model(result, tmp_path / "model2")
-    assert not (tmp_path / "model2").exists() and not (tmp_path / "evil.txt").exists()
 
 
 def test_timeout_becomes_the_runs_maximum_duration():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kerasjob import BackendUnavailable, Sweep, TrainingFailed, TrainingJob, submit_training, tune_training
-from kerasjob.backends.azureml_v2 import STATUS_MAP, AzureMLv2Backend, is_not_found
+from kerasjob.backends.azureml_v2 import STATUS_MAP, AzureMLv2Backend
+from kerasjob.azure_errors import is_not_found
 from kerasjob.backends.base import RunStatus
 from kerasjob.errors import DataError, KerasJobError
 from kerasjob.testing import FakeMLClient

@@ -11,7 +11,7 @@ from kerasjob.testing import FakeAzureML
 def test_the_space_translates_exactly_to_hyperdrive():
     from azureml.core import ScriptRunConfig
 
-    from kerasjob.hyperdrive import build_hyperdrive_config
+    from kerasjob.tuning.hyperdrive import build_hyperdrive_config
 
     script = ScriptRunConfig(source_directory=".", script="keras_mnist.py", arguments=["--epochs", 3])
     config = build_hyperdrive_config(Sweep(), script)

@@ -9,7 +9,7 @@ def test_the_space_translates_to_an_azure_ml_v2_sweep_job_that_load_job_reads_ba
     from azure.ai.ml import load_job
 
     from kerasjob import TrainingJob
-    from kerasjob.sweep_v2 import build_sweep_job
+    from kerasjob.tuning.azureml_v2 import build_sweep_job
 
     sweep_job = build_sweep_job(TrainingJob(hyperparameters={"epochs": 3}), Sweep(), environment="env:1")
     sweep_job._to_job().dump(tmp_path / "sweep.yml")  # dump the SweepJob, not the builder
@@ -50,7 +50,7 @@ def test_trial_timeout_and_seed_reach_the_sweep_job(tmp_path):
     from azure.ai.ml import load_job
 
     from kerasjob import TrainingJob
-    from kerasjob.sweep_v2 import build_sweep_job
+    from kerasjob.tuning.azureml_v2 import build_sweep_job
 
     sweep_job = build_sweep_job(TrainingJob(timeout=3600), Sweep(seed=7), environment="env:1")
     sweep_job._to_job().dump(tmp_path / "sweep.yml")

@@ -61,7 +61,7 @@ def test_the_defaults_are_the_seed_notebooks_sweep():
 def test_loguniform_means_azures_exp_of_a_uniform_draw():
     import optuna
 
-    from kerasjob.local_sweep import sample
+    from kerasjob.tuning.local import sample
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     sweep = Sweep(space={"learning_rate": loguniform(-6, -1)}, max_total_runs=1, max_concurrent_runs=1)
@@ -130,7 +130,7 @@ def test_a_local_sweep_stops_the_laggard_survives_a_failure_and_registers_the_be
 
 @pytest.mark.slow
 def test_ctrl_c_cancels_every_running_trial_and_leaves_no_process(tiny_mnist, tmp_path, monkeypatch):
-    from kerasjob import local_sweep
+    from kerasjob.tuning import local as local_sweep
 
     sweep = Sweep(space={"quality": choice(0.1, 0.15)}, sampling="grid", max_total_runs=2, max_concurrent_runs=2,
                   policy=None)

@@ -25,7 +25,7 @@ from typing import Iterator
 from .errors import AccessDenied, AzureAccessError, NotAuthenticated, WorkspaceNotFound, causes
 from .retry import status_code
 
-__all__ = ["azure_access", "translate_access_error", "LOGIN_FIX"]
+__all__ = ["LOGIN_FIX", "azure_access", "is_not_found", "translate_access_error"]
 
 LOGIN_FIX = ("Run `az login` and pass --auth cli (auth='cli'), or set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
              "AZURE_CLIENT_SECRET and pass --auth service-principal (auth='service-principal').")
@@ -39,6 +39,17 @@ _AZUREML_ERRORS = {"AzureMLException", "HttpResponseError"}
 _WORKSPACE_MISSING = re.compile(r"workspace not found|WorkspaceNotFound|ResourceGroupNotFound|SubscriptionNotFound|"
                                 r"MachineLearningServices/workspaces/[^']*' (under resource group '[^']*' )?was not "
                                 r"found", re.IGNORECASE)
+
+
+def is_not_found(error: BaseException) -> bool:
+    """True when the service said "not found" (404), however either SDK wrapped it.
+
+    SDK v1's run history raises a ``ServiceException`` carrying the 404; SDK v2's
+    ``data.get(name, label="latest")`` raises ``MlException`` from a
+    ``ValidationException`` from the ``ResourceNotFoundError``: the cause chain tells.
+    """
+    return any(any(cls.__name__ == "ResourceNotFoundError" for cls in type(each).__mro__)
+               or status_code(each) == 404 for each in causes(error))
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,5 +1,7 @@
 """MNIST: where it comes from, how a local copy is checked and cached, and how
-it becomes a registered FileDataset on Azure ML.
+it becomes a registered dataset on Azure ML: an SDK v1 ``FileDataset`` or an
+SDK v2 ``uri_folder`` data asset, each registered again only when its sources
+change (:func:`sources_digest`).
 
 The seed's ``yann.lecun.com`` URLs refuse scripted downloads (HTTP 403 for
 non-browser clients), so kerasjob reads Azure's open-datasets copy first and
@@ -19,12 +21,19 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from .errors import DataError, ValidationError
 from .training.mnist_data import MNIST_FILES, MnistFormatError, check_mnist_files, find_mnist_files
+
+__all__ = ["DATASET_SOURCES_TAG", "MNIST_MIRRORS", "MNIST_SHA256", "SEED_MNIST_URL", "blob_folder_uri",
+           "check_data_asset", "check_data_folder", "dataset_input", "default_cache_dir", "download_mnist",
+           "get_or_register_mnist", "get_or_register_mnist_asset", "get_registered_dataset", "mirrors",
+           "mnist_urls", "sources_digest"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +57,7 @@ MNIST_SHA256 = {
 DATASET_SOURCES_TAG = "kerasjob.sources_sha256"
 
 
-def check_data_folder(folder: str | os.PathLike) -> Path:
+def check_data_folder(folder: str | os.PathLike[str]) -> Path:
     """Check that ``folder`` holds the four MNIST IDX files with sound headers.
 
     Raises ``ValidationError`` for argument ``data`` naming the faulty file.
@@ -104,7 +113,7 @@ def _fetch(url: str, destination: Path, progress: bool) -> None:
                 bar.update(len(block))
 
 
-def download_mnist(cache_dir: str | os.PathLike | None = None, *, progress: bool = True) -> Path:
+def download_mnist(cache_dir: str | os.PathLike[str] | None = None, *, progress: bool = True) -> Path:
     """Download MNIST once into ``cache_dir/mnist`` and return that folder.
 
     Files already in the cache were verified when written and are reused. Each
@@ -147,14 +156,19 @@ def download_mnist(cache_dir: str | os.PathLike | None = None, *, progress: bool
     return folder
 
 
-# --- Azure ML v1: a registered FileDataset --------------------------------------------
+def sources_digest(urls: list[str]) -> str:
+    """The sha256 of the source URLs a registered dataset was made from (its ``DATASET_SOURCES_TAG``).
 
-
-def _sources_digest(urls: list[str]) -> str:
+        >>> sources_digest(["a", "b"]) == sources_digest(["a", "b"]) != sources_digest(["a"])
+        True
+    """
     return hashlib.sha256("\n".join(urls).encode()).hexdigest()
 
 
-def get_registered_dataset(workspace, name: str, version: str | int | None = None):
+# --- Azure ML v1: a registered FileDataset --------------------------------------------
+
+
+def get_registered_dataset(workspace: Any, name: str, version: str | int | None = None) -> Any:
     """The registered dataset ``name`` (latest version unless given), or None if absent."""
     from azureml.core import Dataset
     from azureml.exceptions import UserErrorException
@@ -171,7 +185,7 @@ def get_registered_dataset(workspace, name: str, version: str | int | None = Non
         return None
 
 
-def get_or_register_mnist(workspace, name: str = "mnist-dataset", urls: list[str] | None = None):
+def get_or_register_mnist(workspace: Any, name: str = "mnist-dataset", urls: list[str] | None = None) -> Any:
     """The MNIST FileDataset registered as ``name``; registered (new version) only when
     absent or when its source URLs changed.
 
@@ -183,7 +197,7 @@ def get_or_register_mnist(workspace, name: str = "mnist-dataset", urls: list[str
     from .retry import azure_call
 
     urls = urls or mnist_urls()
-    digest = _sources_digest(urls)
+    digest = sources_digest(urls)
     existing = get_registered_dataset(workspace, name)
     if existing is not None and (existing.tags or {}).get(DATASET_SOURCES_TAG) == digest:
         logger.info("Reusing dataset %s version %s", name, getattr(existing, "version", "?"))
@@ -196,7 +210,76 @@ def get_or_register_mnist(workspace, name: str = "mnist-dataset", urls: list[str
     )
 
 
-def dataset_input(dataset, mode: str = "download"):
+def dataset_input(dataset: Any, mode: str = "download") -> Any:
     """How the run receives the dataset: downloaded to local disk (default) or mounted."""
     return dataset.as_mount() if mode == "mount" else dataset.as_download()
 
+
+
+# --- Azure ML v2: a uri_folder data asset ----------------------------------------------
+
+_BLOB_URL = re.compile(r"^https://([a-z0-9]+)\.blob\.core\.windows\.net/([^/]+)/?(.*)$")
+
+
+def blob_folder_uri(url: str) -> str:
+    """The ``wasbs://`` form Azure ML mounts for an Azure Blob folder given as an ``https://`` URL.
+
+        >>> blob_folder_uri("https://azureopendatastorage.blob.core.windows.net/mnist/")
+        'wasbs://mnist@azureopendatastorage.blob.core.windows.net/'
+
+    Any other mirror is refused (``DataError``): Azure ML can't list a plain HTTP
+    server as a folder. Use ``data=`` a local folder (``kerasjob.download_mnist()``) instead.
+    """
+    match = _BLOB_URL.match(url)
+    if not match:
+        raise DataError(f"The MNIST mirror {url!r} is not an Azure Blob folder, which the azureml-v2 backend "
+                        "needs to register it as a data asset. Pass data= a local folder instead "
+                        "(kerasjob.download_mnist() fetches and verifies the four files), or a registered asset.")
+    account, container, path = match.groups()
+    return f"wasbs://{container}@{account}.blob.core.windows.net/{path.strip('/') + '/' if path.strip('/') else ''}"
+
+
+def check_data_asset(ml_client: Any, name: str, version: str | None) -> str:
+    """``azureml:NAME:VERSION`` of data asset ``name`` (``version``, else the latest); ``DataError`` when absent.
+
+    The version is resolved here: azure-ai-ml does not resolve an ``azureml:NAME@latest`` job input.
+    """
+    from .retry import azure_call
+    from .azure_errors import is_not_found
+
+    try:
+        asset = azure_call(ml_client.data.get, name=name, **({"version": version} if version else {"label": "latest"}))
+    except Exception as error:  # noqa: BLE001 - "not found" becomes a DataError, the rest propagates
+        if not is_not_found(error):
+            raise
+        raise DataError(f"No data asset {name!r} (version {version or 'latest'}) is registered in the "
+                        "workspace.") from error
+    return f"azureml:{name}:{asset.version}"
+
+
+def get_or_register_mnist_asset(ml_client: Any, name: str, urls: list[str] | None = None) -> str:
+    """``azureml:NAME:VERSION`` of the MNIST ``uri_folder`` asset; a new version only when its source changed."""
+    from azure.ai.ml.constants import AssetTypes
+    from azure.ai.ml.entities import Data
+
+    from .retry import azure_call
+    from .azure_errors import is_not_found
+
+    urls = urls or mnist_urls()
+    folder = blob_folder_uri(urls[0].rsplit("/", 1)[0] + "/")
+    digest = sources_digest(urls)
+    try:
+        latest = azure_call(ml_client.data.get, name=name, label="latest")
+    except Exception as error:  # noqa: BLE001 - only "not found" means register
+        if not is_not_found(error):
+            raise
+        latest = None
+    if latest is not None and (latest.tags or {}).get(DATASET_SOURCES_TAG) == digest:
+        return f"azureml:{name}:{latest.version}"
+    version = str(int(latest.version) + 1) if latest is not None and str(latest.version).isdigit() else "1"
+    # A PUT of name:version is idempotent, so a plain retry can't register twice.
+    asset = azure_call(ml_client.data.create_or_update, Data(
+        name=name, version=version, path=folder, type=AssetTypes.URI_FOLDER,
+        description="MNIST (four IDX files), registered by kerasjob", tags={DATASET_SOURCES_TAG: digest}))
+    logger.info("Registered data asset %s version %s from %s", name, asset.version, folder)
+    return f"azureml:{name}:{asset.version}"

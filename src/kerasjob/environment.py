@@ -2,8 +2,9 @@
 
 The pure part reads and checks the conda file and names the environment from a
 hash of its content, so Azure ML reuses its cached image whenever nothing
-changed. ``build_environment`` turns it into an ``azureml.core.Environment``
-(built offline; nothing is sent to Azure).
+changed. ``build_environment`` turns it into an SDK v1 ``azureml.core.Environment``
+and ``build_environment_asset`` into an SDK v2 ``azure.ai.ml.entities.Environment``
+(both built offline); ``get_or_create_environment`` creates the v2 asset once.
 
 Example:
     >>> spec = read_conda_file(DEFAULT_CONDA_FILE)
@@ -14,11 +15,19 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ValidationError
+
+__all__ = ["DEFAULT_BASE_IMAGE", "DEFAULT_CONDA_FILE", "ENVIRONMENT_PREFIX", "EnvironmentSpec",
+           "V1_RUNTIME_REQUIREMENT", "build_environment", "build_environment_asset", "environment_version",
+           "get_or_create_environment", "read_conda_file", "tensorflow_version"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONDA_FILE = Path(__file__).with_name("conda_dependencies.yml")
 
@@ -54,8 +63,8 @@ def _normalise(requirement: str) -> str:
     return match.group(1).lower().replace("_", "-") if match else ""
 
 
-def _requirements(document: dict) -> list[str]:
-    found = []
+def _requirements(document: dict[str, Any]) -> list[str]:
+    found: list[str] = []
     for entry in document.get("dependencies") or []:
         if isinstance(entry, str):
             found.append(entry)
@@ -119,8 +128,8 @@ def tensorflow_version(conda_file: str | Path = DEFAULT_CONDA_FILE) -> str:
     return "unknown"
 
 
-def build_environment(spec: EnvironmentSpec):
-    """Build the ``azureml.core.Environment`` for ``spec`` (offline; nothing is registered).
+def build_environment(spec: EnvironmentSpec) -> Any:
+    """Build the SDK v1 ``azureml.core.Environment`` for ``spec`` (offline; nothing is registered).
 
     Example:
         >>> env = build_environment(read_conda_file())  # doctest: +SKIP
@@ -136,3 +145,40 @@ def build_environment(spec: EnvironmentSpec):
     environment.docker.base_image = spec.base_image
     environment.python.conda_dependencies.add_pip_package(V1_RUNTIME_REQUIREMENT)
     return environment
+
+
+# --- Azure ML v2: a versioned environment asset ----------------------------------------
+
+
+def environment_version(spec: EnvironmentSpec) -> tuple[str, str]:
+    """Name and version of the SDK v2 environment asset for ``spec``; the version hashes conda file + image.
+
+        >>> environment_version(read_conda_file())[0]
+        'kerasjob-keras-env'
+    """
+    return ENVIRONMENT_PREFIX, spec.content_hash[:16]
+
+
+def build_environment_asset(spec: EnvironmentSpec) -> Any:
+    """Build the SDK v2 ``azure.ai.ml.entities.Environment`` for ``spec`` (offline; nothing is created)."""
+    from azure.ai.ml.entities import Environment
+
+    name, version = environment_version(spec)
+    return Environment(name=name, version=version, image=spec.base_image, conda_file=str(spec.conda_file),
+                       description="kerasjob training environment (conda_dependencies.yml on a GPU image)")
+
+
+def get_or_create_environment(ml_client: Any, spec: EnvironmentSpec) -> str:
+    """SDK v2: ``name:version`` of the environment asset for ``spec``, created only when that version is absent."""
+    from .retry import azure_call
+    from .azure_errors import is_not_found
+
+    name, version = environment_version(spec)
+    try:
+        azure_call(ml_client.environments.get, name=name, version=version)
+    except Exception as error:  # noqa: BLE001 - only "not found" means create
+        if not is_not_found(error):
+            raise
+        azure_call(ml_client.environments.create_or_update, build_environment_asset(spec))
+        logger.info("Created environment %s:%s", name, version)
+    return f"{name}:{version}"

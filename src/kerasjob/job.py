@@ -19,11 +19,14 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, Union
+from typing import Mapping, Union, cast
 
 from .environment import DEFAULT_BASE_IMAGE, DEFAULT_CONDA_FILE, read_conda_file
 from .errors import ValidationError
 from .training import contract
+
+__all__ = ["DEFAULT_ENTRY_SCRIPT", "DEFAULT_SOURCE_DIR", "REGISTERED_DATASET_PREFIX", "ComputeConfig", "Distribution",
+           "MpiDistribution", "Scalar", "TensorflowDistribution", "TrainingJob"]
 
 DEFAULT_SOURCE_DIR = Path(__file__).with_name("training")
 DEFAULT_ENTRY_SCRIPT = "keras_mnist.py"
@@ -43,7 +46,7 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_name(argument: str, value: object, pattern: re.Pattern, expected: str) -> None:
+def _check_name(argument: str, value: object, pattern: re.Pattern[str], expected: str) -> None:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ValidationError(argument, expected, value)
 
@@ -189,7 +192,7 @@ class TrainingJob:
 
     @property
     def compute_config(self) -> ComputeConfig:
-        return self.compute  # normalised to a ComputeConfig in __post_init__
+        return cast(ComputeConfig, self.compute)  # normalised to a ComputeConfig in __post_init__
 
     @property
     def registered_dataset(self) -> tuple[str, str | None] | None:
@@ -227,8 +230,9 @@ class TrainingJob:
         """
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         stays_packaged = self.uses_packaged_script and not ({"source_dir", "entry_script"} & set(changes))
-        if stays_packaged and isinstance(changes.get("hyperparameters"), Mapping):
-            changes["hyperparameters"] = {**self.hyperparameters, **changes["hyperparameters"]}
+        new_hyperparameters = changes.get("hyperparameters")
+        if stays_packaged and isinstance(new_hyperparameters, Mapping):
+            changes["hyperparameters"] = {**self.hyperparameters, **new_hyperparameters}
         elif self.uses_packaged_script and "hyperparameters" not in changes:
             # Another script: it gets only the values set on purpose, not keras_mnist.py's defaults.
             changes["hyperparameters"] = {name: value for name, value in self.hyperparameters.items()
@@ -288,7 +292,8 @@ def _validate_hyperparameters(job: TrainingJob) -> None:
                 isinstance(value, bool) or not isinstance(value, (int, float))
             ):
                 raise ValidationError(f"hyperparameters[{name!r}]", kind, value)
-            too_small = value <= spec.minimum if spec.exclusive_minimum else value < spec.minimum
+            number = cast(float, value)  # the check above let only an int or a float through
+            too_small = number <= spec.minimum if spec.exclusive_minimum else number < spec.minimum
             if too_small:
                 bound = f"> {spec.minimum:g}" if spec.exclusive_minimum else f">= {spec.minimum:g}"
                 raise ValidationError(f"hyperparameters[{name!r}]", f"{kind} {bound}", value)
@@ -341,9 +346,10 @@ def _validate_compute_and_distribution(job: TrainingJob) -> None:
             "distribution", "TensorflowDistribution(worker_count=N) for the packaged keras_mnist.py", distribution,
             hint="It trains data-parallel under MultiWorkerMirroredStrategy from TF_CONFIG; MpiDistribution is "
                  "for a script of your own that reads its rank (e.g. OMPI_COMM_WORLD_RANK).")
-    if distribution.node_count > job.compute.max_nodes:
+    compute = job.compute_config
+    if distribution.node_count > compute.max_nodes:
         raise ValidationError(
-            "distribution", f"at most max_nodes={job.compute.max_nodes} nodes of compute {job.compute.name!r}",
+            "distribution", f"at most max_nodes={compute.max_nodes} nodes of compute {compute.name!r}",
             distribution, hint=f"It needs {distribution.node_count} nodes; raise max_nodes or lower the count.",
         )
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from . import tracking
 from .errors import ValidationError
+from .tracking import show_run  # one run's record is the store's to read
+
+__all__ = ["download_registered_model", "list_models", "list_runs", "show_run"]
 
 
 def list_runs(experiment: str | None = None, limit: int = 50) -> list[dict]:
@@ -28,20 +31,6 @@ def list_runs(experiment: str | None = None, limit: int = 50) -> list[dict]:
         "run_id": run.info.run_id, "experiment": experiments[run.info.experiment_id], "status": run.info.status,
         "start_time": run.info.start_time, "final_test_accuracy": run.data.metrics.get("Final test accuracy"),
     } for run in runs]
-
-
-def show_run(run_id: str) -> dict:
-    """One run's status, parameters, latest metrics and tags."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = tracking.client().get_run(run_id)
-    except MlflowException:
-        raise ValidationError("run_id", "the id of a run in the MLflow store", run_id) from None
-    return {"run_id": run_id, "status": run.info.status, "params": dict(run.data.params),
-            "metrics": dict(run.data.metrics), "tags": {k: v for k, v in run.data.tags.items()
-                                                         if not k.startswith("mlflow.")},
-            "artifact_uri": run.info.artifact_uri}
 
 
 def list_models() -> list[dict]:
@@ -69,7 +58,9 @@ def download_registered_model(name: str, version: str | None, destination: str |
         (v for v in versions if str(v.version) == str(version)), None)
     if chosen is None:
         raise ValidationError("version", f"one of {sorted(int(v.version) for v in versions)}", version)
-    run = LocalRun.from_id(chosen.run_id)
-    model_path = chosen.source.split(f"/{chosen.run_id}/artifacts/", 1)[-1] if chosen.run_id in chosen.source \
-        else "outputs/model"
+    run_id, source = chosen.run_id, chosen.source or ""
+    if run_id is None:  # registered by hand, not from a run: there is no run to download it from
+        raise ValidationError("version", "a version registered from a kerasjob run", chosen.version)
+    run = LocalRun.from_id(run_id)
+    model_path = source.split(f"/{run_id}/artifacts/", 1)[-1] if run_id in source else "outputs/model"
     return download_model(run, destination, model_path=model_path)

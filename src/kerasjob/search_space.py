@@ -15,28 +15,54 @@ Example:
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Any, Mapping, Union
 
 from .errors import ValidationError
+
+__all__ = ["GOALS", "SAMPLINGS", "Bandit", "Distribution", "Sweep", "choice", "loguniform", "normal", "quniform",
+           "seed_space", "uniform"]
 
 SAMPLINGS = ("random", "grid", "bayesian")
 GOALS = ("maximize", "minimize")
 
 
-def _number(name: str, value) -> float:
+def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValidationError(name, "a finite number", value)
     return value
+
+
+def _parsed(raw: object) -> Any:
+    """A value read back from a service: a string that spells a number becomes that number, the rest as given."""
+    if not isinstance(raw, str):
+        return raw
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _float(raw: object) -> Any:
+    """A continuous value read back: a number string as a float, the rest as given."""
+    value = _parsed(raw)
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) and isinstance(raw, str) else value
+
+
+# Each distribution owns how it is written out (HyperDrive, azure.ai.ml.sweep, an Optuna draw) and how a
+# sampled value is read back for a script that declares no types (``read_back``).
 
 
 @dataclass(frozen=True)
 class choice:  # noqa: N801 - named as Azure ML's
     """One of ``values``."""
 
-    values: tuple
+    values: tuple[Any, ...]
 
-    def __init__(self, *values):
+    def __init__(self, *values: Any) -> None:
         if len(values) == 1 and isinstance(values[0], (list, tuple, range)):
             values = tuple(values[0])
         if not values:
@@ -46,6 +72,33 @@ class choice:  # noqa: N801 - named as Azure ML's
     def __repr__(self) -> str:
         return f"choice{self.values!r}"
 
+    def hyperdrive_expression(self) -> Any:
+        """``azureml.train.hyperdrive.choice(...)``."""
+        from azureml.train import hyperdrive
+
+        return hyperdrive.choice(*self.values)
+
+    def sweep_expression(self) -> Any:
+        """``azure.ai.ml.sweep.Choice(...)``."""
+        from azure.ai.ml import sweep
+
+        return sweep.Choice(values=list(self.values))
+
+    def suggest(self, trial: Any, name: str, rng: random.Random) -> Any:
+        """One draw through an Optuna ``trial``."""
+        return trial.suggest_categorical(name, list(self.values))
+
+    def read_back(self, raw: object) -> Any:
+        """The choice value ``raw`` stands for (a service may give it back as a string), else ``raw`` parsed."""
+        for matches in (lambda value: type(value) is type(raw) and value == raw,
+                        lambda value: not isinstance(value, (bool, str)) and not isinstance(raw, (bool, str))
+                        and value == raw,  # 50.0 back for 50
+                        lambda value: isinstance(raw, str) and str(value) == raw):  # "50" back for 50
+            found = next((value for value in self.values if matches(value)), None)
+            if found is not None:
+                return found
+        return _parsed(raw)
+
 
 @dataclass(frozen=True)
 class uniform:  # noqa: N801
@@ -54,16 +107,52 @@ class uniform:  # noqa: N801
     min_value: float
     max_value: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_bounds(type(self).__name__, self.min_value, self.max_value)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.min_value!r}, {self.max_value!r})"
 
+    def hyperdrive_expression(self) -> Any:
+        """``azureml.train.hyperdrive.uniform(...)``."""
+        from azureml.train import hyperdrive
+
+        return hyperdrive.uniform(self.min_value, self.max_value)
+
+    def sweep_expression(self) -> Any:
+        """``azure.ai.ml.sweep.Uniform(...)``."""
+        from azure.ai.ml import sweep
+
+        return sweep.Uniform(min_value=self.min_value, max_value=self.max_value)
+
+    def suggest(self, trial: Any, name: str, rng: random.Random) -> Any:
+        """One draw through an Optuna ``trial``."""
+        return trial.suggest_float(name, self.min_value, self.max_value)
+
+    def read_back(self, raw: object) -> Any:
+        """A float (a service may give it back as a string)."""
+        return _float(raw)
+
 
 @dataclass(frozen=True, repr=False)
 class loguniform(uniform):  # noqa: N801
     """``exp(uniform(min_value, max_value))``: e.g. ``loguniform(-6, -1)`` spans e^-6 .. e^-1."""
+
+    def hyperdrive_expression(self) -> Any:
+        """``azureml.train.hyperdrive.loguniform(...)``."""
+        from azureml.train import hyperdrive
+
+        return hyperdrive.loguniform(self.min_value, self.max_value)
+
+    def sweep_expression(self) -> Any:
+        """``azure.ai.ml.sweep.LogUniform(...)``."""
+        from azure.ai.ml import sweep
+
+        return sweep.LogUniform(min_value=self.min_value, max_value=self.max_value)
+
+    def suggest(self, trial: Any, name: str, rng: random.Random) -> Any:
+        """One draw through an Optuna ``trial``: exp(uniform(a, b)) is log-uniform on [e^a, e^b]."""
+        return trial.suggest_float(name, math.exp(self.min_value), math.exp(self.max_value), log=True)
 
 
 @dataclass(frozen=True)
@@ -74,10 +163,35 @@ class quniform:  # noqa: N801
     max_value: float
     q: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_bounds("quniform", self.min_value, self.max_value)
         if _number("quniform.q", self.q) <= 0:
             raise ValidationError("quniform.q", "a number > 0", self.q)
+
+    def hyperdrive_expression(self) -> Any:
+        """``azureml.train.hyperdrive.quniform(...)``."""
+        from azureml.train import hyperdrive
+
+        return hyperdrive.quniform(self.min_value, self.max_value, self.q)
+
+    def sweep_expression(self) -> Any:
+        """``azure.ai.ml.sweep.QUniform(...)``."""
+        from azure.ai.ml import sweep
+
+        q: Any = self.q  # the SDK annotates an int; a float q is sent as given, as before
+        return sweep.QUniform(min_value=self.min_value, max_value=self.max_value, q=q)
+
+    def suggest(self, trial: Any, name: str, rng: random.Random) -> Any:
+        """One draw through an Optuna ``trial``, rounded to a multiple of ``q``."""
+        raw = trial.suggest_float(name, self.min_value, self.max_value)
+        return round(raw / self.q) * self.q
+
+    def read_back(self, raw: object) -> Any:
+        """A multiple of ``q``: an int when ``q`` is one (a service may give back 50.0 or "50")."""
+        value = _float(raw)
+        if isinstance(self.q, int) and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -87,16 +201,38 @@ class normal:  # noqa: N801
     mu: float
     sigma: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _number("normal.mu", self.mu)
         if _number("normal.sigma", self.sigma) <= 0:
             raise ValidationError("normal.sigma", "a number > 0", self.sigma)
+
+    def hyperdrive_expression(self) -> Any:
+        """``azureml.train.hyperdrive.normal(...)``."""
+        from azureml.train import hyperdrive
+
+        return hyperdrive.normal(self.mu, self.sigma)
+
+    def sweep_expression(self) -> Any:
+        """``azure.ai.ml.sweep.Normal(...)``."""
+        from azure.ai.ml import sweep
+
+        return sweep.Normal(mu=self.mu, sigma=self.sigma)
+
+    def suggest(self, trial: Any, name: str, rng: random.Random) -> Any:
+        """One draw from ``rng``: Optuna has no normal distribution (random sampling only, as on Azure ML)."""
+        value = rng.gauss(self.mu, self.sigma)
+        trial.set_user_attr(name, value)
+        return value
+
+    def read_back(self, raw: object) -> Any:
+        """A float (a service may give it back as a string)."""
+        return _float(raw)
 
 
 Distribution = Union[choice, uniform, loguniform, quniform, normal]
 
 
-def _check_bounds(kind: str, low, high) -> None:
+def _check_bounds(kind: str, low: Any, high: Any) -> None:
     _number(f"{kind}.min_value", low)
     _number(f"{kind}.max_value", high)
     if low >= high:
@@ -119,7 +255,7 @@ class Bandit:
     evaluation_interval: int = 1
     delay_evaluation: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if (self.slack_factor is None) == (self.slack_amount is None):
             raise ValidationError("policy", "exactly one of slack_factor and slack_amount",
                                   f"Bandit(slack_factor={self.slack_factor}, slack_amount={self.slack_amount})")
@@ -133,16 +269,34 @@ class Bandit:
                 raise ValidationError(name, "an integer >= 1" if name == "evaluation_interval" else
                                       "an integer >= 0", value)
 
+    def _arguments(self) -> dict[str, Any]:
+        slack: dict[str, float | None] = ({"slack_factor": self.slack_factor} if self.slack_factor is not None
+                                          else {"slack_amount": self.slack_amount})
+        return {"evaluation_interval": self.evaluation_interval, "delay_evaluation": self.delay_evaluation, **slack}
+
+    def hyperdrive_policy(self) -> Any:
+        """``azureml.train.hyperdrive.BanditPolicy(...)``."""
+        from azureml.train import hyperdrive
+
+        return hyperdrive.BanditPolicy(**self._arguments())
+
+    def sweep_policy(self) -> Any:
+        """``azure.ai.ml.sweep.BanditPolicy(...)``."""
+        from azure.ai.ml.sweep import BanditPolicy
+
+        return BanditPolicy(**self._arguments())
+
     def evaluates_at(self, interval: int) -> bool:
         """Whether the policy is applied at the ``interval``-th report (1-based)."""
         return interval >= max(self.delay_evaluation, 1) and interval % self.evaluation_interval == 0
 
     def should_stop(self, value: float, best: float, goal: str) -> bool:
         """Whether a trial reporting ``value`` is behind ``best`` by more than the slack."""
+        factor, amount = self.slack_factor, self.slack_amount or 0.0  # exactly one is set (checked when built)
         if goal == "maximize":
-            limit = best / (1 + self.slack_factor) if self.slack_factor is not None else best - self.slack_amount
+            limit = best / (1 + factor) if factor is not None else best - amount
             return value < limit
-        limit = best * (1 + self.slack_factor) if self.slack_factor is not None else best + self.slack_amount
+        limit = best * (1 + factor) if factor is not None else best + amount
         return value > limit
 
 
@@ -173,7 +327,7 @@ class Sweep:
     policy: Bandit | None | str = "default"
     seed: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.space, Mapping) or not self.space:
             raise ValidationError("space", "a non-empty mapping of hyperparameter name to distribution", self.space)
         object.__setattr__(self, "space", dict(self.space))
@@ -209,7 +363,7 @@ class Sweep:
                 raise ValidationError(f"space[{name!r}]", f"{kinds} with {self.sampling} sampling (as on Azure ML)",
                                       distribution)
 
-    def check_against(self, hyperparameters: Mapping, metrics: tuple[str, ...] | None) -> None:
+    def check_against(self, hyperparameters: Mapping[str, Any], metrics: tuple[str, ...] | None) -> None:
         """Refuse a space naming unknown hyperparameters, or a metric the script never logs.
 
         ``hyperparameters`` maps names to the script's declared types (or None
@@ -229,7 +383,10 @@ class Sweep:
 
     @property
     def grid_size(self) -> int:
-        return math.prod(len(d.values) for d in self.space.values()) if self.sampling == "grid" else 0
+        """How many points a grid sweep has (0 for other samplings); a grid space holds only ``choice``."""
+        if self.sampling != "grid":
+            return 0
+        return math.prod(len(d.values) for d in self.space.values() if isinstance(d, choice))
 
 
 def _integer_valued(distribution: Distribution) -> bool:

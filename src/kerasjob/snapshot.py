@@ -19,6 +19,13 @@ import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pathspec
+
+__all__ = ["ALWAYS_IGNORED", "MAX_SNAPSHOT_BYTES", "MAX_SNAPSHOT_FILES", "SECRET_DIRS", "SECRET_PATTERNS", "Snapshot",
+           "copy_snapshot", "scan_snapshot"]
 
 MAX_SNAPSHOT_BYTES = 300 * 1024 * 1024
 MAX_SNAPSHOT_FILES = 2000
@@ -60,7 +67,7 @@ class Snapshot:
         return found
 
 
-def _ignore_spec(root: Path):
+def _ignore_spec(root: Path) -> pathspec.GitIgnoreSpec:
     import pathspec
 
     lines = list(ALWAYS_IGNORED)

@@ -15,8 +15,15 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ContextManager
 
-from .errors import SubmissionError
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+from .errors import SubmissionError, ValidationError
+
+__all__ = ["client", "ensure_store_writable", "get_or_create_experiment", "kerasjob_home", "show_run", "sqlite_path",
+           "store_lock", "tracking_uri"]
 
 
 def kerasjob_home() -> Path:
@@ -41,7 +48,7 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):]).absolute()
 
 
-def store_lock(uri: str):
+def store_lock(uri: str) -> ContextManager[Any]:
     """A file lock that serialises kerasjob's writes to an SQLite store (a no-op otherwise).
 
     SQLite allows one writer; two submits that create the same experiment or
@@ -70,7 +77,7 @@ def ensure_store_writable(uri: str) -> None:
                               "or KERASJOB_HOME to a writable place.")
 
 
-def client(uri: str | None = None):
+def client(uri: str | None = None) -> MlflowClient:
     """An ``MlflowClient`` on ``uri`` (default: ``tracking_uri()``)."""
     from .optional import TRAIN
 
@@ -81,7 +88,7 @@ def client(uri: str | None = None):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def get_or_create_experiment(mlflow_client, name: str, uri: str) -> str:
+def get_or_create_experiment(mlflow_client: MlflowClient, name: str, uri: str) -> str:
     """The id of experiment ``name``, created when absent.
 
     In an SQLite store its artifacts go beside the database (``mlartifacts/``),
@@ -93,3 +100,17 @@ def get_or_create_experiment(mlflow_client, name: str, uri: str) -> str:
     database = sqlite_path(uri)
     location = (database.parent / "mlartifacts" / name).as_uri() if database else None
     return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+def show_run(run_id: str) -> dict:
+    """One run's status, parameters, latest metrics and tags."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client().get_run(run_id)
+    except MlflowException:
+        raise ValidationError("run_id", "the id of a run in the MLflow store", run_id) from None
+    return {"run_id": run_id, "status": run.info.status, "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics), "tags": {k: v for k, v in run.data.tags.items()
+                                                         if not k.startswith("mlflow.")},
+            "artifact_uri": run.info.artifact_uri}

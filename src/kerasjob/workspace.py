@@ -1,12 +1,15 @@
-"""The Azure ML workspace: from ``config.json`` or explicit ids, with a chosen login.
+"""The Azure ML workspace, for both SDKs: from ``config.json`` or explicit ids, with a chosen login.
 
-Everything that can be checked offline is checked before the SDK is called: the
+Everything that can be checked offline is checked before an SDK is called: the
 auth choice, the config file's presence (searched upward from the current
-folder, as the SDK does), the service principal's environment variables.
+folder, as the SDKs do), the service principal's environment variables. One
+auth table gives both the SDK v1 authentication object (:func:`authentication`)
+and the SDK v2 ``azure-identity`` credential (:func:`credential_for`).
 
 Example:
     >>> ws = load_workspace()                                   # doctest: +SKIP
     >>> ws = load_workspace(auth="service-principal")           # doctest: +SKIP
+    >>> ml_client = load_ml_client(auth="cli")                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,11 +17,25 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import ValidationError
 
-AUTH_CHOICES = ("default", "interactive", "cli", "service-principal", "managed-identity")
+__all__ = ["AUTH_CHOICES", "AUTH_METHODS", "CONFIG_NAMES", "SERVICE_PRINCIPAL_VARIABLES", "WorkspaceIds",
+           "authentication", "check_workspace_arguments", "credential_for", "find_config", "is_not_found",
+           "load_ml_client", "load_workspace", "read_config", "tracking_client"]
+
+#: auth choice -> (``azureml.core.authentication`` class for SDK v1, ``azure.identity`` credential for SDK v2).
+#: None for v1's "default": the SDK's own chain. Service principals read AZURE_TENANT_ID, AZURE_CLIENT_ID and
+#: AZURE_CLIENT_SECRET in both.
+AUTH_METHODS: dict[str, tuple[str | None, str]] = {
+    "default": (None, "DefaultAzureCredential"),
+    "interactive": ("InteractiveLoginAuthentication", "InteractiveBrowserCredential"),
+    "cli": ("AzureCliAuthentication", "AzureCliCredential"),
+    "service-principal": ("ServicePrincipalAuthentication", "EnvironmentCredential"),
+    "managed-identity": ("MsiAuthentication", "ManagedIdentityCredential"),
+}
+AUTH_CHOICES = tuple(AUTH_METHODS)
 SERVICE_PRINCIPAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
 CONFIG_NAMES = ("config.json", ".azureml/config.json", "aml_config/config.json")
 
@@ -31,7 +48,7 @@ class WorkspaceIds(NamedTuple):
     workspace_name: str
 
 
-def find_config(start: str | os.PathLike | None = None) -> Path | None:
+def find_config(start: str | os.PathLike[str] | None = None) -> Path | None:
     """The first workspace ``config.json`` in ``start`` (default: cwd) or a parent folder."""
     folder = Path(start or Path.cwd()).absolute()
     for candidate in (folder, *folder.parents):
@@ -41,7 +58,7 @@ def find_config(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def check_workspace_arguments(config: str | os.PathLike | None = None, *, subscription_id: str | None = None,
+def check_workspace_arguments(config: str | os.PathLike[str] | None = None, *, subscription_id: str | None = None,
                               resource_group: str | None = None, workspace_name: str | None = None,
                               auth: str = "default") -> Path | None:
     """Check the workspace arguments offline; return the config file to use (None for explicit ids)."""
@@ -65,18 +82,19 @@ def check_workspace_arguments(config: str | os.PathLike | None = None, *, subscr
         if not path.is_file():
             raise ValidationError("workspace_config", "an existing workspace config.json", str(config))
     else:
-        path = find_config()
-        if path is None:
+        found = find_config()
+        if found is None:
             raise ValidationError(
                 "workspace_config", "a config.json in this folder or a parent, or explicit workspace ids", None,
                 hint="Download config.json from the workspace's page in the Azure portal, or pass "
                      "subscription_id, resource_group and workspace_name.",
             )
+        path = found
     read_config(path)
     return path
 
 
-def read_config(path: str | os.PathLike) -> WorkspaceIds:
+def read_config(path: str | os.PathLike[str]) -> WorkspaceIds:
     """The workspace ids in ``config.json``, read as both SDKs read them (the three keys, or an ARM ``Scope``).
 
     Raises ``ValidationError`` for ``workspace_config`` when the file is not JSON or lacks the ids.
@@ -102,32 +120,37 @@ def read_config(path: str | os.PathLike) -> WorkspaceIds:
     elif isinstance(document, dict):
         values = [document.get(key) for key in WorkspaceIds._fields]
         if all(isinstance(value, str) and value for value in values):
-            return WorkspaceIds(*values)
+            return WorkspaceIds(*(str(value) for value in values))
     keys = sorted(document) if isinstance(document, dict) else type(document).__name__
     raise ValidationError("workspace_config", "a config.json with subscription_id, resource_group and "
                           "workspace_name (or an ARM Scope)", str(path), hint=f"It holds: {keys}. {hint}")
 
 
-def authentication(auth: str = "default"):
-    """The azureml-core authentication object for ``auth`` (None: the SDK's default)."""
-    if auth == "default":
+def authentication(auth: str = "default") -> Any:
+    """The azureml-core (SDK v1) authentication object for ``auth`` (None: the SDK's default)."""
+    v1_class = AUTH_METHODS[auth][0]
+    if v1_class is None:
         return None
     from azureml.core import authentication as methods
 
-    if auth == "interactive":
-        return methods.InteractiveLoginAuthentication()
-    if auth == "cli":
-        return methods.AzureCliAuthentication()
-    if auth == "managed-identity":
-        return methods.MsiAuthentication()
-    return methods.ServicePrincipalAuthentication(
-        tenant_id=os.environ["AZURE_TENANT_ID"], service_principal_id=os.environ["AZURE_CLIENT_ID"],
-        service_principal_password=os.environ["AZURE_CLIENT_SECRET"],
-    )
+    if auth == "service-principal":
+        return methods.ServicePrincipalAuthentication(
+            tenant_id=os.environ["AZURE_TENANT_ID"], service_principal_id=os.environ["AZURE_CLIENT_ID"],
+            service_principal_password=os.environ["AZURE_CLIENT_SECRET"],
+        )
+    return getattr(methods, v1_class)()
 
 
-def load_workspace(config: str | os.PathLike | None = None, *, subscription_id: str | None = None,
-                   resource_group: str | None = None, workspace_name: str | None = None, auth: str = "default"):
+def credential_for(auth: str = "default") -> Any:
+    """The ``azure-identity`` credential (SDK v2) for ``auth``: the same choices as :func:`authentication`."""
+    import azure.identity as identity
+
+    return getattr(identity, AUTH_METHODS[auth][1])()
+
+
+def load_workspace(config: str | os.PathLike[str] | None = None, *, subscription_id: str | None = None,
+                   resource_group: str | None = None, workspace_name: str | None = None,
+                   auth: str = "default") -> Any:
     """Load the ``azureml.core.Workspace`` (checks the arguments first).
 
     Args:
@@ -150,3 +173,46 @@ def load_workspace(config: str | os.PathLike | None = None, *, subscription_id: 
         return azure_call(Workspace, subscription_id=subscription_id, resource_group=resource_group,
                           workspace_name=workspace_name, auth=credentials)
     return azure_call(Workspace.from_config, path=str(path), auth=credentials)
+
+
+def load_ml_client(config: str | os.PathLike[str] | None = None, *, subscription_id: str | None = None,
+                   resource_group: str | None = None, workspace_name: str | None = None, auth: str = "default",
+                   credential: Any = None) -> Any:
+    """The SDK v2 ``MLClient`` from explicit ids, else from ``config.json`` (given, or searched upward).
+
+    ``credential`` (any ``azure-identity`` credential) wins over ``auth``.
+    """
+    from azure.ai.ml import MLClient
+
+    path = check_workspace_arguments(config, subscription_id=subscription_id, resource_group=resource_group,
+                                     workspace_name=workspace_name, auth=auth)
+    credential = credential or credential_for(auth)
+    if path is None:
+        return MLClient(credential, subscription_id, resource_group, workspace_name)
+    return MLClient.from_config(credential=credential, path=str(path))
+
+
+def tracking_client(ml_client: Any) -> Any:
+    """An ``MlflowClient`` on the workspace's ``azureml://`` tracking URI, authenticated as ``ml_client`` is.
+
+    The azureml-mlflow plugin, left alone, signs in with its own chain
+    (``DefaultAzureCredential``, then browser, then device code). It keeps one
+    service context per tracking URI (``_AzureMLServiceContextLoader``), so we put
+    in one holding the ``MLClient``'s credential first (a private azureml-mlflow API).
+    """
+    from urllib.parse import urlparse
+
+    from azureml.mlflow._internal.service_context_loader import _AzureMLServiceContextLoader
+    from azureml.mlflow._internal.utils import ServiceContext
+    from mlflow.tracking import MlflowClient
+
+    from .retry import azure_call
+
+    workspace = azure_call(ml_client.workspaces.get, ml_client.workspace_name)
+    uri = workspace.mlflow_tracking_uri
+    if uri.startswith("azureml://"):
+        _AzureMLServiceContextLoader.add_service_context(uri, ServiceContext(
+            host_url="https://" + urlparse(uri).netloc, subscription_id=ml_client.subscription_id,
+            workspace_name=ml_client.workspace_name, resource_group_name=ml_client.resource_group_name,
+            auth=ml_client._credential))
+    return MlflowClient(tracking_uri=uri)

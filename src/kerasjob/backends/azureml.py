@@ -17,48 +17,45 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from ..optional import AZUREML
+from ..azure_errors import is_not_found
 from ..compute import DEFAULT_TIMEOUT_MINUTES, get_or_create_compute
-from ..dataset import dataset_input, get_or_register_mnist, get_registered_dataset, mnist_urls
+from ..dataset import dataset_input, get_or_register_mnist, get_registered_dataset
 from ..environment import build_environment, read_conda_file
 from ..errors import DataError, KerasJobError, ValidationError
-from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
-from ..retry import azure_call, create_once, status_code
-from ..workspace import check_workspace_arguments, load_workspace
-from .base import Backend, BackendOptions, JobRun, ModelVersion, RunStatus, safe_destination
+from ..job import MpiDistribution, TrainingJob
+from ..optional import AZUREML
+from ..retry import azure_call, create_once
+from ..workspace import load_workspace
+from ._azure import STATUS_MAP, AzureBackend, map_status, translate_distribution, workspace_arguments
+from .base import BackendOptions, JobRun, ModelVersion, RunStatus, safe_destination
+
+__all__ = ["DEFAULT_POLL_SECONDS", "DRIVER_LOG_MARKERS", "STATUS_MAP", "AzureMLBackend", "AzureMLRun",
+           "build_script_run_config", "distributed_job_config", "new_run_id"]
 
 logger = logging.getLogger(__name__)
 
-#: Azure ML v1 run states -> kerasjob's.
-STATUS_MAP = {
-    "NotStarted": RunStatus.QUEUED, "Queued": RunStatus.QUEUED,
-    "Preparing": RunStatus.PREPARING, "Provisioning": RunStatus.PREPARING, "Starting": RunStatus.PREPARING,
-    "Running": RunStatus.RUNNING, "Finalizing": RunStatus.RUNNING, "CancelRequested": RunStatus.RUNNING,
-    "Completed": RunStatus.COMPLETED, "Failed": RunStatus.FAILED, "Canceled": RunStatus.CANCELED,
-}
 #: Seconds between two reads of a running run's logs (tests set 0).
 DEFAULT_POLL_SECONDS = 5.0
 #: The logs that hold the script's output (v1 images name them either way).
 DRIVER_LOG_MARKERS = ("std_log", "driver_log")
 
 
-def distributed_job_config(job: TrainingJob):
+def distributed_job_config(job: TrainingJob) -> Any:
     """``TensorflowConfiguration`` / ``MpiConfiguration`` for the job's distribution, or None."""
     from azureml.core.runconfig import MpiConfiguration, TensorflowConfiguration
 
-    distribution = job.distribution
-    if isinstance(distribution, TensorflowDistribution):
-        # No parameter servers: multi-worker data parallel (TF >= 2.13 rejects an empty "ps" entry).
-        return TensorflowConfiguration(worker_count=distribution.worker_count, parameter_server_count=0)
-    if isinstance(distribution, MpiDistribution):
+    def mpi(distribution: MpiDistribution) -> Any:
         return MpiConfiguration(process_count_per_node=distribution.process_count_per_node,
                                 node_count=distribution.node_count)
-    return None
+
+    return translate_distribution(
+        job, tensorflow=lambda workers: TensorflowConfiguration(worker_count=workers, parameter_server_count=0),
+        mpi=mpi)
 
 
-def build_script_run_config(job: TrainingJob, *, data_input, compute_target, environment):
+def build_script_run_config(job: TrainingJob, *, data_input: Any, compute_target: Any, environment: Any) -> Any:
     """The pure translation: ``TrainingJob`` -> ``ScriptRunConfig`` (nothing is sent)."""
     from azureml.core import ScriptRunConfig
 
@@ -71,7 +68,7 @@ def build_script_run_config(job: TrainingJob, *, data_input, compute_target, env
     return config  # the SDK sets node_count from distributed_job_config
 
 
-class AzureMLBackend(Backend):
+class AzureMLBackend(AzureBackend):
     """Runs jobs on an Azure ML workspace through SDK v1.
 
     Args:
@@ -82,28 +79,26 @@ class AzureMLBackend(Backend):
     """
 
     name = "azureml"
-    sweeper = "kerasjob.hyperdrive:run_hyperdrive"
+    sweeper = "kerasjob.tuning.hyperdrive:run_hyperdrive"
+    extra = AZUREML
+    registered_data_noun = "registered dataset"
+    mnist_data_noun = "MNIST FileDataset"
 
     @classmethod
     def from_options(cls, options: BackendOptions) -> "AzureMLBackend":
-        return cls(options.workspace, workspace_config=options.workspace_config,
-                   subscription_id=options.subscription_id, resource_group=options.resource_group,
-                   workspace_name=options.workspace_name, auth=options.auth)
+        return cls(options.workspace, **workspace_arguments(options))
 
-    def __init__(self, workspace=None, *, workspace_config: str | os.PathLike | None = None,
+    def __init__(self, workspace: Any = None, *, workspace_config: str | os.PathLike[str] | None = None,
                  subscription_id: str | None = None, resource_group: str | None = None,
                  workspace_name: str | None = None, auth: str = "default",
-                 compute_timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES, poll_seconds: float | None = None):
-        self._workspace = workspace
-        self._workspace_arguments = dict(config=workspace_config, subscription_id=subscription_id,
-                                         resource_group=resource_group, workspace_name=workspace_name, auth=auth)
+                 compute_timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES, poll_seconds: float | None = None) -> None:
+        super().__init__(workspace, workspace_config=workspace_config, subscription_id=subscription_id,
+                         resource_group=resource_group, workspace_name=workspace_name, auth=auth)
         self.compute_timeout_minutes = compute_timeout_minutes
         self.poll_seconds = poll_seconds
 
     def check(self, job: TrainingJob) -> None:
-        AZUREML.require()
-        if self._workspace is None:
-            check_workspace_arguments(**self._workspace_arguments)
+        super().check(job)
         if job.local_data_folder is not None:
             raise ValidationError(
                 "data", "None (MNIST, registered for you) or 'azureml:NAME[:VERSION]' on backend='azureml'",
@@ -112,18 +107,13 @@ class AzureMLBackend(Backend):
             )
 
     @property
-    def workspace(self):
-        if self._workspace is None:
-            self._workspace = load_workspace(**self._workspace_arguments)
-        return self._workspace
+    def workspace(self) -> Any:
+        """The ``azureml.core.Workspace`` (loaded on first use)."""
+        if self._client is None:
+            self._client = load_workspace(**self._workspace_arguments)
+        return self._client
 
-    def describe_data(self, job: TrainingJob) -> str:
-        if job.registered_dataset:
-            name, version = job.registered_dataset
-            return f"registered dataset {name} (version {version or 'latest'}), {job.data_mode}"
-        return f"MNIST FileDataset {job.dataset_name!r} from {mnist_urls()[0].rsplit('/', 1)[0]}/, {job.data_mode}"
-
-    def _dataset(self, job: TrainingJob):
+    def _dataset(self, job: TrainingJob) -> Any:
         if job.registered_dataset:
             name, version = job.registered_dataset
             dataset = get_registered_dataset(self.workspace, name, version)
@@ -132,7 +122,7 @@ class AzureMLBackend(Backend):
             return dataset
         return get_or_register_mnist(self.workspace, job.dataset_name)
 
-    def build_run_config(self, job: TrainingJob):
+    def build_run_config(self, job: TrainingJob) -> Any:
         """Resolve compute, environment and data in the workspace; return the job's ``ScriptRunConfig``."""
         self.check(job)
         compute_target = get_or_create_compute(self.workspace, job.compute_config, self.compute_timeout_minutes)
@@ -147,7 +137,7 @@ class AzureMLBackend(Backend):
         logger.info("Submitted Azure ML run %s", run.id)
         return AzureMLRun(run, poll_seconds=self.poll_seconds)
 
-    def submit_once(self, experiment_name: str, config, run_id: str):
+    def submit_once(self, experiment_name: str, config: Any, run_id: str) -> Any:
         """``Experiment.submit`` under a fixed ``run_id``, never twice (a lost response is looked up)."""
         from azureml.core import Experiment
 
@@ -155,7 +145,7 @@ class AzureMLBackend(Backend):
         return create_once(lambda: experiment.submit(config, run_id=run_id),
                            find=lambda: self.find_run(run_id), what=f"Azure ML run {run_id}")
 
-    def find_run(self, run_id: str):
+    def find_run(self, run_id: str) -> Any:
         """The ``azureml.core`` run ``run_id`` (a HyperDrive parent comes back as a ``HyperDriveRun``), or None."""
         from azureml.core import Run
 
@@ -178,17 +168,12 @@ def new_run_id(experiment_name: str) -> str:
     return f"{experiment_name}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
 
 
-def is_not_found(error: BaseException) -> bool:
-    """Whether an azureml-core error means "no such run": run history's ``ServiceException`` with a 404."""
-    return status_code(error) == 404
-
-
 class AzureMLRun(JobRun):
     """Handle on an ``azureml.core.Run``."""
 
     backend = "azureml"
 
-    def __init__(self, run, poll_seconds: float | None = None):
+    def __init__(self, run: Any, poll_seconds: float | None = None) -> None:
         self.run = run
         self.poll_seconds = DEFAULT_POLL_SECONDS if poll_seconds is None else poll_seconds
 
@@ -201,7 +186,7 @@ class AzureMLRun(JobRun):
         return self.run.get_portal_url()
 
     def status(self) -> RunStatus:
-        return STATUS_MAP.get(azure_call(self.run.get_status), RunStatus.RUNNING)
+        return map_status(azure_call(self.run.get_status))
 
     def _driver_log(self) -> list[str]:
         details = azure_call(self.run.get_details_with_logs)
@@ -243,7 +228,7 @@ class AzureMLRun(JobRun):
                             find=lambda: self._registered(name), what=f"model {name} from run {self.id}")
         return ModelVersion(name=model.name, version=str(model.version), source=f"{self.id}/{model_path}")
 
-    def _registered(self, name: str):
+    def _registered(self, name: str) -> Any:
         from azureml.core import Model
 
         models = azure_call(Model.list, self.run.experiment.workspace, name=name, run_id=self.id)

@@ -42,6 +42,8 @@ from .local_supervisor import (DRIVER_LOG, LAUNCH_FILE, METRICS_ENV, METRICS_FIL
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["POLL_SECONDS", "LocalBackend", "LocalRun", "runs_root", "source_hash"]
+
 POLL_SECONDS = 0.1
 
 
@@ -69,7 +71,7 @@ class LocalBackend(Backend):
     """
 
     name = "local"
-    sweeper = "kerasjob.local_sweep:run_local_sweep"
+    sweeper = "kerasjob.tuning.local:run_local_sweep"
     registry_description = "the MLflow model registry"
 
     def describe_compute(self, job: TrainingJob) -> str:
@@ -222,9 +224,7 @@ class LocalRun(JobRun):
 
     def describe(self) -> dict[str, Any]:
         """The MLflow run's status, parameters, latest metrics and tags."""
-        from ..local_runs import show_run
-
-        return show_run(self.id)
+        return tracking.show_run(self.id)
 
     def next_steps(self, model_name: str, model_version: str) -> list[str]:
         return [f"Run folder:  {self.run_dir}", f"Look at it:  mlflow ui --backend-store-uri {self.url}",

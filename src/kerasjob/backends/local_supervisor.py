@@ -26,9 +26,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import tenacity
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+__all__ = ["DRIVER_LOG", "LAUNCH_FILE", "METRICS_ENV", "METRICS_FILE", "MLFLOW_STATUS", "RUN_ID_FILE", "STATE_FILE",
+           "MetricsForwarder", "Supervisor", "copy_lines", "free_ports", "main", "read_metrics_lines", "read_run_id",
+           "store_call", "worker_environments", "write_json_atomically"]
+
+T = TypeVar("T")
 
 LAUNCH_FILE = "launch.json"
 STATE_FILE = "state.json"
@@ -41,20 +52,20 @@ RUN_ID_WAIT_SECONDS = 120.0  # the caller writes run_id.json a few seconds after
 FORWARD_INTERVAL_SECONDS = 0.5
 
 
-def write_json_atomically(path: Path, document: dict) -> None:
+def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, indent=1))
     os.replace(temporary, path)
 
 
-def copy_lines(stream, log, prefix: str, lock: threading.Lock) -> None:
+def copy_lines(stream: Iterable[str], log: TextIO, prefix: str, lock: threading.Lock) -> None:
     """Copies a worker's output into the driver log line by line, each line prefixed with its worker."""
     for line in stream:
         with lock:
             log.write(prefix + line)
 
 
-def store_call(function, *args, **kwargs):
+def store_call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call the MLflow store, retrying a few times: several runs (a sweep's trials, parallel submits) share
     one SQLite file, and a busy database is a reason to wait, not to lose a run's outcome."""
     retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(6), wait=tenacity.wait_exponential(0.2, max=3),
@@ -62,7 +73,7 @@ def store_call(function, *args, **kwargs):
     return retrying(function, *args, **kwargs)
 
 
-def read_metrics_lines(path: Path, position: int) -> tuple[list[dict], int]:
+def read_metrics_lines(path: Path, position: int) -> tuple[list[dict[str, Any]], int]:
     """The complete JSON lines appended to ``path`` since ``position``, and the new position."""
     try:
         with open(path, "rb") as stream:
@@ -78,13 +89,13 @@ def read_metrics_lines(path: Path, position: int) -> tuple[list[dict], int]:
 class MetricsForwarder(threading.Thread):
     """Waits for the MLflow run, then logs the script's metric lines to it until told to stop."""
 
-    def __init__(self, run_dir: Path, tracking_uri: str, metrics_path: Path | None):
+    def __init__(self, run_dir: Path, tracking_uri: str, metrics_path: Path | None) -> None:
         super().__init__(daemon=True)
         self.run_dir = run_dir
         self.tracking_uri = tracking_uri
         self.metrics_path = metrics_path
         self.stop = threading.Event()
-        self.client = None
+        self.client: MlflowClient | None = None
         self.run_id: str | None = None
         self.error: BaseException | None = None
         self._position = 0
@@ -98,22 +109,22 @@ class MetricsForwarder(threading.Thread):
                     from mlflow.tracking import MlflowClient
 
                     self.client = MlflowClient(tracking_uri=self.tracking_uri)
-                if self.client is not None and self.metrics_path is not None:
-                    self._forward()
+                if self.client is not None and self.run_id and self.metrics_path is not None:
+                    self._forward(self.client, self.run_id, self.metrics_path)
                 if last_pass:
                     return
                 self.stop.wait(FORWARD_INTERVAL_SECONDS)
         except BaseException as exc:  # noqa: BLE001 - reported by the supervisor with the outcome
             self.error = exc
 
-    def _forward(self) -> None:
+    def _forward(self, client: MlflowClient, run_id: str, metrics_path: Path) -> None:
         from mlflow.entities import Metric
 
-        records, position = read_metrics_lines(self.metrics_path, self._position)
+        records, position = read_metrics_lines(metrics_path, self._position)
         metrics = [Metric(key, float(value), record.get("timestamp", int(time.time() * 1000)), record.get("step") or 0)
                    for record in records for key, value in record["metrics"].items()]
         if metrics:
-            store_call(self.client.log_batch, self.run_id, metrics=metrics)
+            store_call(client.log_batch, run_id, metrics=metrics)
         self._position = position  # only once logged, so nothing is skipped
 
 
@@ -147,15 +158,17 @@ def worker_environments(env: dict[str, str], workers: int) -> list[dict[str, str
 
 
 class Supervisor:
-    def __init__(self, run_dir: Path):
+    """Runs the workers of the run in ``run_dir`` and records how they ended."""
+
+    def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.launch = json.loads((run_dir / LAUNCH_FILE).read_text())
         self.workers = int(self.launch.get("workers", 1))
-        self.state = {"status": "running", "supervisor_pid": os.getpid(), "child_pids": [], "workers": self.workers,
+        self.state: dict[str, Any] = {"status": "running", "supervisor_pid": os.getpid(), "child_pids": [], "workers": self.workers,
                       "returncode": None, "reason": "", "started": time.time(), "ended": None}
         self.cancel_reason = ""
         self.failure = ""
-        self.children: list[subprocess.Popen] = []
+        self.children: list[subprocess.Popen[str]] = []
         self._killer: threading.Timer | None = None
 
     def request_cancel(self, reason: str) -> None:
@@ -191,7 +204,7 @@ class Supervisor:
             time.sleep(0.05)
         return read_run_id(self.run_dir)
 
-    def _start_workers(self, env: dict[str, str], log) -> list[threading.Thread]:
+    def _start_workers(self, env: dict[str, str], log: TextIO) -> list[threading.Thread]:
         lock = threading.Lock()
         copiers = []
         for index, worker_env in enumerate(worker_environments(env, self.workers)):
@@ -212,7 +225,7 @@ class Supervisor:
         """Waits for every worker; the first one that fails stops the others. Returns the run's exit code."""
         while True:
             codes = [child.poll() for child in self.children]
-            failed = [(index, code) for index, code in enumerate(codes) if code not in (None, 0)]
+            failed = [(index, code) for index, code in enumerate(codes) if code is not None and code != 0]
             if failed and not self.cancel_reason and not self.failure:
                 index, code = failed[0]
                 if self.workers > 1:
@@ -260,7 +273,7 @@ class Supervisor:
             forwarder.run_id = self._wait_for_run_id()
         forwarder.stop.set()
         forwarder.join()
-        if forwarder.client is not None:
+        if forwarder.client is not None and forwarder.run_id is not None:  # the client exists once the id does
             self._record_in_mlflow(forwarder.client, forwarder.run_id, status)
         if forwarder.error is not None:
             raise forwarder.error
@@ -271,7 +284,7 @@ class Supervisor:
         write_json_atomically(self.run_dir / STATE_FILE, self.state)
         return 0
 
-    def _record_in_mlflow(self, client, run_id: str, status: str) -> None:
+    def _record_in_mlflow(self, client: MlflowClient, run_id: str, status: str) -> None:
         try:
             store_call(client.log_artifact, run_id, str(self.run_dir / DRIVER_LOG), artifact_path="logs")
             outputs = self.run_dir / "outputs"

@@ -16,7 +16,8 @@ failures, lost responses, a Ctrl-C, a refused login). Each imitated behaviour
 names the SDK function it mirrors; the module docstrings list what is patched.
 """
 
+from ._service import LostResponse
 from .azureml_v1 import FakeAzureML, FakeModel
 from .azureml_v2 import FakeMLClient
 
-__all__ = ["FakeAzureML", "FakeMLClient", "FakeModel"]
+__all__ = ["FakeAzureML", "FakeMLClient", "FakeModel", "LostResponse"]

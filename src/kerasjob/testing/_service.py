@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ACCESS", "FakeService", "LostResponse", "spread"]
 
 
-def spread(kind: str, parameters: list, index: int, total: int):
+class LostResponse(Exception):
+    """In ``failures``: the service carries the call out, then ``error`` reaches the caller."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def spread(kind: str, parameters: list[Any], index: int, total: int) -> Any:
     """Trial ``index``'s value of one swept parameter: the choices in turn, ranges evenly spread.
 
     ``kind`` is the distribution's name (``choice``, ``uniform``, ``loguniform``,
@@ -30,6 +42,8 @@ ACCESS = ("ok", "not-logged-in", "forbidden", "no-workspace")
 class FakeService:
     """The outcome a fake Azure ML gives every run, and the calls it records.
 
+    Each fake also offers ``submissions`` (what was submitted) and ``created_computes``.
+
     Args:
         final_status: where every run ends (``Completed``, ``Failed``, ``Canceled``).
         statuses: states a run reports before that (default Queued, Running).
@@ -39,7 +53,8 @@ class FakeService:
         new_compute_state: provisioning state of a cluster created here
             (``Succeeded``, ``Failed``; v1 also ``Creating``, meaning it timed out).
         failures: ``{"<call name>": [ConnectionResetError(), ...]}``: errors raised
-            by the next calls of that name, one per call (None lets that call through).
+            by the next calls of that name, one per call (None lets that call through;
+            ``LostResponse(error)``: the service carries the call out, then ``error`` is raised).
         run_files: ``{path: bytes}``, the files the run holds (for downloads).
         trial_metrics, trial_statuses: for a sweep, what trial ``i`` reports
             and where it ends (default: Accuracy 0.9 + 0.001 i, Completed).
@@ -53,46 +68,67 @@ class FakeService:
 
     final_status: str = "Completed"
     statuses: list[str] = field(default_factory=lambda: ["Queued", "Running"])
-    metrics: dict = field(default_factory=lambda: {"Loss": [0.2, 0.1], "Accuracy": [0.95, 0.97],
+    metrics: dict[str, Any] = field(default_factory=lambda: {"Loss": [0.2, 0.1], "Accuracy": [0.95, 0.97],
                                                    "Final test loss": 0.1, "Final test accuracy": 0.97})
     log_lines: list[str] = field(default_factory=lambda: ["Epoch 1/2", "Epoch 2/2", "Final test accuracy: 0.9700"])
-    computes: set[str] = field(default_factory=set)
+    computes: set[str] | dict[str, str] = field(default_factory=set)
     new_compute_state: str = "Succeeded"
     failures: dict[str, list[BaseException]] = field(default_factory=dict)
     run_files: dict[str, bytes] = field(default_factory=lambda: {"outputs/model/model.keras": b"fake model",
                                                                  "outputs/training.png": b"png"})
-    trial_metrics: list[dict] = field(default_factory=list)
+    trial_metrics: list[dict[str, Any]] = field(default_factory=list)
     trial_statuses: list[str] = field(default_factory=list)
     access: str = "ok"
     interrupt_after: int | None = None
 
-    def trial_outcome(self, index: int) -> tuple[dict, str]:
+    def trial_outcome(self, index: int) -> tuple[dict[str, Any], str]:
         """What sweep trial ``index`` reports and the state it ends in."""
         metrics = (self.trial_metrics[index % len(self.trial_metrics)] if self.trial_metrics
                    else {"Accuracy": [0.9, 0.9 + 0.001 * index]})
         return metrics, self.trial_statuses[index] if index < len(self.trial_statuses) else "Completed"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.access not in ACCESS:
             raise ValueError(f"access must be one of {ACCESS}, not {self.access!r}")
         self.calls: list[tuple[str, object]] = []
-        for name in ("submissions", "created_computes"):  # a subclass may derive these from its service
-            if not isinstance(getattr(type(self), name, None), property):
-                setattr(self, name, [])
         self._stack = contextlib.ExitStack()
+        self._status_reads = 0
 
-    def _record(self, name: str, detail: object = None) -> None:
+    def _record(self, name: str, detail: object = None, action: Callable[[], Any] | None = None) -> Any:
+        """Record a service operation; carry it out with ``action`` unless a failure is due first.
+
+        Returns what ``action`` returns (None without one).
+        """
         self.calls.append((name, detail))
         pending = self.failures.get(name)
-        if pending:
-            error = pending.pop(0)
-            if error is not None:  # None: this call goes through, a later one fails
-                raise error
+        error = pending.pop(0) if pending else None  # None: this call goes through, a later one fails
+        if isinstance(error, LostResponse):
+            if action is not None:
+                action()
+            raise error.error
+        if error is not None:
+            raise error
+        result = action() if action is not None else None
+        lost = self._lost_response(name)
+        if lost is not None:
+            raise lost
+        return result
+
+    def _lost_response(self, name: str) -> BaseException | None:
+        """The error a carried-out call ``name`` answers with instead of its response (a fake may lose some)."""
+        return None
+
+    def _status_read(self) -> None:
+        """Counts status reads; the ``interrupt_after``-th is a Ctrl-C, raised where the SDK polls."""
+        self._status_reads += 1
+        if self.interrupt_after is not None and self._status_reads >= self.interrupt_after:
+            self.interrupt_after = None
+            raise KeyboardInterrupt
 
     @property
     def service_calls(self) -> list[str]:
         """The names of the service calls made so far, in order."""
         return [name for name, _ in self.calls]
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stack.close()

@@ -49,23 +49,18 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from types import SimpleNamespace
 from unittest import mock
 
-from ._service import FakeService, spread
+from ._service import FakeService, LostResponse, spread
+
+__all__ = ["BLOB", "DRIVER_LOG", "FAKE_HOST", "STUDIO", "FakeAzureML", "FakeComputeTarget", "FakeModel", "LostResponse"]
 
 FAKE_HOST = "https://fake.api.azureml.invalid"
 STUDIO = "https://ml.azure.com"  # the portal, as service discovery names it
 BLOB = "https://fake.blob.invalid"
 DRIVER_LOG = "azureml-logs/70_driver_log.txt"
-
-
-class LostResponse(Exception):
-    """In ``failures``: the service carries the call out, then ``error`` reaches the caller."""
-
-    def __init__(self, error: BaseException):
-        super().__init__(str(error))
-        self.error = error
 
 
 @dataclass
@@ -103,7 +98,7 @@ class _RunRecord:
         return self.statuses[0]
 
 
-def _http_error(status: int, message: str):
+def _http_error(status: int, message: str) -> Any:
     """msrest's real ``HttpOperationError`` for an HTTP ``status`` response."""
     from msrest.exceptions import HttpOperationError
 
@@ -118,13 +113,14 @@ def _http_error(status: int, message: str):
 class FakeComputeTarget:
     """What the imitated ``ComputeTarget.create`` returns: the cluster being provisioned."""
 
-    def __init__(self, name: str, provisioning_state: str, configuration):
+    def __init__(self, name: str, provisioning_state: str, configuration: Any) -> None:
         self.name = name
         self.provisioning_state = provisioning_state
         self.provisioning_errors = None if provisioning_state == "Succeeded" else [{"error": "fake failure"}]
         self.configuration = configuration
 
-    def wait_for_completion(self, show_output=False, min_node_count=None, timeout_in_minutes=20):
+    def wait_for_completion(self, show_output: bool = False, min_node_count: int | None = None,
+                            timeout_in_minutes: int = 20) -> None:
         self.timeout_in_minutes = timeout_in_minutes
 
 
@@ -144,40 +140,21 @@ class FakeAzureML(FakeService):
     compute_errors: dict = field(default_factory=dict)
     dataset_errors: dict = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         self.runs: list[_RunRecord] = []
         self._runs: dict[str, _RunRecord] = {}
         self.registered_models: list[FakeModel] = []
         self._assets: dict[str, str] = {}  # asset id -> the run folder it holds
-        self._status_reads = 0
-        self.datasets: dict[str, list] = {}
+        self.datasets: dict[str, list[Any]] = {}
         self._numbers = itertools.count(1)
-        self.workspace = None
+        self.workspace: Any = None
+        self.submissions: list[Any] = []  # the submitted run configurations, in order
+        self.created_computes: list[FakeComputeTarget] = []
 
-    # --- the record, and failures ------------------------------------------------------
+    # --- failures ------------------------------------------------------------------------
 
-    def _record(self, name: str, detail: object = None, action=None):
-        """Record a service operation; carry it out with ``action`` unless a failure is due first."""
-        self.calls.append((name, detail))
-        pending = self.failures.get(name)
-        if pending:
-            error = pending.pop(0)
-            if isinstance(error, LostResponse):
-                if action is not None:
-                    action()
-                raise error.error
-            raise error
-        return action() if action is not None else None
-
-    def _status_read(self) -> None:
-        """Counts status reads; the ``interrupt_after``-th is a Ctrl-C, raised where the SDK polls."""
-        self._status_reads += 1
-        if self.interrupt_after is not None and self._status_reads >= self.interrupt_after:
-            self.interrupt_after = None
-            raise KeyboardInterrupt
-
-    def _refuse_workspace(self, subscription_id: str, resource_group: str, workspace_name: str):
+    def _refuse_workspace(self, subscription_id: str, resource_group: str, workspace_name: str) -> None:
         """What ``get_workspace`` raises when this login may not read the workspace.
 
         Not logged in: the login's ``_get_arm_token`` raises ``AuthenticationException``
@@ -204,8 +181,10 @@ class FakeAzureML(FakeService):
 
     # --- runs ----------------------------------------------------------------------------
 
-    def _new_run(self, run_id, experiment, config, *, parent=None, metrics=None, final_status=None,
-                 statuses=None, arguments=None, run_type="azureml.scriptrun") -> _RunRecord:
+    def _new_run(self, run_id: str, experiment: str, config: Any, *, parent: str | None = None,
+                 metrics: dict[str, Any] | None = None, final_status: str | None = None,
+                 statuses: list[str] | None = None, arguments: list[str] | None = None,
+                 run_type: str = "azureml.scriptrun") -> _RunRecord:
         if arguments is None:
             arguments = [str(a) for a in (getattr(config, "arguments", None) or [])]
         record = _RunRecord(run_id, experiment, next(self._numbers),
@@ -217,7 +196,7 @@ class FakeAzureML(FakeService):
             self.runs.append(record)
         return record
 
-    def _run_dto(self, record: _RunRecord):
+    def _run_dto(self, record: _RunRecord) -> Any:
         from azureml._restclient.models import RunDto
 
         return RunDto(run_id=record.run_id, run_number=record.number, root_run_id=record.parent or record.run_id,
@@ -233,7 +212,7 @@ class FakeAzureML(FakeService):
     def _log_text(self, url: str) -> str:
         return "\n".join(self.log_lines) + "\n" if url.startswith(BLOB) else ""
 
-    def _submit_hyperdrive(self, config, run_id: str, experiment: str, sent: dict):
+    def _submit_hyperdrive(self, config: Any, run_id: str, experiment: str, sent: dict[str, Any]) -> _RunRecord:
         parent = self._new_run(run_id, experiment, config, metrics={},
                                arguments=[str(a) for a in config.run_config.arguments],
                                run_type="hyperdrive")
@@ -256,7 +235,7 @@ class FakeAzureML(FakeService):
 
     # --- the patched service operations ----------------------------------------------------
 
-    def _patches(self):
+    def _patches(self) -> list[Any]:
         import azureml._restclient.service_context as service_context
         import azureml.core.compute.compute as compute_module
         import azureml.core.run as run_module
@@ -284,22 +263,23 @@ class FakeAzureML(FakeService):
         class FakeAuthentication(AbstractAuthentication):
             """A login that never talks to Azure AD."""
 
-            def __init__(self, *args, **kwargs):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__()
 
-            def _get_arm_token(self):
+            def _get_arm_token(self) -> str:
                 return "fake-token"
 
-            def _get_graph_token(self):
+            def _get_graph_token(self) -> str:
                 return "fake-token"
 
-            def _get_all_subscription_ids(self):
+            def _get_all_subscription_ids(self) -> tuple[list[str], bool]:
                 return [], False
 
-            def get_authentication_header(self):
+            def get_authentication_header(self) -> dict[str, str]:
                 return {"Authorization": "Bearer fake-token"}
 
-        def get_workspace(auth, subscription_id, resource_group, workspace_name, *args, **kwargs):
+        def get_workspace(auth: Any, subscription_id: Any, resource_group: Any, workspace_name: Any, *args: Any,
+                          **kwargs: Any) -> Any:
             # mirrors azureml._project._commands.get_workspace: the ARM read of the workspace
             if fake.access != "ok":
                 return fake._record("Workspace.get", workspace_name, lambda: fake._refuse_workspace(
@@ -308,34 +288,34 @@ class FakeAzureML(FakeService):
                 location="eastus", discovery_url=FAKE_HOST + "/discovery", workspaceid=f"id-{workspace_name}",
                 sku="basic", tags={}, sdk_telemetry_app_insights_key=None))
 
-        def get_or_create_experiment(client, experiment_name, **kwargs):
+        def get_or_create_experiment(client: Any, experiment_name: Any, **kwargs: Any) -> Any:
             return ExperimentDto(experiment_id=f"id-{experiment_name}", name=experiment_name)
 
-        def get_experiment_by_id(client, experiment_id, **kwargs):
+        def get_experiment_by_id(client: Any, experiment_id: Any, **kwargs: Any) -> Any:
             return ExperimentDto(experiment_id=experiment_id, name=experiment_id[3:])
 
-        def workspace_get_run(client, run_id, **kwargs):
-            def find():
+        def workspace_get_run(client: Any, run_id: Any, **kwargs: Any) -> Any:
+            def find() -> Any:
                 if run_id not in fake._runs:
                     from azureml._restclient.exceptions import ServiceException
                     raise ServiceException(_http_error(404, f"Run {run_id} not found"))
                 return fake._run_dto(fake._runs[run_id])
             return fake._record("Run.get", run_id, find)
 
-        def get_run(client, **kwargs):
+        def get_run(client: Any, **kwargs: Any) -> Any:
             # mirrors RunClient.get_run, which Run.get_status reads (refresh_run_dto): time passes per read
-            def read():
+            def read() -> Any:
                 fake._status_read()
                 record = fake._runs[client._run_id]
                 record.status(advance=True)
                 return fake._run_dto(record)
             return fake._record("Run.get_status", client._run_id, read)
 
-        def patch_run(client, create_run_dto, **kwargs):
+        def patch_run(client: Any, create_run_dto: Any, **kwargs: Any) -> Any:
             return fake._run_dto(fake._runs[client._run_id])
 
-        def get_runstatus(client, **kwargs):
-            def read():
+        def get_runstatus(client: Any, **kwargs: Any) -> Any:
+            def read() -> Any:
                 fake._status_read()
                 record = fake._runs[client._run_id]
                 status = record.status(advance=True)
@@ -347,40 +327,42 @@ class FakeAzureML(FakeService):
                                                      "target": "gpu-cluster", "framework": "Python"})
             return fake._record("Run.get_status", client._run_id, read)
 
-        def get_child_runs(client, root_run_id, recursive=False, **kwargs):
+        def get_child_runs(client: Any, root_run_id: Any, recursive: Any = False, **kwargs: Any) -> Any:
             children = [r for r in fake._runs.values() if r.parent == client._run_id]
             return fake._record("Run.get_children", client._run_id,
                                 lambda: [fake._run_dto(child) for child in children])
 
-        def post_event_canceled(client, **kwargs):
-            def cancel():
+        def post_event_canceled(client: Any, **kwargs: Any) -> None:
+            def cancel() -> None:
                 fake._runs[client._run_id].canceled = True
             fake._record("Run.cancel", client._run_id, cancel)
 
-        def get_all_metrics_v2(client, name=None, run_ids=None, **kwargs):
+        def get_all_metrics_v2(client: Any, name: Any = None, run_ids: Any = None, **kwargs: Any) -> Any:
             metrics = fake._record("Run.get_metrics", client._run_id, lambda: dict(fake._runs[client._run_id].metrics))
             return {key: value for key, value in metrics.items() if name is None or key == name}
 
         def run_id_of(container: str) -> str:
             return container.split("dcid.", 1)[1]
 
-        def get_file_paths(client, origin, container, **kwargs):
+        def get_file_paths(client: Any, origin: Any, container: Any, **kwargs: Any) -> Any:
             return fake._record("Run.get_file_names", run_id_of(container), lambda: sorted(fake.run_files))
 
-        def get_files_by_artifact_prefix_id(client, prefix_id, **kwargs):
+        def get_files_by_artifact_prefix_id(client: Any, prefix_id: Any, **kwargs: Any) -> Any:
             _, container, prefix = prefix_id.split("/", 2)
             if container.startswith("dcid.") and not prefix.startswith(("user_logs", "system_logs")):
                 return [(name, f"{BLOB}/{name}") for name in sorted(fake.run_files) if name.startswith(prefix)]
             return []
 
-        def download_artifact(client, origin, container, path, output_file_path, *args, **kwargs):
+        def download_artifact(client: Any, origin: Any, container: Any, path: Any, output_file_path: Any, *args: Any,
+                              **kwargs: Any) -> None:
             fake._record("Run.download_file", path,
                          lambda: Path(output_file_path).write_bytes(fake.run_files[path]))
 
-        def register_model(client, name, tags=None, run_id=None, url=None, experiment_name=None, **kwargs):
+        def register_model(client: Any, name: Any, tags: Any = None, run_id: Any = None, url: Any = None,
+                           experiment_name: Any = None, **kwargs: Any) -> Any:
             from azureml._restclient.models import Model as ModelDto
 
-            def register():
+            def register() -> Any:
                 version = 1 + sum(1 for model in fake.registered_models if model.name == name)
                 model = FakeModel(name=name, version=version, tags=dict(tags or {}), run_id=run_id,
                                   model_path=fake._assets.get((url or "").rsplit("/", 1)[-1], url or ""))
@@ -388,28 +370,32 @@ class FakeAzureML(FakeService):
                 return _model_dto(model, ModelDto, experiment_name)
             return fake._record("Run.register_model", name, register)
 
-        def query_models(client, name=None, run_id=None, **kwargs):
+        def query_models(client: Any, name: Any = None, run_id: Any = None, **kwargs: Any) -> Any:
             from azureml._restclient.models import Model as ModelDto
 
             return fake._record("Model.list", name, lambda: [
                 _model_dto(model, ModelDto) for model in fake.registered_models
                 if (name is None or model.name == name) and (run_id is None or model.run_id == run_id)])
 
-        def create_asset(client, model_name, artifacts, metadata_dict=None, run_id=None, **kwargs):
+        def create_asset(client: Any, model_name: Any, artifacts: Any, metadata_dict: Any = None, run_id: Any = None,
+                         **kwargs: Any) -> Any:
             # mirrors AssetsClient.create_asset: an asset over the run's files under the model's prefix
             asset_id = f"asset-{len(fake._assets) + 1}"
             fake._assets[asset_id] = artifacts[0]["prefix"].split("/", 2)[-1]
             return SimpleNamespace(id=asset_id)
 
-        def start_internal(project_object, run_config_object, run_id=None, **kwargs):
+        def start_internal(project_object: Any, run_config_object: Any, run_id: Any = None, **kwargs: Any) -> Any:
             # mirrors azureml._execution._commands._start_internal: snapshot upload + the start-run POST
             experiment = project_object.history.name
             config = fake._pending_config
-            fake._record("Experiment.submit", experiment, lambda: (
-                fake._new_run(run_id, experiment, config), fake.submissions.append(config)))
+            def submit() -> None:
+                fake._new_run(run_id, experiment, config)
+                fake.submissions.append(config)
+
+            fake._record("Experiment.submit", experiment, submit)
             return execution._get_run_details(project_object, run_config_object, run_id, snapshot_id="snapshot")
 
-        def create_hyperdrive(client, run_id, config_file, **kwargs):
+        def create_hyperdrive(client: Any, run_id: Any, config_file: Any, **kwargs: Any) -> Any:
             config = fake._pending_config
             sent = json.load(config_file)
             experiment = sent["name"]
@@ -417,12 +403,12 @@ class FakeAzureML(FakeService):
                          lambda: fake._submit_hyperdrive(config, run_id, experiment, sent))
             return SimpleNamespace(result=SimpleNamespace(platform_config={"ParentRunId": run_id}))
 
-        def create_hyperdrive_without_id(client, config_file, **kwargs):
+        def create_hyperdrive_without_id(client: Any, config_file: Any, **kwargs: Any) -> Any:
             # HyperDrive names the parent itself when no custom run id is given
             return create_hyperdrive(client, f"HD_{next(fake._numbers):08d}", config_file)
 
-        def cancel_hyperdrive(client, run_id, run_history_host, **kwargs):
-            def cancel():
+        def cancel_hyperdrive(client: Any, run_id: Any, run_history_host: Any, **kwargs: Any) -> Any:
+            def cancel() -> None:
                 for record in fake._runs.values():
                     if record.run_id == run_id or (record.parent == run_id and not record.status(False) in
                                                    ("Completed", "Failed")):
@@ -430,13 +416,14 @@ class FakeAzureML(FakeService):
             fake._record("Run.cancel", run_id, cancel)
             return True
 
-        def spy_submit(experiment, config, *args, **kwargs):
+        def spy_submit(experiment: Any, config: Any, *args: Any, **kwargs: Any) -> Any:
             fake._pending_config = config
             return real_submit(experiment, config, *args, **kwargs)
 
-        def get_dataset_by_name(subscription_id, resource_group, workspace_name, dataset_name=None,
-                                version_id=None, **kwargs):
-            def find():
+        def get_dataset_by_name(subscription_id: Any, resource_group: Any, workspace_name: Any,
+                                dataset_name: Any = None,
+                                version_id: Any = None, **kwargs: Any) -> Any:
+            def find() -> Any:
                 status = fake.dataset_errors.get(dataset_name)
                 if status:
                     raise _http_error(status, f"Request for dataset {dataset_name} refused")
@@ -447,12 +434,13 @@ class FakeAzureML(FakeService):
                 return found[-1]
             return fake._record("Dataset.get_by_name", dataset_name, find)
 
-        def fetch_v2_data_asset(workspace, name, version):
+        def fetch_v2_data_asset(workspace: Any, name: Any, version: Any) -> None:
             raise _http_error(fake.dataset_errors.get(name) or 404, f"Data asset {name} not found")
 
-        def register_dataset(dataset, workspace, name, description=None, tags=None, create_new_version=False):
+        def register_dataset(dataset: Any, workspace: Any, name: Any, description: Any = None, tags: Any = None,
+                             create_new_version: Any = False) -> Any:
             # imitates FileDataset.register: a new version per call
-            def register():
+            def register() -> Any:
                 from azureml.data.abstract_dataset import _DatasetRegistration
 
                 versions = fake.datasets.setdefault(name, [])
@@ -464,9 +452,9 @@ class FakeAzureML(FakeService):
                 return registered
             return fake._record("FileDataset.register", name, register)
 
-        def compute_create(workspace, name, provisioning_configuration):
+        def compute_create(workspace: Any, name: Any, provisioning_configuration: Any) -> Any:
             # imitates ComputeTarget.create (+ its provisioning poll, see FakeComputeTarget)
-            def create():
+            def create() -> Any:
                 target = FakeComputeTarget(name, fake.new_compute_state, provisioning_configuration)
                 fake.created_computes.append(target)
                 if fake.new_compute_state == "Succeeded":
@@ -537,14 +525,14 @@ class FakeAzureML(FakeService):
         return self
 
 
-def _model_dto(model: FakeModel, dto_class, experiment_name=None):
+def _model_dto(model: FakeModel, dto_class: Any, experiment_name: Any = None) -> Any:
     return dto_class(name=model.name, url=f"aml://asset/{model.model_path}", mime_type="application/json",
                      id=f"{model.name}:{model.version}", version=model.version, run_id=model.run_id,
                      experiment_name=experiment_name, kv_tags=dict(model.tags), properties={},
                      datasets=[], created_time=datetime.datetime(2024, 1, 1))
 
 
-def _sampled_values(config, index: int) -> dict:
+def _sampled_values(config: Any, index: int) -> dict:
     """Child ``index``'s values of the HyperDrive parameter space, keyed by flag (as HyperDrive tags them)."""
     values = {}
     for flag, (kind, parameters) in config._generator_config["parameter_space"].items():
@@ -556,13 +544,13 @@ def _sampled_values(config, index: int) -> dict:
 class _ComputeProvider:
     """An HTTP session for the compute Resource Provider (``ComputeTarget._get``'s GET)."""
 
-    def __init__(self, fake: FakeAzureML):
+    def __init__(self, fake: FakeAzureML) -> None:
         self.fake = fake
 
-    def get(self, url, params=None, headers=None, **kwargs):
+    def get(self, url: Any, params: Any = None, headers: Any = None, **kwargs: Any) -> Any:
         name = url.rstrip("/").rsplit("/", 1)[-1]
 
-        def answer():
+        def answer() -> Any:
             status = self.fake.compute_errors.get(name)
             computes = self.fake.computes
             if status is None:
@@ -574,7 +562,7 @@ class _ComputeProvider:
         return self.fake._record("ComputeTarget", name, answer)
 
 
-def _aml_compute_payload(url: str, name: str, vm_size: str) -> dict:
+def _aml_compute_payload(url: str, name: str, vm_size: str | None) -> dict[str, Any]:
     """The RP's JSON for an existing AmlCompute cluster (what ``AmlCompute.deserialize`` reads)."""
     return {"id": url.split("?")[0].split(".invalid", 1)[-1], "name": name, "location": "eastus", "tags": None,
             "properties": {"computeType": "AmlCompute", "isAttachedCompute": False, "provisioningErrors": None,

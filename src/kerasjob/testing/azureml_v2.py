@@ -48,9 +48,14 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 from unittest import mock
 
 from ._service import FakeService, spread
+
+__all__ = ["ARM", "FINAL", "GROUPS", "LOGS_HOST", "SUBSCRIPTION", "VERSIONED", "FakeCredential", "FakeMLClient",
+           "FakeRunHistory", "FakeTransport"]
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 ARM = "https://management.azure.com"
@@ -67,7 +72,7 @@ VERSIONED = ("data", "models", "environments", "codes")
 class FakeCredential:
     """An ``azure-identity``-like credential whose tokens only the fake accepts."""
 
-    def get_token(self, *scopes, **kwargs):
+    def get_token(self, *scopes: Any, **kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
 
         return AccessToken("fake-token", 4102444800)
@@ -81,10 +86,10 @@ class _FakeLogin:
     ``az login``: ``CredentialUnavailableError``, a ``ClientAuthenticationError``.
     """
 
-    def __init__(self, fake: "FakeMLClient", credential):
+    def __init__(self, fake: "FakeMLClient", credential: Any) -> None:
         self.fake, self.credential = fake, credential
 
-    def get_token(self, *scopes, **kwargs):
+    def get_token(self, *scopes: Any, **kwargs: Any) -> Any:
         if self.fake.access == "not-logged-in":
             from azure.identity import CredentialUnavailableError
 
@@ -105,22 +110,22 @@ class FakeTransport:
     ``Workspaces.get``, ``Logs.get`` (a log file); a container GET is ``<Group>.get_container``.
     """
 
-    def __init__(self, fake: "FakeMLClient"):
+    def __init__(self, fake: "FakeMLClient") -> None:
         self.fake = fake
 
-    def __enter__(self):
+    def __enter__(self) -> FakeTransport:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         pass
 
-    def open(self):
+    def open(self) -> None:
         pass
 
-    def close(self):
+    def close(self) -> None:
         pass
 
-    def send(self, request, **kwargs):
+    def send(self, request: Any, **kwargs: Any) -> Any:
         from urllib.parse import urlparse
 
         url = urlparse(request.url)
@@ -136,7 +141,7 @@ class FakeTransport:
         return self._response(request, status, payload, headers=headers[0] if headers else None)
 
     @staticmethod
-    def _response(request, status: int, payload, text: bool = False, headers: dict | None = None):
+    def _response(request: Any, status: int, payload: Any, text: bool = False, headers: dict | None = None) -> Any:
         import requests
         from azure.core.pipeline._tools import is_rest
         from azure.core.pipeline.transport._requests_basic import RequestsTransportResponse
@@ -163,11 +168,11 @@ def _error(code: str, message: str, status: int) -> tuple[int, dict]:
 class _Workspace:
     """The ARM side: resources by path, versions, jobs and their state. Mirrors the REST API's answers."""
 
-    def __init__(self, fake: "FakeMLClient"):
+    def __init__(self, fake: "FakeMLClient") -> None:
         self.fake = fake
         self.resources: dict[str, dict] = {}
 
-    def handle(self, method: str, path: str, rest: list[str], body):
+    def handle(self, method: str, path: str, rest: list[str], body: Any) -> tuple[Any, ...]:
         fake = self.fake
         refused = self._refusal(path)
         if refused is not None:
@@ -198,7 +203,7 @@ class _Workspace:
             error = {} if state == "Succeeded" else {"error": {"code": "QuotaExceeded", "message": f"Cluster {state}"}}
             return 200, {"status": state, **error}
         if method == "PUT":
-            fake._record(f"{group}.create_or_update", key, act=lambda: self._put(path, rest, body))
+            fake._record(f"{group}.create_or_update", key, lambda: self._put(path, rest, body))
             if rest[0] == "computes":
                 workspace = path.split("/computes/")[0]
                 return 201, self._get(rest), {"Azure-AsyncOperation": f"{ARM}{workspace}/operationResults/{rest[1]}",
@@ -220,9 +225,10 @@ class _Workspace:
             return _error("UserError", f"{'/'.join(rest)} was not found in the fake workspace", 404)
         return 200, found
 
-    def _refusal(self, path: str):
+    def _refusal(self, path: str) -> tuple[int, dict[str, Any]] | None:
         """ARM's answer to a login without a role (403) or for a workspace that does not exist (404)."""
         match = _WORKSPACE_PATH.match(path)
+        assert match is not None  # handle() serves workspace paths only
         if self.fake.access == "forbidden":
             self.fake._record("Refused", path)
             return _error("AuthorizationFailed", "The client 'fake-user' with object id '0' does not have "
@@ -235,7 +241,7 @@ class _Workspace:
                           "details please go to https://aka.ms/ARMResourceNotFoundFix", 404)
         return None
 
-    def _get(self, rest: list[str]):
+    def _get(self, rest: list[str]) -> Any:
         if rest[0] == "datastores" and len(rest) == 2:
             return self.fake._datastore_json(rest[1])
         found = self.resources.get("/".join(rest))
@@ -254,7 +260,7 @@ class _Workspace:
             self.fake._start_job(rest[1], resource)
         self.resources["/".join(rest)] = resource
 
-    def _container(self, path: str, rest: list[str]):
+    def _container(self, path: str, rest: list[str]) -> tuple[int, dict[str, Any]]:
         prefix = "/".join(rest) + "/versions/"
         versions = [name[len(prefix):] for name in self.resources if name.startswith(prefix)]
         if not versions:
@@ -280,14 +286,16 @@ class FakeRunHistory:
     ``RunsOperations.get_child`` (real run-history ``Run`` records, passed through ``cls``).
     """
 
-    def __init__(self, fake: "FakeMLClient"):
+    def __init__(self, fake: "FakeMLClient") -> None:
         self.fake = fake
         self.runs = self
 
-    def get_details(self, subscription_id, resource_group_name, workspace_name, run_id, **kwargs):
+    def get_details(self, subscription_id: Any, resource_group_name: Any, workspace_name: Any, run_id: Any,
+                    **kwargs: Any) -> Any:
         from azure.ai.ml._restclient.runhistory.models._models_py3 import ErrorResponse, RootError, RunDetails
 
         fake = self.fake
+        fake._status_read()  # a Ctrl-C at the interrupt_after-th poll, inside the SDK's waiting loop
         fake._record("RunHistory.get_details", run_id)
         status = fake._advance(run_id)
         error = None
@@ -296,12 +304,13 @@ class FakeRunHistory:
         logs = {"user_logs/std_log.txt": f"{LOGS_HOST}/logs/{run_id}/std_log.txt"} if status != "NotStarted" else {}
         return RunDetails(run_id=run_id, status=status, log_files=logs, error=error)
 
-    def get_child(self, subscription_id, resource_group_name, workspace_name, run_id, top=None, cls=None, **kwargs):
+    def get_child(self, subscription_id: Any, resource_group_name: Any, workspace_name: Any, run_id: Any,
+                  top: Any = None, cls: Any = None, **kwargs: Any) -> Any:
         from azure.ai.ml._restclient.runhistory.models import Run
 
         fake = self.fake
         fake._record("RunHistory.get_child", run_id)
-        records = []
+        records: list[Any] = []
         for name in fake._children.get(run_id, []):
             job = fake._workspace.resources[f"jobs/{name}"]
             records.append(Run(run_id=name, parent_run_id=run_id, status=fake._jobs[name]["status"],
@@ -316,10 +325,11 @@ class _RecordingStorage:
 
     container = file_system = "fake-container"
 
-    def __init__(self, fake: "FakeMLClient"):
+    def __init__(self, fake: "FakeMLClient") -> None:
         self.fake = fake
 
-    def upload(self, local_path, asset_hash=None, name=None, version=None, **kwargs):
+    def upload(self, local_path: Any, asset_hash: Any = None, name: Any = None, version: Any = None,
+               **kwargs: Any) -> Any:
         self.fake._record("Storage.upload", str(local_path))
         self.fake.uploads.append(Path(local_path))
         remote = f"LocalUpload/{asset_hash or uuid.uuid4().hex}/{Path(local_path).name}"
@@ -350,7 +360,7 @@ class FakeMLClient(FakeService):
     error_message: str = "Execution failed. User process 'python' exited with status code 1."
     broken_children: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         self._workspace = _Workspace(self)
         self._jobs: dict[str, dict] = {}  # name -> {"status", "pending", "metrics", "params"}
@@ -360,7 +370,7 @@ class FakeMLClient(FakeService):
         self.uploads: list[Path] = []
         self.credentials: list = []
         self._store_dir: str | None = None
-        self.ml_client = None
+        self.ml_client: Any = None
         self.computes = set(self.computes)
         for name in self.computes:
             self._workspace.resources[f"computes/{name}"] = {
@@ -371,19 +381,17 @@ class FakeMLClient(FakeService):
 
     # -- the record and injected failures ------------------------------------------------------------
 
-    def _record(self, name: str, detail: object = None, act=None) -> None:
-        super()._record(name, detail)
-        if act is not None:
-            act()
-        if self.lost_responses.get(name):
-            from azure.core.exceptions import ServiceResponseError
+    def _lost_response(self, name: str) -> BaseException | None:
+        if not self.lost_responses.get(name):
+            return None
+        from azure.core.exceptions import ServiceResponseError
 
-            self.lost_responses[name] -= 1
-            raise ServiceResponseError(f"Connection reset while reading the response to {name}")
+        self.lost_responses[name] -= 1
+        return ServiceResponseError(f"Connection reset while reading the response to {name}")
 
     # -- views of the stored resources as SDK entities -----------------------------------------------
 
-    def _entities(self, collection: str, load) -> dict[str, list]:
+    def _entities(self, collection: str, load: Callable[[dict[str, Any]], Any]) -> dict[str, list[Any]]:
         found: dict[str, list] = {}
         for key, resource in self._workspace.resources.items():
             parts = key.split("/")
@@ -391,7 +399,7 @@ class FakeMLClient(FakeService):
                 found.setdefault(parts[1], []).append(load(copy.deepcopy(resource)))
         return found
 
-    def _rest(self, model: str, resource: dict):
+    def _rest(self, model: str, resource: dict) -> Any:
         """The REST model the SDK deserialises a response into (``arm_ml_service``)."""
         from azure.ai.ml._restclient.arm_ml_service import models
         from azure.ai.ml._restclient.arm_ml_service._utils.model_base import _deserialize
@@ -437,6 +445,7 @@ class FakeMLClient(FakeService):
 
     def _workspace_json(self, path: str) -> dict:
         match = _WORKSPACE_PATH.match(path)
+        assert match is not None  # handle() serves workspace paths only
         subscription, group, name = match.group(1), match.group(2), match.group(3)
         return {"id": path, "name": name, "location": "westeurope", "kind": "Default",
                 "properties": {"mlFlowTrackingUri": self.tracking_uri_for(subscription, group, name),
@@ -483,7 +492,7 @@ class FakeMLClient(FakeService):
         from azure.ai.ml.sweep import SweepJob
 
         properties = sweep["properties"]
-        entity = SweepJob._from_rest_object(self._rest("JobBase", copy.deepcopy(sweep)))
+        entity: Any = SweepJob._from_rest_object(self._rest("JobBase", copy.deepcopy(sweep)))  # has limits, a space
         total = entity.limits.max_total_trials
         names = []
         for index in range(total):
@@ -550,11 +559,16 @@ class FakeMLClient(FakeService):
                 f"{group}/providers/Microsoft.MachineLearningServices/workspaces/{workspace}")
 
     @property
-    def store_uri(self) -> str:
-        """The local SQLite MLflow store standing in for the workspace's (created on first use)."""
+    def store_dir(self) -> str:
+        """The folder of the local MLflow store (created on first use)."""
         if self._store_dir is None:
             self._store_dir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="fake-azureml-mlflow-"))
-        return f"sqlite:///{self._store_dir}/mlflow.db"
+        return self._store_dir
+
+    @property
+    def store_uri(self) -> str:
+        """The local SQLite MLflow store standing in for the workspace's (created on first use)."""
+        return f"sqlite:///{self.store_dir}/mlflow.db"
 
     def _create_tracking_run(self, experiment: str, metrics: dict, params: dict) -> str:
         from mlflow.entities import Metric, Param
@@ -563,7 +577,7 @@ class FakeMLClient(FakeService):
         client = MlflowClient(tracking_uri=self.store_uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(
-            experiment, artifact_location=Path(self._store_dir, "artifacts").as_uri())
+            experiment, artifact_location=Path(self.store_dir, "artifacts").as_uri())
         run_id = client.create_run(experiment_id).info.run_id
         logged = []
         for name, value in metrics.items():
@@ -572,7 +586,7 @@ class FakeMLClient(FakeService):
         client.log_batch(run_id, metrics=logged, params=[Param(k, str(v)) for k, v in params.items()])
         return run_id
 
-    def _plugin_store(self, service_context):
+    def _plugin_store(self, service_context: Any) -> Any:
         """Replaces azureml-mlflow's ``AzureMLRestStore(service_context)``: the local store, job names as run ids."""
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
@@ -581,19 +595,20 @@ class FakeMLClient(FakeService):
         self._record("MLflow.store", service_context.workspace_name)
 
         class JobNamedStore(SqlAlchemyStore):
-            def get_run(self, run_id):
+            def get_run(self, run_id: Any) -> Any:
                 return super().get_run(fake._run_ids.get(run_id, run_id))
 
-        return JobNamedStore(self.store_uri, Path(self._store_dir, "artifacts").as_uri())
+        return JobNamedStore(self.store_uri, Path(self.store_dir, "artifacts").as_uri())
 
     # -- patches ------------------------------------------------------------------------------------
 
-    def _runs_operations(self, job_operations):
+    def _runs_operations(self, job_operations: Any) -> Any:
         from azure.ai.ml.operations._run_operations import RunOperations
 
-        return RunOperations(job_operations._operation_scope, job_operations._operation_config, self._run_history)
+        return RunOperations(job_operations._operation_scope, job_operations._operation_config,
+                             self._run_history)  # type: ignore[arg-type]  # a duck-typed run-history client
 
-    def _download(self, uri: str, destination: str, datastore_operation) -> str:
+    def _download(self, uri: str, destination: str, datastore_operation: Any) -> str:
         """Mirrors ``download_artifact_from_aml_uri``: the job's files under ``destination``."""
         self._record("Storage.download", uri)
         for relative, content in self.run_files.items():
@@ -617,22 +632,11 @@ class FakeMLClient(FakeService):
         real_init = MLClient.__init__
         fake = self
 
-        def init(client, credential=None, *args, **kwargs):
+        def init(client: Any, credential: Any = None, *args: Any, **kwargs: Any) -> None:
             real_init(client, _FakeLogin(fake, credential), *args,
                       **{**kwargs, "transport": fake.transport, "retry_total": 0})
 
-        polls = {"count": 0}
-        real_details = self._run_history.get_details
-
-        def get_details(*args, **kwargs):
-            polls["count"] += 1
-            if fake.interrupt_after is not None and polls["count"] >= fake.interrupt_after:
-                fake.interrupt_after = None
-                raise KeyboardInterrupt
-            return real_details(*args, **kwargs)
-
-        self._run_history.get_details = get_details
-        patches = [
+        patches: list[Any] = [
             mock.patch.object(MLClient, "__init__", init),
             mock.patch.object(JobOperations, "_runs_operations", property(self._runs_operations)),
             mock.patch.object(helper, "_wait_before_polling", lambda seconds: 0),

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["DATA_FOLDER_FLAG", "EPOCH_METRICS", "FINAL_METRICS", "HYPERPARAMETERS", "METRICS", "Hyperparameter",
+           "flag_for"]
+
 
 @dataclass(frozen=True)
 class Hyperparameter:
@@ -28,7 +31,7 @@ def flag_for(name: str) -> str:
 
 
 #: The seed walkthrough's hyperparameters, plus ``epochs`` (its sample hard-codes 20).
-HYPERPARAMETERS = {
+HYPERPARAMETERS: dict[str, Hyperparameter] = {
     "batch_size": Hyperparameter(int, 50, 1, "mini-batch size"),
     "first_layer_neurons": Hyperparameter(int, 300, 1, "units in the first hidden layer"),
     "second_layer_neurons": Hyperparameter(int, 100, 1, "units in the second hidden layer"),

@@ -17,13 +17,28 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-# Sibling helpers: this folder is the job's whole source directory.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contract import DATA_FOLDER_FLAG, HYPERPARAMETERS, flag_for  # noqa: E402
-from mnist_data import MnistFormatError, load_mnist  # noqa: E402
-from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name  # noqa: E402
+if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also are
+    from kerasjob.training.contract import DATA_FOLDER_FLAG, HYPERPARAMETERS, flag_for
+    from kerasjob.training.mnist_data import MnistFormatError, load_mnist
+    from kerasjob.training.multi_worker import (MultiWorkerTrainer, cluster_from_environment, is_chief,
+                                                weights_digest, worker_name)
+else:  # at run time, sibling helpers: this folder is the job's whole source directory (no kerasjob installed)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from contract import DATA_FOLDER_FLAG, HYPERPARAMETERS, flag_for
+    from mnist_data import MnistFormatError, load_mnist
+    from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name
+
+__all__ = ["Tracker", "build_datasets", "build_model", "main", "parse_args", "save_plot", "tracking_configured",
+           "train_multi_worker", "train_single"]
+
+#: What ``load_mnist`` returns: ``(x_train, y_train, x_test, y_test)``.
+Data = tuple[Any, Any, Any, Any]
+#: ``on_epoch(epoch, train_loss, test_loss, test_accuracy)``.
+EpochCallback = Callable[[int, float, float, float], None]
 
 OUTPUTS = Path("outputs")
 EVAL_BATCH_SIZE = 2000  # evaluation only: its batch size does not change what is learned
@@ -58,7 +73,7 @@ class Tracker:
     """
 
     def __init__(self, chief: bool):
-        self.mlflow = None
+        self.mlflow: Any = None
         self.metrics_file = os.environ.get("KERASJOB_METRICS_FILE") if chief else None
         if chief and not self.metrics_file and tracking_configured():
             import mlflow
@@ -93,7 +108,7 @@ def tracking_configured() -> bool:
     return bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_RUN_ID"))
 
 
-def build_datasets(tf, data, batch_size: int, seed: int | None):
+def build_datasets(tf: Any, data: Data, batch_size: int, seed: int | None) -> tuple[Any, Any]:
     x_train, y_train, x_test, y_test = data
     # float32 features and sparse uint8 labels: half the bytes of float64 + one-hot, same maths.
     train = (
@@ -107,7 +122,7 @@ def build_datasets(tf, data, batch_size: int, seed: int | None):
     return train, test
 
 
-def build_model(keras, args: argparse.Namespace):
+def build_model(keras: Any, args: argparse.Namespace) -> Any:
     model = keras.Sequential(
         [
             keras.Input(shape=(784,)),
@@ -145,10 +160,11 @@ def save_plot(history: dict[str, list[float]], path: Path) -> None:
     plt.close(figure)
 
 
-def train_single(tf, keras, args, data, on_epoch):
+def train_single(tf: Any, keras: Any, args: argparse.Namespace, data: Data,
+                 on_epoch: EpochCallback) -> tuple[Any, float, float]:
     """One process: Keras's own ``fit`` with the fast settings of ``build_model``."""
     class ReportEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:  # Keras passes the epoch's logs dict
             on_epoch(epoch, float(logs["loss"]), float(logs["val_loss"]), float(logs["val_accuracy"]))
 
     train, test = build_datasets(tf, data, args.batch_size, args.seed)
@@ -158,7 +174,8 @@ def train_single(tf, keras, args, data, on_epoch):
     return model, float(loss), float(accuracy)
 
 
-def train_multi_worker(tf, keras, args, data, on_epoch, chief: bool):
+def train_multi_worker(tf: Any, keras: Any, args: argparse.Namespace, data: Data, on_epoch: EpochCallback,
+                       chief: bool) -> tuple[Any, float, float]:
     """Several workers (``TF_CONFIG``): data parallel; only the chief evaluates."""
     trainer = MultiWorkerTrainer(tf, keras, args, data, build_model)
     _, test = build_datasets(tf, data, args.batch_size, args.seed)

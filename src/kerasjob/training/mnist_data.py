@@ -12,10 +12,18 @@ Example:
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["MNIST_FILES", "MnistFormatError", "check_mnist_files", "find_mnist_files", "load_mnist", "read_idx_header"]
 
 #: role -> file name without ``.gz``, as every MNIST mirror names them.
 MNIST_FILES = {
@@ -61,7 +69,7 @@ def find_mnist_files(folder: str | os.PathLike) -> dict[str, Path]:
     return found
 
 
-def _open(path: Path):
+def _open(path: Path) -> gzip.GzipFile | io.BufferedReader:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
@@ -141,7 +149,8 @@ def check_mnist_files(files: dict[str, Path]) -> dict[str, int]:
     return counts
 
 
-def load_mnist(folder: str | os.PathLike):
+def load_mnist(folder: str | os.PathLike,
+               ) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.float32], NDArray[np.uint8]]:
     """Load MNIST as ``(x_train, y_train, x_test, y_test)``.
 
     Images are float32 in [0, 1], flattened to 784 values; labels are uint8
@@ -152,13 +161,13 @@ def load_mnist(folder: str | os.PathLike):
     files = find_mnist_files(folder)
     check_mnist_files(files)
 
-    def read(role: str):
+    def read(role: str) -> NDArray[np.uint8]:
         with _open(files[role]) as handle:
             raw = handle.read()
         offset = 16 if role.endswith("images") else 8
         return np.frombuffer(raw, dtype=np.uint8, offset=offset)
 
-    def images(role: str):
+    def images(role: str) -> NDArray[np.float32]:
         return (read(role).reshape(-1, _IMAGE_SIDE * _IMAGE_SIDE) / np.float32(255)).astype(np.float32)
 
     return images("train_images"), read("train_labels"), images("test_images"), read("test_labels")

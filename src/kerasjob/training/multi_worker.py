@@ -17,15 +17,21 @@ forever on a collective that the others never reach.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
 import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["STEPS_PER_CALL", "MultiWorkerTrainer", "cluster_from_environment", "is_chief", "weights_digest",
+           "worker_name"]
 
 STEPS_PER_CALL = 50  # several steps per call into TF, as in single-worker training
 
 
-def cluster_from_environment() -> dict | None:
+def cluster_from_environment() -> dict[str, Any] | None:
     """The parsed ``TF_CONFIG`` when it names more than one worker, else None.
 
     An empty ``"ps"`` entry (Azure ML sets one; TF >= 2.13 refuses it) is removed
@@ -48,7 +54,7 @@ def cluster_from_environment() -> dict | None:
     return config
 
 
-def is_chief(config: dict) -> bool:
+def is_chief(config: dict[str, Any]) -> bool:
     """The chief logs metrics and writes outputs: task ``chief``, else worker 0."""
     task = config.get("task", {})
     if config["cluster"].get("chief"):
@@ -56,12 +62,12 @@ def is_chief(config: dict) -> bool:
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
-def worker_name(config: dict) -> str:
+def worker_name(config: dict[str, Any]) -> str:
     task = config.get("task", {})
     return f"{task.get('type', 'worker')} {task.get('index', 0)}"
 
 
-def weights_digest(model) -> str:
+def weights_digest(model: Any) -> str:
     """sha256 of every weight, to show that all workers ended with the same model."""
     digest = hashlib.sha256()
     for weight in model.get_weights():
@@ -72,7 +78,8 @@ def weights_digest(model) -> str:
 class MultiWorkerTrainer:
     """Trains ``model_builder(keras, args)`` data-parallel across the workers of ``TF_CONFIG``."""
 
-    def __init__(self, tf, keras, args, data, model_builder):
+    def __init__(self, tf: Any, keras: Any, args: argparse.Namespace, data: tuple[Any, Any, Any, Any],
+                 model_builder: Callable[[Any, argparse.Namespace], Any]) -> None:
         self.tf = tf
         self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
         self.workers = self.strategy.num_replicas_in_sync
@@ -86,7 +93,7 @@ class MultiWorkerTrainer:
         self._train_steps = self._compile_train_steps(keras)
         self._evaluate_batch = self._compile_evaluate(keras)
 
-    def _shard(self, context, x_train, y_train, seed):
+    def _shard(self, context: Any, x_train: Any, y_train: Any, seed: int | None) -> Any:
         tf = self.tf
         return (
             tf.data.Dataset.from_tensor_slices((x_train, y_train))
@@ -98,11 +105,11 @@ class MultiWorkerTrainer:
             .prefetch(tf.data.AUTOTUNE)
         )
 
-    def _compile_train_steps(self, keras):
+    def _compile_train_steps(self, keras: Any) -> Any:
         tf, strategy, model = self.tf, self.strategy, self.model
         global_batch = self.global_batch
 
-        def one_step(x, y):
+        def one_step(x: Any, y: Any) -> Any:
             with tf.GradientTape() as tape:
                 probabilities = model(x, training=True)
                 per_sample = keras.losses.sparse_categorical_crossentropy(y, probabilities)
@@ -112,7 +119,7 @@ class MultiWorkerTrainer:
             return loss
 
         @tf.function
-        def train_steps(iterator, steps):
+        def train_steps(iterator: Iterator[Any], steps: Any) -> Any:
             total = tf.constant(0.0)
             for _ in tf.range(steps):  # a graph loop: no Python per step
                 per_replica = strategy.run(one_step, args=next(iterator))
@@ -121,11 +128,11 @@ class MultiWorkerTrainer:
 
         return train_steps
 
-    def _compile_evaluate(self, keras):
+    def _compile_evaluate(self, keras: Any) -> Any:
         tf, model = self.tf, self.model
 
         @tf.function
-        def evaluate_batch(x, y):
+        def evaluate_batch(x: Any, y: Any) -> tuple[Any, Any]:
             probabilities = model(x, training=False)
             labels = tf.cast(y, tf.int64)
             loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
@@ -134,7 +141,7 @@ class MultiWorkerTrainer:
 
         return evaluate_batch
 
-    def train_epoch(self, iterator) -> float:
+    def train_epoch(self, iterator: Iterator[Any]) -> float:
         """Runs one epoch's steps; returns the mean training loss."""
         losses, remaining = [], self.steps_per_epoch
         while remaining:
@@ -143,7 +150,7 @@ class MultiWorkerTrainer:
             remaining -= steps
         return sum(losses) / self.steps_per_epoch
 
-    def evaluate(self, test) -> tuple[float, float]:
+    def evaluate(self, test: Any) -> tuple[float, float]:
         """Test loss and accuracy, computed locally on this worker (no collective ops)."""
         total_loss = correct = count = 0.0
         for x, y in test:

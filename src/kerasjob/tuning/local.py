@@ -11,25 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from . import tracking
-from .backends import Backend
-from .backends.local import LocalBackend, LocalRun
-from .job import TrainingJob
-from .optional import OPTUNA
-from .run import register_trained_model
-from .search_space import Sweep, choice, loguniform, normal, quniform, uniform
-from .training.contract import HYPERPARAMETERS
-from .tuning import Trial, TuningResult, best_trial, no_completed_trial
+from .. import tracking
+from ..backends import Backend
+from ..backends.base import LineSink
+from ..backends.local import LocalBackend, LocalRun
+from ..job import TrainingJob
+from ..optional import OPTUNA
+from ..search_space import Bandit, Sweep, choice
+from .results import Trial, TuningResult, best_trial, cast_trial_value, no_completed_trial, register_best
+
+__all__ = ["POLL_SECONDS", "LocalSweep", "RunningTrial", "create_study", "run_local_sweep", "sample"]
 
 POLL_SECONDS = 0.5
 
 
-def create_study(sweep: Sweep):
+def create_study(sweep: Sweep) -> Any:
     """The Optuna study for ``sweep``: a random or TPE sampler; grid points are enqueued in a seeded order.
 
     (Optuna's GridSampler stops the study from inside ``tell``, which the ask/tell
@@ -39,44 +40,31 @@ def create_study(sweep: Sweep):
 
     sampler = (optuna.samplers.TPESampler(seed=sweep.seed) if sweep.sampling == "bayesian"
                else optuna.samplers.RandomSampler(seed=sweep.seed))
-    study = optuna.create_study(direction=sweep.goal, sampler=sampler)
+    study = optuna.create_study(direction="maximize" if sweep.goal == "maximize" else "minimize",
+                                sampler=sampler)
     if sweep.sampling == "grid":
         names = list(sweep.space)
-        points = list(itertools.product(*(sweep.space[name].values for name in names)))
+        grids = [distribution.values for distribution in sweep.space.values() if isinstance(distribution, choice)]
+        points = list(itertools.product(*grids))  # a grid space holds only choice (checked when built)
         random.Random(sweep.seed).shuffle(points)
         for point in points:
             study.enqueue_trial(dict(zip(names, point)))
     return study
 
 
-def sample(trial, sweep: Sweep, rng: random.Random) -> dict:
-    """Draw one set of hyperparameters from ``sweep.space`` (Azure ML's meaning of each distribution)."""
-    values = {}
-    for name, distribution in sweep.space.items():
-        if isinstance(distribution, choice):
-            value = trial.suggest_categorical(name, list(distribution.values))
-        elif isinstance(distribution, loguniform):  # exp(uniform(a, b)) is log-uniform on [e^a, e^b]
-            value = trial.suggest_float(name, math.exp(distribution.min_value), math.exp(distribution.max_value),
-                                        log=True)
-        elif isinstance(distribution, uniform):
-            value = trial.suggest_float(name, distribution.min_value, distribution.max_value)
-        elif isinstance(distribution, quniform):
-            raw = trial.suggest_float(name, distribution.min_value, distribution.max_value)
-            value = round(raw / distribution.q) * distribution.q
-        else:  # normal: Optuna has no normal distribution; random sampling only (as on Azure ML)
-            assert isinstance(distribution, normal)
-            value = rng.gauss(distribution.mu, distribution.sigma)
-            trial.set_user_attr(name, value)
-        declared = HYPERPARAMETERS.get(name)
-        values[name] = int(round(value)) if declared is not None and declared.type is int else value
-    return values
+def sample(trial: Any, sweep: Sweep, rng: random.Random) -> dict[str, Any]:
+    """Draw one set of hyperparameters from ``sweep.space`` through an Optuna ``trial`` (Azure ML's meaning
+    of each distribution: ``Distribution.suggest``), before they are cast for the script."""
+    return {name: distribution.suggest(trial, name, rng) for name, distribution in sweep.space.items()}
 
 
 @dataclass
 class RunningTrial:
+    """A trial whose local run has not ended yet."""
+
     number: int
-    optuna_trial: object
-    parameters: dict
+    optuna_trial: Any
+    parameters: dict[str, Any]
     run: LocalRun
     history: list[float] = field(default_factory=list)
     early_terminated: bool = False
@@ -85,8 +73,9 @@ class RunningTrial:
 class LocalSweep:
     """Schedules the trials of one sweep and applies its policy."""
 
-    def __init__(self, job: TrainingJob, sweep: Sweep, report=lambda *_: None):
-        self.job, self.sweep, self.report = job, sweep, report
+    def __init__(self, job: TrainingJob, sweep: Sweep, on_line: LineSink | None = None) -> None:
+        self.job, self.sweep = job, sweep
+        self.on_line: LineSink = on_line or (lambda line: None)
         self.uri = tracking.tracking_uri()
         self.client = tracking.client(self.uri)
         self.study = create_study(sweep)
@@ -128,11 +117,12 @@ class LocalSweep:
 
     def _start(self, backend: LocalBackend, number: int) -> None:
         optuna_trial = self.study.ask()
-        parameters = sample(optuna_trial, self.sweep, self.rng)
+        parameters = {name: cast_trial_value(name, value, self.job, self.sweep)
+                      for name, value in sample(optuna_trial, self.sweep, self.rng).items()}
         trial_job = self.job.with_changes(hyperparameters={**self.job.hyperparameters, **parameters})
         run = backend.submit(trial_job)
         self.running.append(RunningTrial(number, optuna_trial, parameters, run))
-        self.report(f"trial {number} started: run {run.id} {parameters}")
+        self.on_line(f"trial {number} started: run {run.id} {parameters}")
 
     def _poll(self) -> None:
         for trial in list(self.running):
@@ -144,13 +134,13 @@ class LocalSweep:
                 self._record(trial, status.value)
             elif not trial.early_terminated and self._falls_behind(trial):
                 trial.early_terminated = True
-                self.report(f"trial {trial.number} early-terminated by {self.sweep.policy!r} at "
+                self.on_line(f"trial {trial.number} early-terminated by {self.sweep.policy!r} at "
                             f"{self.sweep.primary_metric}={trial.history[-1]:.4f}")
                 trial.run.cancel()
 
     def _falls_behind(self, trial: RunningTrial) -> bool:
         policy = self.sweep.policy
-        if policy is None:
+        if not isinstance(policy, Bandit):  # None: no early termination
             return False
         for interval in range(1, len(trial.history) + 1):
             if not policy.evaluates_at(interval):
@@ -174,7 +164,7 @@ class LocalSweep:
                             else optuna.trial.TrialState.FAIL)
         self.trials.append(Trial(trial.number, trial.run.id, trial.parameters, state, metric))
         shown = "" if metric is None else f" {self.sweep.primary_metric}={metric:.4f}"
-        self.report(f"trial {trial.number} {state}{shown}")
+        self.on_line(f"trial {trial.number} {state}{shown}")
 
     def _cancel_all(self) -> None:
         for trial in self.running:
@@ -187,26 +177,25 @@ class LocalSweep:
         if best is None:
             self.client.set_terminated(parent_id, "FAILED")
             raise no_completed_trial(parent_id, trials)
-        best_job = self.job.with_changes(hyperparameters={**self.job.hyperparameters, **best.parameters})
-        _, model = register_trained_model(LocalRun.from_id(best.run_id), best_job, {"sweep_run_id": parent_id})
-        self.client.log_metric(parent_id, f"best {self.sweep.primary_metric}", best.metric)
+        result = register_best(LocalRun.from_id(best.run_id), self.job, best, trials=trials, sweep=self.sweep,
+                               sweep_run_id=parent_id, backend="local", url=self.uri)
+        if best.metric is not None:  # always, for a best trial
+            self.client.log_metric(parent_id, f"best {self.sweep.primary_metric}", best.metric)
         self.client.set_tag(parent_id, "kerasjob.best_run_id", best.run_id)
         self.client.set_terminated(parent_id, "FINISHED")
-        return TuningResult(sweep_run_id=parent_id, trials=trials, best=best, primary_metric=self.sweep.primary_metric,
-                            model_name=model.name, model_version=model.version, backend="local", url=self.uri)
+        return result
 
 
-def run_local_sweep(backend: Backend, job: TrainingJob, sweep: Sweep, *,
-                    show_output: bool = True) -> TuningResult:
+def run_local_sweep(backend: Backend, job: TrainingJob, sweep: Sweep, *, show_output: bool = True) -> TuningResult:
     """Run ``sweep`` over local trials of ``job`` (see the module docstring); one line per trial event."""
     OPTUNA.require()
     import optuna
 
-    report = print if show_output else (lambda *_: None)
+    on_line: LineSink | None = print if show_output else None
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # kerasjob reports trials itself
     try:
-        return LocalSweep(job, sweep, report).run()
+        return LocalSweep(job, sweep, on_line).run()
     finally:
         optuna.logging.set_verbosity(verbosity)

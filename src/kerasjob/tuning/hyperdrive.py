@@ -12,54 +12,34 @@ from __future__ import annotations
 import json
 import logging
 import math
+from typing import Any
 
-from .optional import AZUREML_HYPERDRIVE
-from .backends.azureml import STATUS_MAP, AzureMLBackend, AzureMLRun, new_run_id
-from .errors import was_interrupted
-from .job import TrainingJob
-from .retry import azure_call
-from .run import register_trained_model
-from .search_space import Sweep, choice, loguniform, normal, quniform, uniform
-from .training.contract import HYPERPARAMETERS, flag_for
-from .tuning import Trial, TuningResult, best_trial, no_completed_trial, trial_state
+from ..backends.azureml import STATUS_MAP, AzureMLBackend, AzureMLRun, new_run_id
+from ..errors import was_interrupted
+from ..job import TrainingJob
+from ..optional import AZUREML_HYPERDRIVE
+from ..retry import azure_call
+from ..search_space import Bandit, Sweep
+from ..training.contract import flag_for
+from .results import Trial, TuningResult, best_trial, cast_trial_value, no_completed_trial, register_best, trial_state
+
+__all__ = ["build_hyperdrive_config", "hyperdrive_parameter_space", "run_hyperdrive"]
 
 logger = logging.getLogger(__name__)
 
 
-def hyperdrive_parameter_space(sweep: Sweep) -> dict:
+def hyperdrive_parameter_space(sweep: Sweep) -> dict[str, Any]:
     """``{"--batch-size": choice(25, 50, 100), ...}``: the space in HyperDrive's terms (script flags)."""
-    from azureml.train import hyperdrive
-
-    space = {}
-    for name, distribution in sweep.space.items():
-        if isinstance(distribution, choice):
-            expression = hyperdrive.choice(*distribution.values)
-        elif isinstance(distribution, loguniform):
-            expression = hyperdrive.loguniform(distribution.min_value, distribution.max_value)
-        elif isinstance(distribution, uniform):
-            expression = hyperdrive.uniform(distribution.min_value, distribution.max_value)
-        elif isinstance(distribution, quniform):
-            expression = hyperdrive.quniform(distribution.min_value, distribution.max_value, distribution.q)
-        else:
-            assert isinstance(distribution, normal)
-            expression = hyperdrive.normal(distribution.mu, distribution.sigma)
-        space[flag_for(name)] = expression
-    return space
+    return {flag_for(name): distribution.hyperdrive_expression() for name, distribution in sweep.space.items()}
 
 
-def build_hyperdrive_config(sweep: Sweep, script_run_config, run_id: str | None = None):
+def build_hyperdrive_config(sweep: Sweep, script_run_config: Any, run_id: str | None = None) -> Any:
     """The pure translation: ``Sweep`` + ``ScriptRunConfig`` -> ``HyperDriveConfig`` (parent run id ``run_id``)."""
     from azureml.train import hyperdrive
 
     sampling_class = {"random": hyperdrive.RandomParameterSampling, "grid": hyperdrive.GridParameterSampling,
                       "bayesian": hyperdrive.BayesianParameterSampling}[sweep.sampling]
-    policy = None
-    if sweep.policy is not None:
-        policy = hyperdrive.BanditPolicy(evaluation_interval=sweep.policy.evaluation_interval,
-                                         delay_evaluation=sweep.policy.delay_evaluation,
-                                         **({"slack_factor": sweep.policy.slack_factor}
-                                            if sweep.policy.slack_factor is not None
-                                            else {"slack_amount": sweep.policy.slack_amount}))
+    policy = sweep.policy.hyperdrive_policy() if isinstance(sweep.policy, Bandit) else None
     goal = hyperdrive.PrimaryMetricGoal.MAXIMIZE if sweep.goal == "maximize" else hyperdrive.PrimaryMetricGoal.MINIMIZE
     return hyperdrive.HyperDriveConfig(
         run_config=script_run_config, hyperparameter_sampling=sampling_class(hyperdrive_parameter_space(sweep)),
@@ -67,19 +47,13 @@ def build_hyperdrive_config(sweep: Sweep, script_run_config, run_id: str | None 
         max_total_runs=sweep.max_total_runs, max_concurrent_runs=sweep.max_concurrent_runs, custom_run_id=run_id)
 
 
-def _typed(name: str, value, job: TrainingJob):
-    """A sampled value as the script's type (HyperDrive's JSON may give 50.0 for an int flag)."""
-    if job.uses_packaged_script and name in HYPERPARAMETERS:
-        kind = HYPERPARAMETERS[name].type
-        return kind(round(value)) if kind is int and isinstance(value, (int, float)) else kind(value)
-    return value  # another script: strings and numbers as given
-
-
-def _parameters(sampled: str | None, sweep: Sweep, job: TrainingJob) -> dict:
-    """The swept values one child received, from the parent's ``get_hyperparameters()`` entry (JSON by flag)."""
+def _parameters(sampled: str | None, sweep: Sweep, job: TrainingJob) -> dict[str, Any]:
+    """The swept values one child received, from the parent's ``get_hyperparameters()`` entry (JSON by flag;
+    HyperDrive's JSON may give 50.0 for an int flag: ``cast_trial_value``)."""
     values = json.loads(sampled) if sampled else {}
     names = {flag_for(name): name for name in sweep.space}
-    return {names[flag]: _typed(names[flag], value, job) for flag, value in values.items() if flag in names}
+    return {names[flag]: cast_trial_value(names[flag], value, job, sweep)
+            for flag, value in values.items() if flag in names}
 
 
 def _trial_index(child_id: str, parent_id: str) -> int:
@@ -88,7 +62,7 @@ def _trial_index(child_id: str, parent_id: str) -> int:
     return int(suffix) if suffix.isdigit() else 1 << 30
 
 
-def _sweep_config(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, run_id: str):
+def _sweep_config(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, run_id: str) -> Any:
     """The HyperDrive config; the base script arguments leave out the swept flags (HyperDrive appends
     its sampled ones, and ScriptRunConfig arguments are not de-duplicated: azureml/core/runconfig.py)."""
     config = backend.build_run_config(job)
@@ -98,7 +72,7 @@ def _sweep_config(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, run_i
     return build_hyperdrive_config(sweep, config, run_id)
 
 
-def _wait(sweep_run, show_output: bool) -> None:
+def _wait(sweep_run: Any, show_output: bool) -> None:
     """Wait for the sweep; on Ctrl-C cancel it on the service and re-raise ``KeyboardInterrupt``.
 
     ``Run.wait_for_completion(show_output=True)`` turns Ctrl-C into ``ExperimentExecutionException``
@@ -120,7 +94,7 @@ def _wait(sweep_run, show_output: bool) -> None:
         raise
 
 
-def _metric(child, name: str) -> float | None:
+def _metric(child: Any, name: str) -> float | None:
     value = azure_call(child.get_metrics).get(name)
     if isinstance(value, list):
         value = value[-1] if value else None
@@ -151,8 +125,5 @@ def run_hyperdrive(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, *, s
     if best is None:
         raise no_completed_trial(sweep_run.id, trials)
     best_run = next(child for child in children if child.id == best.run_id)
-    best_job = job.with_changes(hyperparameters={**job.hyperparameters, **best.parameters})
-    _, model = register_trained_model(AzureMLRun(best_run), best_job, {"sweep_run_id": sweep_run.id})
-    return TuningResult(sweep_run_id=sweep_run.id, trials=trials, best=best, primary_metric=sweep.primary_metric,
-                        model_name=model.name, model_version=model.version, backend="azureml",
-                        url=sweep_run.get_portal_url())
+    return register_best(AzureMLRun(best_run), job, best, trials=trials, sweep=sweep, sweep_run_id=sweep_run.id,
+                         backend="azureml", url=sweep_run.get_portal_url())

@@ -1,0 +1,103 @@
+"""What the two Azure ML backends share, whichever SDK they speak.
+
+- :data:`STATUS_MAP`: both SDKs' run/job state names (the same run-history
+  states) onto :class:`RunStatus`;
+- :func:`translate_distribution`: the one shape of the distribution translation,
+  each SDK giving its own TensorFlow and MPI constructors;
+- :class:`AzureBackend`: the workspace arguments (a client object, else
+  ``config.json`` or explicit ids with a login), their offline check, and the
+  dry-run's words for the data.
+
+Example:
+    >>> STATUS_MAP["NotResponding"]
+    <RunStatus.RUNNING: 'running'>
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, ClassVar, TypeVar
+
+from ..dataset import mnist_urls
+from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
+from ..optional import Extra
+from ..workspace import check_workspace_arguments
+from .base import Backend, BackendOptions, RunStatus
+
+__all__ = ["FINAL_STATES", "STATUS_MAP", "AzureBackend", "map_status", "translate_distribution",
+           "workspace_arguments"]
+
+T = TypeVar("T")
+
+#: Azure ML run states (SDK v1 ``azureml._restclient.constants.RunStatus``; SDK v2 ``JobStatus``) -> kerasjob's.
+STATUS_MAP: dict[str, RunStatus] = {
+    "NotStarted": RunStatus.QUEUED, "Queued": RunStatus.QUEUED, "Unapproved": RunStatus.QUEUED,
+    "Paused": RunStatus.QUEUED,
+    "Starting": RunStatus.PREPARING, "Preparing": RunStatus.PREPARING, "Provisioning": RunStatus.PREPARING,
+    "Running": RunStatus.RUNNING, "Finalizing": RunStatus.RUNNING, "CancelRequested": RunStatus.RUNNING,
+    "Pausing": RunStatus.RUNNING,
+    # NotResponding: the service lost contact for a while; the run may recover, so it is not final.
+    "NotResponding": RunStatus.RUNNING,
+    "Completed": RunStatus.COMPLETED, "Failed": RunStatus.FAILED, "Canceled": RunStatus.CANCELED,
+}
+#: The native states after which a run never changes.
+FINAL_STATES = ("Completed", "Failed", "Canceled")
+
+
+def map_status(state: str | None) -> RunStatus:
+    """kerasjob's state for a native one; an unknown (or new) state counts as still running."""
+    return STATUS_MAP.get(state or "", RunStatus.RUNNING)
+
+
+def translate_distribution(job: TrainingJob, *, tensorflow: Callable[[int], T],
+                           mpi: Callable[[MpiDistribution], T]) -> T | None:
+    """The job's distribution in an SDK's terms: ``tensorflow(worker_count)``, ``mpi(distribution)``, or None.
+
+    TensorFlow gets no parameter servers (multi-worker data parallel; TF >= 2.13
+    rejects an empty "ps" entry): each SDK's constructor passes ``parameter_server_count=0``.
+    """
+    distribution = job.distribution
+    if isinstance(distribution, TensorflowDistribution):
+        return tensorflow(distribution.worker_count)
+    if isinstance(distribution, MpiDistribution):
+        return mpi(distribution)
+    return None
+
+
+def workspace_arguments(options: BackendOptions) -> dict[str, Any]:
+    """The keyword arguments an Azure backend takes from ``options`` besides its client object."""
+    return dict(workspace_config=options.workspace_config, subscription_id=options.subscription_id,
+                resource_group=options.resource_group, workspace_name=options.workspace_name, auth=options.auth)
+
+
+class AzureBackend(Backend):
+    """A backend on an Azure ML workspace: a client object given, or one loaded on first use from
+    ``workspace_config`` (else ``config.json`` searched upward) or the explicit ids, with ``auth``."""
+
+    #: The optional dependency this backend's SDK comes from.
+    extra: ClassVar[Extra]
+    #: How the dry-run plan calls a registered dataset and the MNIST one on this SDK.
+    registered_data_noun: ClassVar[str]
+    mnist_data_noun: ClassVar[str]
+
+    def __init__(self, client: Any = None, *, workspace_config: str | os.PathLike[str] | None = None,
+                 subscription_id: str | None = None, resource_group: str | None = None,
+                 workspace_name: str | None = None, auth: str = "default") -> None:
+        self._client = client
+        self._workspace_arguments: dict[str, Any] = dict(
+            config=workspace_config, subscription_id=subscription_id, resource_group=resource_group,
+            workspace_name=workspace_name, auth=auth)
+
+    def check(self, job: TrainingJob) -> None:
+        self.extra.require()
+        if self._client is None:
+            check_workspace_arguments(**self._workspace_arguments)
+
+    def describe_data(self, job: TrainingJob) -> str:
+        if job.registered_dataset:
+            name, version = job.registered_dataset
+            return f"{self.registered_data_noun} {name} (version {version or 'latest'}), {job.data_mode}"
+        if job.local_data_folder is not None:
+            return f"local folder {job.local_data_folder}, uploaded on submit, {job.data_mode}"
+        source = mnist_urls()[0].rsplit("/", 1)[0]
+        return f"{self.mnist_data_noun} {job.dataset_name!r} from {source}/, {job.data_mode}"

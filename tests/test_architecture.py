@@ -1,0 +1,180 @@
+"""The package's shape: every module imports alone, no import cycle, no backend chosen by name outside
+the backend table, and every public module declares ``__all__``. Fast: no TensorFlow, no SDK calls."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import kerasjob
+
+PACKAGE_DIR = Path(kerasjob.__file__).resolve().parent
+SOURCE_ROOT = PACKAGE_DIR.parent
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCE_ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def source_files() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(PACKAGE_DIR.rglob("*.py"))}
+
+
+def all_module_names() -> list[str]:
+    return sorted(info.name for info in pkgutil.walk_packages(kerasjob.__path__, "kerasjob."))
+
+
+def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
+    """The kerasjob modules that module ``name`` imports, anywhere in its body (functions included)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def add(target: str) -> None:
+        while target and target not in known:  # `import kerasjob.a.b` names kerasjob.a.b, or a name inside it
+            target = target.rpartition(".")[0]
+        if target and target != name:
+            found.add(target)
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "kerasjob":
+                    add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and node.module.split(".")[0] == "kerasjob":
+                origin = node.module
+            else:
+                continue
+            for alias in node.names:  # `from . import x` imports module x when there is one
+                submodule = f"{origin}.{alias.name}"
+                add(submodule if submodule in known else origin)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = source_files()
+    known = set(files)
+    return {name: imported_modules(name, path, known) for name, path in files.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components with more than one module (or a module importing itself)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph.get(node, ()):
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_walk_packages_finds_the_source_tree() -> None:
+    assert set(all_module_names()) == set(source_files()) - {"kerasjob"}
+
+
+def test_every_module_imports_alone() -> None:
+    """Each module in a fresh state: kerasjob.* is cleared from sys.modules before each import."""
+    script = (
+        "import importlib, json, sys, traceback\n"
+        "failures = {}\n"
+        "for name in json.loads(sys.argv[1]):\n"
+        "    for loaded in [m for m in sys.modules if m == 'kerasjob' or m.startswith('kerasjob.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except BaseException:\n"
+        "        failures[name] = traceback.format_exc()\n"
+        "print(json.dumps({'failures': failures, 'tensorflow': 'tensorflow' in sys.modules}))\n"
+    )
+    names = [name for name in all_module_names() if not name.endswith(".__main__")]  # running it is its job
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(names)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["failures"] == {}, "\n".join(f"{name}:\n{error}" for name, error in outcome["failures"].items())
+    assert not outcome["tensorflow"], "importing kerasjob's modules loaded TensorFlow"
+
+
+def cycle_path(graph: dict[str, set[str]], component: list[str]) -> list[str]:
+    """One real cycle through ``component`` (a strongly connected one), start to start."""
+    start, members = component[0], set(component)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        for target in sorted(graph[node] & members):
+            if target == start:
+                return paths[node] + [start]
+            if target not in paths:
+                paths[target] = paths[node] + [target]
+                queue.append(target)
+    return component
+
+
+def test_no_import_cycle() -> None:
+    graph = import_graph()
+    found = [cycle_path(graph, component) for component in cycles(graph)]
+    assert not found, "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in found)
+
+
+def test_cycle_finder_reports_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert sorted(cycles(graph)) == [["a", "b", "c"], ["e"]]
+
+
+def test_no_backend_chosen_by_name() -> None:
+    """What varies by backend is a Backend method, never ``if backend.name == "local"``."""
+    pattern = re.compile(r"""\.name == ["'](local|azureml)""")
+    hits = [f"{path.relative_to(SOURCE_ROOT)}:{number}: {line.strip()}"
+            for path in sorted(PACKAGE_DIR.rglob("*.py"))
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert not hits, "\n".join(hits)
+
+
+def declares_all(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AnnAssign, ast.AugAssign)) else []
+        if any(isinstance(target, ast.Name) and target.id == "__all__" for target in targets):
+            return True
+    return False
+
+
+def test_every_public_module_declares_all() -> None:
+    missing = [name for name, path in source_files().items()
+               if not any(part.startswith("_") for part in name.split(".")[1:]) and not declares_all(path)]
+    assert not missing, f"modules without __all__: {', '.join(missing)}"
