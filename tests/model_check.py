@@ -31,3 +31,23 @@ def check_model(model_file: Path, data_folder: Path | None = None) -> dict:
                                                                            "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_PYFUNC_PROBE = r"""
+import json, sys
+import mlflow, numpy as np
+mlflow.set_tracking_uri(sys.argv[2])
+model = mlflow.pyfunc.load_model(sys.argv[1])
+probe = np.asarray(model.predict(np.zeros((3, 784), dtype="float32")))
+print(json.dumps({"shape": list(probe.shape), "row_sums": probe.sum(axis=1).tolist(),
+                  "flavors": sorted(model.metadata.flavors), "signature": model.metadata.signature.to_dict()}))
+"""
+
+
+def check_pyfunc(model_uri: str, tracking_uri: str) -> dict:
+    """Load ``model_uri`` (e.g. ``models:/keras-mnist/1``) with ``mlflow.pyfunc`` in a separate process and
+    predict on zeros: ``{"shape", "row_sums", "flavors", "signature"}``."""
+    done = subprocess.run([sys.executable, "-c", _PYFUNC_PROBE, model_uri, tracking_uri], capture_output=True,
+                          text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

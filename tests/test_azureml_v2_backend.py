@@ -93,7 +93,7 @@ def test_the_seed_sequence_data_environment_compute_submit_stream_and_registrati
     job = azure.submissions[0]
     assert job.type == "command" and job.inputs["data_folder"].path.endswith("data/mnist-dataset/versions/1")
     model = azure.models["keras-mnist"][0]  # its tags and the result: tests/test_azure_backends_contract.py
-    assert isinstance(model, Model) and model.type == "custom_model"
+    assert isinstance(model, Model) and model.type == "mlflow_model"  # outputs/model is an MLflow model: no-code deployable
     assert model.path == f"azureml://jobs/{result.run_id}/outputs/artifacts/paths/outputs/model/"
     assert model.tags["kerasjob.job"] == result.run_id  # what a retried registration looks for
     assert result.metrics["Accuracy"] == 0.97  # read through MLflow: the last epoch's value

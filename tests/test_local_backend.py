@@ -14,7 +14,7 @@ from kerasjob import SubmissionError, TrainingFailed, TrainingJob, download_mode
 from kerasjob.backends.local import LocalBackend, LocalRun
 from kerasjob.tracking import client
 
-from model_check import check_model
+from model_check import check_model, check_pyfunc
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +69,12 @@ def test_a_local_run_trains_tracks_registers_and_loads(tiny_mnist, tmp_path):
     checked = check_model(folder / "model.keras")
     assert checked["shape"] == [3, 10]
     assert all(abs(total - 1.0) < 1e-4 for total in checked["row_sums"])
+    # the registered model is an MLflow model: MLflow loads and serves it by its registry URI
+    assert (folder / "MLmodel").is_file() and (folder / "input_example.json").is_file()
+    served = check_pyfunc("models:/keras-mnist/1", first.url)
+    assert served["flavors"] == ["keras", "python_function"] and served["shape"] == [3, 10]
+    assert "784" in served["signature"]["inputs"] and "10]" in served["signature"]["outputs"]
+    assert all(abs(total - 1.0) < 1e-4 for total in served["row_sums"])
 
 
 def test_output_is_streamed_line_by_line(tiny_mnist):

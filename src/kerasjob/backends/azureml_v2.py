@@ -320,7 +320,7 @@ class AzureMLv2Run(JobRun):
         from azure.ai.ml.entities import Model
 
         path = f"azureml://jobs/{self.id}/outputs/artifacts/paths/{model_path.strip('/')}/"
-        model = Model(name=name, path=path, type=AssetTypes.CUSTOM_MODEL, tags={**tags, JOB_TAG: self.id},
+        model = Model(name=name, path=path, type=AssetTypes.MLFLOW_MODEL, tags={**tags, JOB_TAG: self.id},
                       description=f"Trained by Azure ML job {self.id}, registered by kerasjob")
 
         def find() -> Any:

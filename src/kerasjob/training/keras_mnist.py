@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also are
     from kerasjob.training.contract import DATA_FOLDER_FLAG, HYPERPARAMETERS, flag_for
+    from kerasjob.training.mlflow_model import preload, save_model
     from kerasjob.training.mnist_data import MnistFormatError, load_mnist
     from kerasjob.training.multi_worker import (MultiWorkerTrainer, cluster_from_environment, is_chief,
                                                 weights_digest, worker_name)
 else:  # at run time, sibling helpers: this folder is the job's whole source directory (no kerasjob installed)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from contract import DATA_FOLDER_FLAG, HYPERPARAMETERS, flag_for
+    from mlflow_model import preload, save_model
     from mnist_data import MnistFormatError, load_mnist
     from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name
 
@@ -227,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
               f"train loss {train_loss:.4f}{evaluated}", flush=True)
         epoch_started[0] = time.perf_counter()
 
+    if chief:
+        preload()  # MLflow imports while the model trains; outputs/model is an MLflow model
     started = time.perf_counter()
     if cluster is None:
         model, loss, accuracy = train_single(tf, keras, args, data, on_epoch)
@@ -240,13 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Final test loss: {loss:.4f}\nFinal test accuracy: {accuracy:.4f}\nFit seconds: {fit_seconds:.2f}", flush=True)
 
     model_dir = OUTPUTS / "model"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    model.save(model_dir / "model.keras")
+    as_mlflow = save_model(model, model_dir, data[2][:5])
     plot = OUTPUTS / "training.png"
     save_plot(history, plot)
     tracker.artifact(plot)
     tracker.close()
-    print(f"Model saved to {model_dir / 'model.keras'}", flush=True)
+    print(f"Model saved to {model_dir}" + (" (an MLflow model holding model.keras)" if as_mlflow
+                                           else "/model.keras (MLflow is not installed)"), flush=True)
     return 0
 
 
