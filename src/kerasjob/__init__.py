@@ -25,6 +25,7 @@ _EXPORTS = {
     "TrainingFailed": "errors", "ValidationError": "errors",
     "ComputeConfig": "job", "MpiDistribution": "job", "TensorflowDistribution": "job", "TrainingJob": "job",
     "SubmissionPlan": "plan",
+    "Prediction": "prediction", "predict": "prediction",
     "TrainingResult": "run", "download_model": "run", "finish_training": "run", "submit_training": "run",
     "Bandit": "search_space", "Sweep": "search_space", "choice": "search_space", "loguniform": "search_space",
     "normal": "search_space", "quniform": "search_space", "uniform": "search_space",

@@ -7,6 +7,7 @@ Example:
     $ kerasjob submit --data-folder ../shared/data/mnist --epochs 2 --json
     $ kerasjob runs list
     $ kerasjob models download keras-mnist ./model
+    $ kerasjob predict models:/keras-mnist/1 ../shared/data/mnist/t10k-images-idx3-ubyte.gz --labels ...
     $ kerasjob tune --data-folder ../shared/data/mnist --epochs 3 --max-total-runs 6 --max-concurrent-runs 2
     $ kerasjob submit --backend azureml-v2 --subscription-id S --resource-group RG --workspace-name WS --auth cli --no-wait
     $ kerasjob runs logs JOB_NAME --follow --backend azureml-v2 --workspace-config config.json
@@ -114,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("name")
     download.add_argument("destination")
     download.add_argument("--version", help="default: the latest")
+
+    predict = commands.add_parser("predict", help="the digits a trained model sees in PNG files or an IDX file")
+    predict.add_argument("model", help="models:/NAME/VERSION, NAME:VERSION (local registry) or a model folder")
+    predict.add_argument("files", nargs="+", help="28 x 28 PNG files, or one IDX images file")
+    predict.add_argument("--labels", help="an IDX labels file: also print the accuracy")
+    predict.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     tune = commands.add_parser("tune", help="search hyperparameters (the seed notebook's sweep by default) "
                                             "and register the best model")
@@ -263,10 +270,35 @@ def _models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from .prediction import predict
+    from .training.mnist_data import MnistFormatError, read_idx
+
+    labels = None
+    if args.labels is not None:
+        try:
+            labels = read_idx(args.labels).tolist()
+        except (MnistFormatError, OSError) as error:
+            raise ValidationError("--labels", "an IDX labels file", args.labels, hint=str(error)) from None
+    prediction = predict(args.model, args.files[0] if len(args.files) == 1 else args.files)
+    accuracy = prediction.accuracy(labels) if labels is not None else None
+    if args.json:
+        print(json.dumps({**prediction.to_dict(), **({"accuracy": accuracy} if accuracy is not None else {})}))
+        return EXIT_OK
+    names = args.files if len(args.files) > 1 else [f"{args.files[0]}[{i}]" for i in range(len(prediction.digits))]
+    for name, digit, probabilities in list(zip(names, prediction.digits, prediction.probabilities))[:20]:
+        print(f"{name}: {digit} (p={probabilities[digit]:.3f})")
+    if len(prediction.digits) > 20:
+        print(f"... {len(prediction.digits) - 20} more")
+    if accuracy is not None:
+        print(f"Accuracy on {len(labels or [])} labels: {accuracy:.4f}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kerasjob`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)  # argparse exits 2 on bad flags, as we do
-    handlers = {"submit": _submit, "runs": _runs, "models": _models, "tune": _tune}
+    handlers = {"submit": _submit, "runs": _runs, "models": _models, "tune": _tune, "predict": _predict}
     try:
         return handlers[args.command](args)
     except (ValidationError, BackendUnavailable, AzureAccessError) as exc:

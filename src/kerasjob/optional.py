@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .errors import BackendUnavailable
 
-__all__ = ["Extra", "AZUREML", "AZUREML_HYPERDRIVE", "AZUREML_V2", "TRAIN", "OPTUNA"]
+__all__ = ["Extra", "AZUREML", "AZUREML_HYPERDRIVE", "AZUREML_V2", "OPTUNA", "PREDICT", "TRAIN"]
 
 
 @dataclass(frozen=True)
@@ -62,5 +62,7 @@ AZUREML_V2 = Extra("azureml-v2", "azureml-v2", (("azure.ai.ml", "azure-ai-ml"), 
                                                 ("mlflow", "mlflow"), ("azureml.mlflow", "azureml-mlflow")))
 #: MLflow tracks local runs and holds their model registry.
 TRAIN = Extra("train", "local", (("mlflow", "mlflow"),))
+#: kerasjob.predict loads a trained model with MLflow (or Keras) and reads PNG files with Pillow.
+PREDICT = Extra("train", "predict", (("mlflow", "mlflow"), ("keras", "keras"), ("PIL", "pillow")))
 #: Optuna samples the trials of a local sweep.
 OPTUNA = Extra("train", "local", (("optuna", "optuna"),))

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["MNIST_FILES", "MnistFormatError", "check_mnist_files", "find_mnist_files", "load_mnist", "read_idx_header"]
+__all__ = ["MNIST_FILES", "MnistFormatError", "check_mnist_files", "find_mnist_files", "load_mnist", "read_idx",
+           "read_idx_header"]
 
 #: role -> file name without ``.gz``, as every MNIST mirror names them.
 MNIST_FILES = {
@@ -116,6 +117,16 @@ def read_idx_header(path: str | os.PathLike) -> tuple[int, tuple[int, ...]]:
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise MnistFormatError(f"{path}: cannot be read as an IDX file ({exc}).") from exc
     return magic, dims
+
+
+def read_idx(path: str | os.PathLike) -> NDArray[np.uint8]:
+    """The uint8 array an IDX file holds (``(N, 28, 28)`` images or ``(N,)`` labels), its header checked first."""
+    import numpy as np
+
+    magic, dims = read_idx_header(path)
+    with _open(Path(path)) as handle:
+        raw = handle.read()
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
 
 
 def _product(dims: tuple[int, ...]) -> int:
