@@ -122,6 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--labels", help="an IDX labels file: also print the accuracy")
     predict.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+    deploy = commands.add_parser("deploy", help="serve a trained model at a named endpoint (MLflow's scoring "
+                                                "server on 127.0.0.1)")
+    deploy.add_argument("model", help="models:/NAME/VERSION, NAME:VERSION (local registry) or a model folder")
+    deploy.add_argument("--endpoint", required=True, help="the endpoint's name (3-32 letters, digits or '-')")
+    deploy.add_argument("--backend", choices=["local"], default="local", help="where to serve (default local)")
+    deploy.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    endpoints = commands.add_parser("endpoints", help="deployed endpoints").add_subparsers(dest="action",
+                                                                                          required=True)
+    endpoints_list = endpoints.add_parser("list", help="the deployed endpoints")
+    endpoints_list.add_argument("--json", action="store_true")
+    invoke = endpoints.add_parser("invoke", help="the digits an endpoint sees in PNG files or an IDX file")
+    invoke.add_argument("name")
+    invoke.add_argument("files", nargs="+")
+    invoke.add_argument("--json", action="store_true")
+    for action, text in (("logs", "the server's log"), ("delete", "stop the server and forget the endpoint")):
+        endpoints.add_parser(action, help=text).add_argument("name")
+
     tune = commands.add_parser("tune", help="search hyperparameters (the seed notebook's sweep by default) "
                                             "and register the best model")
     tune.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
@@ -295,10 +312,50 @@ def _predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    from .endpoints import deploy_model, describe
+
+    endpoint = deploy_model(args.model, endpoint=args.endpoint, backend=args.backend)
+    if args.json:
+        print(json.dumps(describe(endpoint)))
+    else:
+        print(f"Endpoint {endpoint.name!r} serves {endpoint.model} at {endpoint.url}")
+        print(f"Try it: kerasjob endpoints invoke {endpoint.name} IMAGE.png")
+    return EXIT_OK
+
+
+def _endpoints(args: argparse.Namespace) -> int:
+    from .endpoints import describe, get_endpoint, list_endpoints
+
+    if args.action == "list":
+        listed = [describe(endpoint) for endpoint in list_endpoints()]
+        if args.json:
+            print(json.dumps(listed))
+        for entry in [] if args.json else listed:
+            print(f"{entry['name']:<20} {'running' if entry['running'] else 'stopped':<8} {entry['url']:<24} "
+                  f"{entry['model']}")
+        return EXIT_OK
+    endpoint = get_endpoint(args.name)
+    if args.action == "invoke":
+        prediction = endpoint.invoke(args.files[0] if len(args.files) == 1 else args.files)
+        if args.json:
+            print(json.dumps(prediction.to_dict()))
+        else:
+            for index, digit in enumerate(prediction.digits):
+                print(f"{index}: {digit} (p={prediction.probabilities[index][digit]:.3f})")
+    elif args.action == "logs":
+        print(endpoint.logs(lines=10**9))
+    else:
+        endpoint.delete()
+        print(f"Endpoint {endpoint.name!r} deleted.")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kerasjob`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)  # argparse exits 2 on bad flags, as we do
-    handlers = {"submit": _submit, "runs": _runs, "models": _models, "tune": _tune, "predict": _predict}
+    handlers = {"submit": _submit, "runs": _runs, "models": _models, "tune": _tune, "predict": _predict,
+                "deploy": _deploy, "endpoints": _endpoints}
     try:
         return handlers[args.command](args)
     except (ValidationError, BackendUnavailable, AzureAccessError) as exc:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from .run import TrainingResult
 
-__all__ = ["Prediction", "load_images", "predict"]
+__all__ = ["Images", "Prediction", "load_images", "model_location", "predict"]
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -123,7 +123,7 @@ def load_images(images: Images) -> NDArray[np.float32]:
     return _from_array(np.stack([_read_png(Path(path)) for path in paths]), [str(path) for path in paths])
 
 
-def _model_uri(model: object) -> tuple[str, str | None]:
+def model_location(model: object) -> tuple[str, str | None]:
     """``(uri or folder, tracking URI)`` for ``mlflow.pyfunc.load_model``; checked, nothing loaded."""
     from .backends import JobRun
     from .run import TrainingResult
@@ -185,7 +185,7 @@ def predict(model: TrainingResult | str | os.PathLike[str], images: Images) -> P
 
     PREDICT.require()
     pixels = load_images(images)
-    uri, tracking_uri = _model_uri(model)
+    uri, tracking_uri = model_location(model)
     probabilities = np.asarray(_load(uri, tracking_uri)(pixels), dtype=np.float64)
     return Prediction(digits=probabilities.argmax(axis=1).astype(int).tolist(),
                       probabilities=np.round(probabilities, 6).tolist())
