@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,10 @@ def test_the_notebook_is_valid_and_its_cells_compile():
     assert any("submit_training(job, dry_run=True)" in source for source in cells)
     for source in cells:
         compile(source, "walkthrough.ipynb", "exec")
+    from kerasjob import TrainingJob
+
+    used = set(re.findall(r"\bjob\.(\w+)", "\n".join(cells)))  # compiling does not catch a renamed method
+    assert used and all(hasattr(TrainingJob, name) for name in used), used
 
 
 def test_the_script_example_rejects_a_bad_folder_with_exit_2(tmp_path):
