@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -26,6 +27,28 @@ def test_the_notebook_is_valid_and_its_cells_compile():
     known = set(dir(TrainingJob)) | {field.name for field in dataclasses.fields(TrainingJob)}
     used = set(re.findall(r"\bjob\.(\w+)", "\n".join(cells)))  # compiling does not catch a renamed method
     assert used and used <= known, used - known
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_top_to_bottom(tmp_path, shared_mnist, monkeypatch):
+    """Every cell, as a reader runs it: one epoch, predict and its picture, a local endpoint, the Azure cells as
+    dry runs (no config.json here), a two-trial sweep and two workers. The committed copy holds these outputs."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(EXAMPLES / "walkthrough.ipynb", as_version=4)
+    run_dir = tmp_path / "checkout" / "examples"  # so that ../../shared/data/mnist is the shared copy
+    run_dir.mkdir(parents=True)
+    (tmp_path / "shared").symlink_to(shared_mnist.parents[1])
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(run_dir)}}).execute()
+    outputs = {index: cell.outputs for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
+    texts = "\n".join(output.get("text", "") for cell_outputs in outputs.values() for output in cell_outputs)
+    assert "Model saved to outputs/model (an MLflow model holding model.keras)" in texts
+    assert any(output.output_type == "display_data" and "image/png" in output.data
+               for cell_outputs in outputs.values() for output in cell_outputs)  # the ten digits, labelled
+    assert " True\n" in texts  # the endpoint's digits are predict's
+    assert "register outputs/model as model 'keras-mnist' (new version) in the workspace's model registry" in texts
 
 
 def test_the_script_example_rejects_a_bad_folder_with_exit_2(tmp_path):
