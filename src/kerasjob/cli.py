@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from .backends import BACKENDS, Backend, JobRun
 from .errors import AzureAccessError, BackendUnavailable, KerasJobError, TrainingFailed, ValidationError
@@ -62,6 +62,16 @@ def _add_workspace_flags(parser: argparse.ArgumentParser) -> None:
                        help="how to log in: default (the SDK's chain), cli (az login), interactive, "
                             "service-principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET) or "
                             "managed-identity")
+
+
+def _print_listing(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str]) -> int:
+    """``list`` commands: one JSON array with ``--json``, else one line per row."""
+    if as_json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(line(row))
+    return EXIT_OK
 
 
 def _workspace_arguments(args: argparse.Namespace) -> dict[str, Any]:
@@ -206,11 +216,11 @@ def _submit(args: argparse.Namespace) -> int:
     job = make_job(None, **changes)
     backend = resolve_backend(args.backend, **_workspace_arguments(args))
     backend.check(job)
-    _quiet_sdk_loggers(backend)
     if args.dry_run:
         plan = build_plan(job, backend)
         print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.describe())
         return EXIT_OK
+    _quiet_sdk_loggers(backend)  # after the dry run: it imports the SDK
     with azure_access():
         run = backend.submit(job)
     if args.no_wait:
@@ -236,14 +246,9 @@ def _runs(args: argparse.Namespace) -> int:
     from . import local_runs
 
     if args.action == "list":
-        listed = local_runs.list_runs(args.experiment)
-        if args.json:
-            print(json.dumps(listed))
-        for entry in [] if args.json else listed:
-            accuracy = entry["final_test_accuracy"]
-            print(f"{entry['run_id']}  {entry['experiment']:<20} {entry['status']:<9} "
-                  f"{'' if accuracy is None else f'accuracy {accuracy:.4f}'}")
-        return EXIT_OK
+        return _print_listing(local_runs.list_runs(args.experiment), args.json, lambda entry: (
+            f"{entry['run_id']}  {entry['experiment']:<20} {entry['status']:<9} "
+            + ("" if entry["final_test_accuracy"] is None else f"accuracy {entry['final_test_accuracy']:.4f}")))
     from .azure_errors import azure_access
     from .backends import resolve_backend
 
@@ -275,13 +280,9 @@ def _models(args: argparse.Namespace) -> int:
     from . import local_runs
 
     if args.action == "list":
-        models = local_runs.list_models()
-        if args.json:
-            print(json.dumps(models))
-        for model in [] if args.json else models:
-            print(f"{model['name']:<24} latest version {model['latest_version']} (run {model['run_id']}), "
-                  f"{model['versions']} version(s)")
-        return EXIT_OK
+        return _print_listing(local_runs.list_models(), args.json, lambda model: (
+            f"{model['name']:<24} latest version {model['latest_version']} (run {model['run_id']}), "
+            f"{model['versions']} version(s)"))
     folder = local_runs.download_registered_model(args.name, args.version, args.destination)
     print(f"Downloaded to {folder}")
     return EXIT_OK
@@ -328,13 +329,9 @@ def _endpoints(args: argparse.Namespace) -> int:
     from .endpoints import describe, get_endpoint, list_endpoints
 
     if args.action == "list":
-        listed = [describe(endpoint) for endpoint in list_endpoints()]
-        if args.json:
-            print(json.dumps(listed))
-        for entry in [] if args.json else listed:
-            print(f"{entry['name']:<20} {'running' if entry['running'] else 'stopped':<8} {entry['url']:<24} "
-                  f"{entry['model']}")
-        return EXIT_OK
+        return _print_listing([describe(endpoint) for endpoint in list_endpoints()], args.json, lambda entry: (
+            f"{entry['name']:<20} {'running' if entry['running'] else 'stopped':<8} {entry['url']:<24} "
+            f"{entry['model']}"))
     endpoint = get_endpoint(args.name)
     if args.action == "invoke":
         prediction = endpoint.invoke(args.files[0] if len(args.files) == 1 else args.files)

@@ -35,6 +35,7 @@ from typing import Any
 from .errors import KerasJobError, SubmissionError, ValidationError
 from .optional import PREDICT
 from .prediction import Images, Prediction, load_images, model_location
+from .processes import pid_running
 
 __all__ = ["ENDPOINT_NAME", "Endpoint", "deploy_model", "describe", "get_endpoint", "list_endpoints"]
 
@@ -96,7 +97,7 @@ class Endpoint:
 
     def alive(self) -> bool:
         """Whether the server's process still runs."""
-        return _running(self.pid)
+        return pid_running(self.pid)
 
     def delete(self) -> None:
         """Stop the server's whole process group and forget the endpoint."""
@@ -105,23 +106,9 @@ class Endpoint:
             (_endpoints_dir() / f"{self.name}.json").unlink()
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of this process is not running
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
-
-
 def _group_running(pgid: int) -> bool:
     """Whether any process of the group is left (its leader, our child when we started it, is reaped first)."""
-    _running(pgid)
+    pid_running(pgid)
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

@@ -36,6 +36,7 @@ from ..optional import TRAIN
 from ..errors import SubmissionError, ValidationError
 from ..job import MpiDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
+from ..processes import pid_running
 from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, move_files
 from .local_supervisor import (DRIVER_LOG, LAUNCH_FILE, METRICS_ENV, METRICS_FILE, RUN_ID_FILE, STATE_FILE,
                                write_json_atomically)
@@ -354,10 +355,4 @@ def _alive(pid: int | None, process: subprocess.Popen | None) -> bool:
         return process.poll() is None
     if not pid:
         return True  # not started yet
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_running(pid)

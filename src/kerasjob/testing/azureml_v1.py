@@ -157,8 +157,8 @@ class FakeAzureML(FakeService):
     def _refuse_workspace(self, subscription_id: str, resource_group: str, workspace_name: str) -> None:
         """What ``get_workspace`` raises when this login may not read the workspace.
 
-        Not logged in: the login's ``_get_arm_token`` raises ``AuthenticationException``
-        (``AzureCliAuthentication`` asks for ``az login``). A 403 or 404 from ARM goes
+        Not logged in: the login raises ``AuthenticationException`` with the words of
+        ``AzureCliAuthentication`` (azureml/core/authentication.py) when the CLI has no account. A 403 or 404 from ARM goes
         through azureml-core's own ``resource_error_handling``: ``ProjectSystemException``.
         """
         import requests
@@ -166,7 +166,7 @@ class FakeAzureML(FakeService):
         from azureml.exceptions import AuthenticationException
 
         if self.access == "not-logged-in":
-            raise AuthenticationException("Could not retrieve user token. Please run 'az login'")
+            raise AuthenticationException("Could not retrieve user refresh token. Please run 'az login'.")
         status, code = (403, "AuthorizationFailed") if self.access == "forbidden" else (404, "ResourceNotFound")
         response = requests.Response()
         response.status_code, response.url = status, (
