@@ -93,3 +93,22 @@ def test_deploy_invoke_redeploy_and_delete_through_the_cli(tiny_mnist, capsys):
     assert _cli_json(capsys, "endpoints", "list") == []
     assert main(["endpoints", "invoke", "mnist", images]) == 2
     assert "deployed endpoints (none)" in capsys.readouterr().err
+
+
+def test_a_workspace_argument_deploy_does_not_know_is_refused_by_name(tmp_path):
+    with pytest.raises(ValidationError) as caught:
+        deploy_model(tmp_path, endpoint="mnist", workspace_nmae="ws")
+    assert caught.value.argument == "workspace_nmae" and "workspace_name" in str(caught.value)
+
+
+def test_a_server_that_does_not_start_fails_with_its_log_and_leaves_nothing_recorded(tmp_path):
+    from kerasjob.endpoints import list_endpoints
+    from kerasjob.errors import DeploymentFailed
+
+    not_a_model = tmp_path / "empty-model"
+    not_a_model.mkdir()
+    with pytest.raises(DeploymentFailed) as caught:
+        deploy_model(not_a_model, endpoint="broken", timeout=120)
+    assert caught.value.endpoint == "broken" and "exited" in str(caught.value)
+    assert "MLmodel" in caught.value.log_tail
+    assert list_endpoints() == []

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-__all__ = ["AccessDenied", "AzureAccessError", "BackendUnavailable", "DataError", "KerasJobError",
+__all__ = ["AccessDenied", "AzureAccessError", "BackendUnavailable", "DataError", "DeploymentFailed",
+           "DeploymentInterrupted", "KerasJobError",
            "NotAuthenticated", "SubmissionError", "TrainingFailed", "ValidationError", "WorkspaceNotFound", "causes",
            "was_interrupted"]
 
@@ -32,6 +33,7 @@ class ValidationError(KerasJobError, ValueError):
         self.argument = argument
         self.expected = expected
         self.received = received
+        self.hint = hint
         message = f"Invalid `{argument}`: expected {expected}."
         if hint:
             message += f" {hint}"
@@ -96,6 +98,33 @@ class WorkspaceNotFound(AzureAccessError):
 
 class AccessDenied(AzureAccessError):
     """The login works but lacks permission (HTTP 403) for what was asked."""
+
+
+class DeploymentFailed(SubmissionError):
+    """A model did not come up at its endpoint; no traffic was moved to it.
+
+    Attributes:
+        endpoint: the endpoint's name.
+        deployment: the deployment that failed (Azure ML), empty for a local server.
+        log_tail: the last lines of its log.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, deployment: str = "", log_tail: str = ""):
+        self.endpoint = endpoint
+        self.deployment = deployment
+        self.log_tail = log_tail
+        text = message
+        if log_tail:
+            text += "\nLast lines of its log:\n" + log_tail
+        super().__init__(text)
+
+
+class DeploymentInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a deployment (or an endpoint's deletion) was waited for; the message says what exists on the
+    service and how to remove it.
+
+    A ``KeyboardInterrupt``, so that Ctrl-C stays Ctrl-C (``except Exception`` does not swallow it).
+    """
 
 
 def causes(error: BaseException | None) -> Iterator[BaseException]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ACCESS", "FakeService", "LostResponse", "spread"]
+__all__ = ["ACCESS", "FakeService", "LostResponse", "press_ctrl_c", "spread"]
 
 
 class LostResponse(Exception):
@@ -38,6 +40,18 @@ def spread(kind: str, parameters: list[Any], index: int, total: int) -> Any:
 ACCESS = ("ok", "not-logged-in", "forbidden", "no-workspace")
 
 
+def press_ctrl_c() -> None:
+    """A Ctrl-C as the terminal sends it: ``KeyboardInterrupt`` in the main thread.
+
+    Called in the main thread, it raises there. Called from another thread (azure-core's
+    ``LROPoller`` polls in one while the main thread waits in ``result()``), it sends SIGINT to
+    the main thread, whose wait it interrupts with Python's own handler.
+    """
+    if threading.current_thread() is threading.main_thread():
+        raise KeyboardInterrupt
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
 @dataclass
 class FakeService:
     """The outcome a fake Azure ML gives every run, and the calls it records.
@@ -63,7 +77,8 @@ class FakeService:
             gets HTTP 403 AuthorizationFailed: the login lacks a role); ``no-workspace``
             (the workspace does not exist: 404 from Azure Resource Manager).
         interrupt_after: a Ctrl-C (``KeyboardInterrupt``) at the n-th status read
-            while a run is waited for, inside the SDK's own waiting loop.
+            while a run is waited for, inside the SDK's own waiting loop (v2: a poll of
+            a long-running operation counts too; see :func:`press_ctrl_c`).
     """
 
     final_status: str = "Completed"
@@ -123,7 +138,7 @@ class FakeService:
         self._status_reads += 1
         if self.interrupt_after is not None and self._status_reads >= self.interrupt_after:
             self.interrupt_after = None
-            raise KeyboardInterrupt
+            press_ctrl_c()
 
     @property
     def service_calls(self) -> list[str]:

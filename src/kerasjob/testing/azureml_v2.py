@@ -27,6 +27,11 @@ as against Azure. What is fake, from the top down:
 - Metrics: the workspace's tracking URI is ``azureml://...`` as Azure returns
   it and is read through the real azureml-mlflow plugin; only the plugin's
   ``AzureMLRestStore`` is a local MLflow (SQLite) store.
+- Managed online endpoints (:class:`_OnlineEndpoints`): the ARM routes of
+  ``online_endpoints`` and ``online_deployments`` with their long-running
+  operations, polled as azure-core's ``ARMPolling`` does, and each endpoint's
+  scoring URI. A deployment answers with ``scorer`` (default: a stand-in that
+  reads no model, see :func:`count_bright_pixels`).
 
 Example:
     >>> from kerasjob import submit_training
@@ -54,17 +59,22 @@ from unittest import mock
 
 from ._service import FakeService, spread
 
-__all__ = ["ARM", "FINAL", "GROUPS", "LOGS_HOST", "SUBSCRIPTION", "VERSIONED", "FakeCredential", "FakeMLClient",
-           "FakeRunHistory", "FakeTransport"]
+__all__ = ["ARM", "FINAL", "GROUPS", "LOGS_HOST", "SCORING_HOST", "SUBSCRIPTION", "VERSIONED", "FakeCredential",
+           "FakeMLClient", "FakeRunHistory", "FakeTransport", "count_bright_pixels"]
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 ARM = "https://management.azure.com"
 LOGS_HOST = "https://fakelogs.blob.core.windows.net"
+#: Where a managed online endpoint answers: ``https://NAME.<region>.inference.ml.azure.com/score``.
+SCORING_HOST = ".westeurope.inference.ml.azure.com"
+#: The long-running operations of endpoints and deployments: ``Azure-AsyncOperation`` (status) and ``Location``.
+_OPERATION_PATH = re.compile(r"^/subscriptions/[^/]+/providers/Microsoft\.MachineLearningServices/locations/[^/]+/"
+                             r"(mfeOperationsStatus|mfeOperationResults)/([^/]+)$")
 _WORKSPACE_PATH = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
                              r"Microsoft\.MachineLearningServices/workspaces/([^/]+)(?:/(.*))?$", re.IGNORECASE)
 #: REST collection -> the operation group name used in ``service_calls``.
 GROUPS = {"jobs": "Jobs", "data": "Data", "environments": "Environments", "computes": "Compute",
-          "models": "Models", "codes": "Code", "datastores": "Datastores"}
+          "models": "Models", "codes": "Code", "datastores": "Datastores", "onlineEndpoints": "OnlineEndpoints"}
 FINAL = {"Completed", "Failed", "Canceled"}
 VERSIONED = ("data", "models", "environments", "codes")
 
@@ -125,6 +135,9 @@ class FakeTransport:
     def close(self) -> None:
         pass
 
+    def sleep(self, duration: float) -> None:
+        """azure-core's pollers wait between polls through the transport: the fake's operations need no wait."""
+
     def send(self, request: Any, **kwargs: Any) -> Any:
         from urllib.parse import urlparse
 
@@ -132,6 +145,13 @@ class FakeTransport:
         if request.url.startswith(LOGS_HOST):
             self.fake._record("Logs.get", url.path)
             return self._response(request, 200, self.fake._log_text(url.path.rsplit("/", 2)[-2]), text=True)
+        if url.netloc.endswith(SCORING_HOST):
+            status, payload = self.fake._online.score(url.netloc.split(".")[0], request.headers, request.body)
+            return self._response(request, status, payload)
+        operation = _OPERATION_PATH.match(url.path)
+        if operation:
+            status, payload, *headers = self.fake._online.poll(operation.group(1), operation.group(2))
+            return self._response(request, status, payload, headers=headers[0] if headers else None)
         match = _WORKSPACE_PATH.match(url.path)
         if not match:
             raise AssertionError(f"FakeMLClient: unexpected request {request.method} {request.url}")
@@ -180,6 +200,8 @@ class _Workspace:
         if not rest:
             fake._record("Workspaces.get", path)
             return 200, fake._workspace_json(path)
+        if rest[0] == "onlineEndpoints":
+            return fake._online.handle(method, path, rest, body)
         group = GROUPS.get(rest[0], rest[0].title())
         key = "/".join(rest)
         if method == "POST" and rest[0] == "jobs" and rest[-1] == "cancel":
@@ -271,6 +293,243 @@ class _Workspace:
             "latestVersion": latest, "nextVersion": str(max(numeric, default=0) + 1)}}
 
 
+def count_bright_pixels(rows: list[list[float]]) -> list[list[float]]:
+    """The fake deployments' default answer, a stand-in that reads no model: each row's digit is how many of
+    its pixels are above 0.5, modulo 10, with probability 0.91 (0.01 for each other digit)."""
+    answer = []
+    for row in rows:
+        digit = sum(1 for pixel in row if pixel > 0.5) % 10
+        answer.append([0.91 if index == digit else 0.01 for index in range(10)])
+    return answer
+
+
+class _OnlineEndpoints:
+    """Managed online endpoints and their deployments as ARM keeps them, with their long-running operations.
+
+    Mirrors the routes azure-ai-ml's ``OnlineEndpointsOperations`` and ``OnlineDeploymentsOperations`` call
+    (azure/ai/ml/_restclient/arm_ml_service/operations/_operations.py): a PUT answers 201 with an
+    ``Azure-AsyncOperation`` URL polled for ``{"status": ...}``, a DELETE 202 with a ``Location`` URL that answers
+    202 until the deletion is done (azure-core's ``AzureAsyncOperationPolling`` and ``LocationPolling``). The
+    service's rules that a rollout must respect are kept: a deployment needs its endpoint; traffic goes only to
+    provisioned deployments of the endpoint and adds up to 0 or 100; a deployment with traffic can't be deleted.
+    Call names: ``OnlineEndpoints.<get|list|create_or_update|delete|list_keys|get_token>``,
+    ``OnlineDeployments.<get|list|create_or_update|delete|get_logs>``, ``Operations.poll`` (detail
+    ``"<kind>/<name>: <status>"``) and ``Scoring.invoke``.
+    """
+
+    def __init__(self, fake: "FakeMLClient") -> None:
+        self.fake = fake
+        self.endpoints: dict[str, dict] = {}
+        self.deployments: dict[str, dict[str, dict]] = {}  # endpoint -> deployment name -> resource
+        self.operations: dict[str, dict] = {}
+        self.sent: list[tuple[str, dict]] = []  # ("endpoint" | "deployment", the resource as the SDK sent it)
+        self.scoring_requests: list[dict] = []
+
+    # -- ARM -----------------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, rest: list[str], body: Any) -> tuple[Any, ...]:
+        fake = self.fake
+        name = rest[1] if len(rest) > 1 else ""
+        if len(rest) == 1:
+            fake._record("OnlineEndpoints.list")
+            return 200, {"value": [self._view(resource) for resource in self.endpoints.values()]}
+        if len(rest) == 2:
+            return self._endpoint(method, path, name, body)
+        if name not in self.endpoints:
+            fake._record(f"OnlineEndpoints.{rest[2]}", name)
+            return _error("UserError", f"Online endpoint {name} was not found in the fake workspace", 404)
+        if rest[2] == "listKeys":
+            fake._record("OnlineEndpoints.list_keys", name)
+            return 200, {"primaryKey": self._key(name), "secondaryKey": self._key(name)[::-1]}
+        if rest[2] == "token":  # aml_token auth: listKeys' counterpart
+            fake._record("OnlineEndpoints.get_token", name)
+            return 200, {"accessToken": self._key(name), "tokenType": "Bearer", "expiryTimeUtc": 4102444800,
+                         "refreshAfterTimeUtc": 4102444800}
+        if len(rest) == 3:
+            fake._record("OnlineDeployments.list", name)
+            return 200, {"value": [self._view(each) for each in self.deployments[name].values()]}
+        deployment = rest[3]
+        if len(rest) == 5 and rest[4] == "getLogs":
+            fake._record("OnlineDeployments.get_logs", f"{name}/{deployment}")
+            return 200, {"content": self.fake._deployment_log(deployment, (body or {}).get("tail"))}
+        return self._deployment(method, path, name, deployment, body)
+
+    def _endpoint(self, method: str, path: str, name: str, body: Any) -> tuple[Any, ...]:
+        fake = self.fake
+        if method == "GET":
+            fake._record("OnlineEndpoints.get", name)
+            found = self.endpoints.get(name)
+            if found is None:
+                return _error("UserError", f"Online endpoint {name} was not found in the fake workspace", 404)
+            return 200, self._view(found)
+        if method == "DELETE":
+            fake._record("OnlineEndpoints.delete", name)
+            if name not in self.endpoints:
+                return 204, None
+            return self._operation(path, f"endpoints/{name}", deleting=True, done=lambda: self._forget(name))
+        traffic = {key: int(value) for key, value in (body["properties"].get("traffic") or {}).items()}
+        refused = self._refused_traffic(name, traffic)
+        if refused is not None:
+            fake._record("OnlineEndpoints.create_or_update", {"name": name, "traffic": traffic})
+            return refused
+        fake._record("OnlineEndpoints.create_or_update", {"name": name, "traffic": traffic},
+                     lambda: self._put_endpoint(path, name, body))
+        resource = self.endpoints[name]
+        return self._operation(path, f"endpoints/{name}", resource=resource,
+                               done=lambda: resource["properties"].update(provisioningState="Succeeded"))
+
+    def _deployment(self, method: str, path: str, endpoint: str, name: str, body: Any) -> tuple[Any, ...]:
+        fake = self.fake
+        found = self.deployments[endpoint].get(name)
+        if method == "GET":
+            fake._record("OnlineDeployments.get", f"{endpoint}/{name}")
+            if found is None:
+                return _error("UserError", f"Deployment {name} was not found on endpoint {endpoint}", 404)
+            return 200, self._view(found)
+        if method == "DELETE":
+            fake._record("OnlineDeployments.delete", f"{endpoint}/{name}")
+            share = self._traffic(endpoint).get(name.lower(), 0)
+            if share:
+                return _error("BadArgument", f"Deployment {name} takes {share}% of endpoint {endpoint}'s traffic; "
+                              "set its traffic to 0 before deleting it.", 400)
+            if found is None:
+                return 204, None
+            return self._operation(path, f"deployments/{name}", deleting=True,
+                                   done=lambda: self.deployments[endpoint].pop(name, None))
+        fake._record("OnlineDeployments.create_or_update", f"{endpoint}/{name}",
+                     lambda: self._put_deployment(path, endpoint, name, body))
+        failing = fake.failing_deployments > 0
+        fake.failing_deployments -= int(failing)
+        resource = self.deployments[endpoint][name]
+
+        def provisioned() -> None:
+            resource["properties"]["provisioningState"] = "Failed" if failing else "Succeeded"
+
+        error = {"code": "ResourceNotReady", "message": "User container has crashed or terminated: the MLflow "
+                 "scoring server exited while loading the model."} if failing else None
+        return self._operation(path, f"deployments/{name}", resource=resource, done=provisioned, error=error)
+
+    def _put_endpoint(self, path: str, name: str, body: dict) -> None:
+        self.sent.append(("endpoint", {**copy.deepcopy(body), "id": path, "name": name}))
+        existing = self.endpoints.get(name)
+        resource = {**copy.deepcopy(body), "id": path, "name": name,
+                    "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+                    "systemData": existing["systemData"] if existing else _system_data()}
+        properties = resource["properties"]
+        properties.update(provisioningState="Updating" if existing else "Creating",
+                          scoringUri=f"https://{name}{SCORING_HOST}/score",
+                          swaggerUri=f"https://{name}{SCORING_HOST}/swagger.json")
+        self.endpoints[name] = resource
+        self.deployments.setdefault(name, {})
+
+    def _put_deployment(self, path: str, endpoint: str, name: str, body: dict) -> None:
+        self.sent.append(("deployment", {**copy.deepcopy(body), "id": path, "name": name}))
+        resource = {**copy.deepcopy(body), "id": path, "name": name, "systemData": _system_data(),
+                    "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"}
+        resource["properties"] = {**DEPLOYMENT_DEFAULTS, **resource["properties"], "provisioningState": "Creating"}
+        self.deployments[endpoint][name] = resource
+
+    def _forget(self, name: str) -> None:
+        self.endpoints.pop(name, None)
+        self.deployments.pop(name, None)
+
+    def _traffic(self, endpoint: str) -> dict[str, int]:
+        found = self.endpoints.get(endpoint)
+        traffic = found["properties"].get("traffic") or {} if found else {}
+        return {key.lower(): int(value) for key, value in traffic.items()}
+
+    def _refused_traffic(self, endpoint: str, traffic: dict[str, int]) -> tuple[int, dict] | None:
+        """ARM's 400 for traffic that a rollout must never send."""
+        deployments = {key.lower(): value for key, value in self.deployments.get(endpoint, {}).items()}
+        for name, share in traffic.items():
+            found = deployments.get(name.lower())
+            if share and (found is None or found["properties"]["provisioningState"] != "Succeeded"):
+                return _error("BadArgument", f"Traffic can only go to a provisioned deployment of endpoint "
+                              f"{endpoint}; {name} is {'missing' if found is None else 'not provisioned'}.", 400)
+        if sum(traffic.values()) not in (0, 100):
+            return _error("BadArgument", f"The traffic of endpoint {endpoint} must add up to 0 or 100.", 400)
+        return None
+
+    def _key(self, endpoint: str) -> str:
+        return f"fake-key-{endpoint}"
+
+    @staticmethod
+    def _view(resource: dict) -> dict:
+        return copy.deepcopy(resource)
+
+    # -- long-running operations ---------------------------------------------------------------------
+
+    def _operation(self, path: str, what: str, *, resource: dict | None = None, deleting: bool = False,
+                   done: Callable[[], Any] | None = None, error: dict | None = None) -> tuple[Any, ...]:
+        """Start an operation that answers InProgress ``provisioning_polls`` times, then ends; ``done`` runs then."""
+        operation_id = uuid.uuid4().hex
+        final = "Failed" if error else "Succeeded"
+        self.operations[operation_id] = {"what": what, "done": done, "error": error,
+                                         "pending": ["InProgress"] * self.fake.provisioning_polls + [final]}
+        subscription = path.split("/")[2]
+        base = f"{ARM}/subscriptions/{subscription}/providers/Microsoft.MachineLearningServices/locations/westeurope"
+        if deleting:
+            return 202, None, {"Location": f"{base}/mfeOperationResults/{operation_id}", "Retry-After": "0"}
+        return 201, self._view(resource or {}), {"Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{operation_id}",
+                                                 "Retry-After": "0"}
+
+    def poll(self, kind: str, operation_id: str) -> tuple[Any, ...]:
+        """One poll: the operation moves one step on (``interrupt_after`` may press Ctrl-C here)."""
+        operation = self.operations[operation_id]
+        self.fake._status_read()
+        pending = operation["pending"]
+        status = pending.pop(0) if len(pending) > 1 else pending[0]
+        self.fake._record("Operations.poll", f"{operation['what']}: {status}")
+        if status != "InProgress" and operation["done"] is not None:
+            operation["done"]()
+            operation["done"] = None
+        if kind == "mfeOperationResults":  # Location polling: 202 until done
+            return (202, None, {"Retry-After": "0"}) if status == "InProgress" else (200, None)
+        return 200, {"status": status, **({"error": operation["error"]} if status == "Failed" else {})}
+
+    # -- the scoring URI -----------------------------------------------------------------------------
+
+    def score(self, endpoint: str, headers: Any, body: Any) -> tuple[int, Any]:
+        """What a no-code MLflow deployment answers: ``{"input_data": rows}`` in, a JSON list of rows out
+        (``run`` in Azure/azureml-assets' mlflow_score_script.py)."""
+        fake = self.fake
+        payload = json.loads(body) if body else None
+        found = self.endpoints.get(endpoint)
+        traffic = self._traffic(endpoint)
+        chosen = headers.get("azureml-model-deployment") or max(traffic, key=traffic.__getitem__, default="")
+        self.scoring_requests.append({"endpoint": endpoint, "deployment": chosen, "payload": payload,
+                                      "authorization": headers.get("Authorization")})
+        fake._record("Scoring.invoke", f"{endpoint}/{chosen}")
+        if found is None:
+            return 404, {"error": {"message": f"No endpoint {endpoint}"}}
+        if headers.get("Authorization") != f"Bearer {self._key(endpoint)}":
+            return 401, {"error": {"message": "Invalid key"}}
+        if not traffic.get(chosen.lower()):
+            return 424, {"error": {"message": "No valid deployments to route to."}}
+        rows = payload.get("input_data") if isinstance(payload, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(row, list) and len(row) == 784 for row in rows):
+            return 400, {"error": {"message": "Expected {'input_data': rows of 784 pixels}, the model's signature."}}
+        return 200, (fake.scorer or count_bright_pixels)(rows)
+
+
+#: What the service fills in for a managed deployment that leaves them out (the defaults Azure documents for
+#: ``request_settings``, ``liveness_probe``, ``readiness_probe`` and ``scale_settings``); azure-ai-ml's
+#: ``ManagedOnlineDeployment._from_rest_object`` needs ``scaleSettings``.
+DEPLOYMENT_DEFAULTS: dict[str, Any] = {
+    "scaleSettings": {"scaleType": "Default"},
+    "requestSettings": {"requestTimeout": "PT5S", "maxConcurrentRequestsPerInstance": 1},
+    "livenessProbe": {"initialDelay": "PT10M", "period": "PT10S", "timeout": "PT2S", "successThreshold": 1,
+                      "failureThreshold": 30},
+    "readinessProbe": {"initialDelay": "PT10S", "period": "PT10S", "timeout": "PT2S", "successThreshold": 1,
+                       "failureThreshold": 30},
+}
+
+
+def _system_data() -> dict[str, str]:
+    return {"createdAt": _now(), "createdBy": "fake", "createdByType": "User", "lastModifiedAt": _now(),
+            "lastModifiedBy": "fake", "lastModifiedByType": "User"}
+
+
 def _forget_mlflow_stores() -> None:
     """MLflow keeps one store per tracking URI for the process; each fake workspace needs its own."""
     from mlflow.tracking._tracking_service.utils import _tracking_store_registry
@@ -349,20 +608,36 @@ class FakeMLClient(FakeService):
         error_message: the service's error message for a failed job.
         broken_children: how many unparseable (``None``) items a sweep's child
             listing holds (azure-sdk-for-python#26922).
+        failing_deployments: how many of the next online deployments end in
+            provisioning state Failed (their log then ends with the crash).
+        provisioning_polls: how many polls an endpoint or deployment operation
+            answers InProgress before it ends.
+        deployment_log: the inference server log a deployment gives (``get_logs``).
+        scorer: what a deployment answers for the rows it is sent (default
+            :func:`count_bright_pixels`, a stand-in that reads no model).
 
     Attributes (besides ``calls``/``service_calls``): ``ml_client``;
     ``submissions`` (job entities parsed from what the SDK sent); ``data_assets``,
     ``environments``, ``models`` (``{name: [entity, ...]}``); ``created_computes``;
-    ``uploads`` (local folders the SDK uploaded); ``credentials`` (what reached the MLflow plugin).
+    ``uploads`` (local folders the SDK uploaded); ``credentials`` (what reached the MLflow plugin);
+    ``online_endpoints``, ``online_deployments`` (as the service holds them now), ``sent_endpoints``,
+    ``sent_deployments`` (each as the SDK sent it, in order) and ``scoring_requests`` (what reached a scoring URI).
     """
 
     lost_responses: dict[str, int] = field(default_factory=dict)
     error_message: str = "Execution failed. User process 'python' exited with status code 1."
     broken_children: int = 0
+    failing_deployments: int = 0
+    provisioning_polls: int = 2
+    deployment_log: list[str] = field(default_factory=lambda: [
+        "Azure ML Inferencing HTTP server v1.4.0", "Loading MLflow model from /var/azureml-app/azureml-models",
+        "Scoring timeout is set to 60000 ms", "Worker with pid 42 ready for serving traffic"])
+    scorer: Callable[[list[list[float]]], list[list[float]]] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._workspace = _Workspace(self)
+        self._online = _OnlineEndpoints(self)
         self._jobs: dict[str, dict] = {}  # name -> {"status", "pending", "metrics", "params"}
         self._children: dict[str, list[str]] = {}
         self._run_ids: dict[str, str] = {}  # job name -> MLflow run id in the local store
@@ -424,6 +699,45 @@ class FakeMLClient(FakeService):
         from azure.ai.ml.entities import Model
 
         return self._entities("models", lambda r: Model._from_rest_object(self._rest("ModelVersion", r)))
+
+    @property
+    def online_endpoints(self) -> dict[str, Any]:
+        """The managed online endpoints the workspace holds now, as ``OnlineEndpoint`` entities."""
+        from azure.ai.ml.entities import OnlineEndpoint
+
+        return {name: OnlineEndpoint._from_rest_object(self._rest("OnlineEndpoint", copy.deepcopy(resource)))
+                for name, resource in self._online.endpoints.items()}
+
+    @property
+    def online_deployments(self) -> dict[str, list[Any]]:
+        """Each endpoint's deployments now, as ``OnlineDeployment`` entities."""
+        from azure.ai.ml.entities import OnlineDeployment
+
+        return {endpoint: [OnlineDeployment._from_rest_object(self._rest("OnlineDeployment", copy.deepcopy(each)))
+                           for each in deployments.values()]
+                for endpoint, deployments in self._online.deployments.items()}
+
+    @property
+    def sent_endpoints(self) -> list[Any]:
+        """Every endpoint PUT, as the SDK sent it (parsed back into an ``OnlineEndpoint``), in order."""
+        from azure.ai.ml.entities import OnlineEndpoint
+
+        return [OnlineEndpoint._from_rest_object(self._rest("OnlineEndpoint", copy.deepcopy(body)))
+                for kind, body in self._online.sent if kind == "endpoint"]
+
+    @property
+    def sent_deployments(self) -> list[Any]:
+        """Every deployment PUT, as the SDK sent it (parsed back into an ``OnlineDeployment``), in order."""
+        from azure.ai.ml.entities import OnlineDeployment
+
+        return [OnlineDeployment._from_rest_object(self._rest("OnlineDeployment", {
+            **body, "properties": {**DEPLOYMENT_DEFAULTS, **body["properties"]}}))
+            for kind, body in copy.deepcopy(self._online.sent) if kind == "deployment"]
+
+    @property
+    def scoring_requests(self) -> list[dict[str, Any]]:
+        """What reached a scoring URI: endpoint, deployment, payload and Authorization header, in order."""
+        return self._online.scoring_requests
 
     @property
     def submissions(self) -> list:
@@ -547,6 +861,17 @@ class FakeMLClient(FakeService):
         for child in self._children.get(name, []):
             if self._jobs[child]["status"] not in FINAL:
                 self._jobs[child].update(status="Canceled", pending=["Canceled"])
+
+    def _deployment_log(self, deployment: str, tail: int | None) -> str:
+        """A deployment's inference server log (the last ``tail`` lines); a failed one ends with its crash."""
+        lines = list(self.deployment_log)
+        failed = any(found.get("properties", {}).get("provisioningState") == "Failed"
+                     for endpoint in self._online.deployments.values() for name, found in endpoint.items()
+                     if name == deployment)
+        if failed:
+            lines += ["Traceback (most recent call last):", "ModuleNotFoundError: No module named 'keras'",
+                      "Worker exiting (pid: 42)"]
+        return "\n".join(lines[-tail:] if tail else lines)
 
     def _log_text(self, name: str) -> str:
         """The job's driver log so far: all of it once the job runs (lines end with newlines, as a log file)."""
