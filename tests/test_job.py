@@ -133,3 +133,39 @@ def test_another_script_does_not_inherit_keras_mnists_default_hyperparameters(tm
     assert dict(job.hyperparameters) == {"quality": 0.5}
     tuned = TrainingJob(hyperparameters={"epochs": 3}).with_changes(source_dir=tmp_path, entry_script="train.py")
     assert dict(tuned.hyperparameters) == {"epochs": 3}
+
+
+def test_the_keras_backend_picks_the_environment_and_reaches_the_script_as_a_flag():
+    import yaml
+
+    from kerasjob.environment import PACKAGED_CONDA_FILES
+
+    job = TrainingJob(keras_backend="jax")
+    assert job.conda_file == PACKAGED_CONDA_FILES["jax"]
+    assert job.script_arguments("/data")[-2:] == ["--keras-backend", "jax"]
+    spec = read_conda_file(job.conda_file)
+    assert spec.keras_backends == ("jax",) and spec.name.startswith("kerasjob-keras-jax-env-")
+    pip = next(entry["pip"] for entry in yaml.safe_load(job.conda_file.read_text())["dependencies"]
+               if isinstance(entry, dict))
+    assert all("==" in requirement for requirement in pip), pip
+    assert any(requirement.startswith("jax[cuda12]==") for requirement in pip)
+    assert not any(requirement.startswith("tensorflow") for requirement in pip)
+    back = job.with_changes(keras_backend="tensorflow")
+    assert back.conda_file == TrainingJob().conda_file and "--keras-backend" not in back.script_arguments("/data")
+
+
+def test_a_custom_script_gets_no_backend_flag_but_its_environment_follows(tmp_path):
+    (tmp_path / "train.py").write_text("")
+    job = TrainingJob(source_dir=tmp_path, entry_script="train.py", keras_backend="jax")
+    assert job.script_arguments("d") == ["--data-folder", "d"]
+    assert read_conda_file(job.conda_file).keras_backends == ("jax",)
+
+
+def test_seed_and_mixed_precision_are_passed_only_when_given(tmp_path):
+    assert "--seed" not in TrainingJob().script_arguments("d")
+    job = TrainingJob(hyperparameters={"seed": 3, "mixed_precision": True})
+    assert job.script_arguments("d")[-4:] == ["--seed", 3, "--mixed-precision", True]
+    assert job.with_changes(hyperparameters={"epochs": 2}).hyperparameters["seed"] == 3
+    (tmp_path / "train.py").write_text("")
+    moved = job.with_changes(source_dir=tmp_path, entry_script="train.py")
+    assert dict(moved.hyperparameters) == {"seed": 3, "mixed_precision": True}  # set on purpose: kept

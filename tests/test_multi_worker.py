@@ -60,7 +60,9 @@ def test_two_local_workers_train_in_sync_and_register_one_model(tiny_mnist, tmp_
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], log
     versions = client().search_model_versions("name = 'keras-mnist'")
     assert [str(v.version) for v in versions] == ["1"]
-    assert [m.step for m in client().get_metric_history(result.run_id, "Accuracy")] == [0, 1]  # the chief only
+    assert [m.step for m in client().get_metric_history(result.run.mlflow_run_id, "Accuracy")] == [0, 1]  # the chief only
+    train_accuracy = client().get_metric_history(result.run.mlflow_run_id, "Train accuracy")  # over all workers' batches
+    assert [m.step for m in train_accuracy] == [0, 1] and all(0.0 <= m.value <= 1.0 for m in train_accuracy)
     assert not (Path(result.run.run_dir) / "workers" / "1" / "outputs").exists()
     from kerasjob import download_model
 

@@ -1,14 +1,17 @@
-"""The job's software environment: a conda file on an Ubuntu base image (TensorFlow brings its CUDA).
+"""The job's software environment: a conda file on an Ubuntu base image (TensorFlow or JAX brings its CUDA).
 
 The pure part reads and checks the conda file and names the environment from a
 hash of its content, so Azure ML reuses its cached image whenever nothing
-changed. ``build_environment`` turns it into an SDK v1 ``azureml.core.Environment``
+changed. kerasjob ships one conda file per Keras backend (``PACKAGED_CONDA_FILES``):
+TensorFlow, or JAX without TensorFlow; the name says which. ``build_environment`` turns it into an SDK v1 ``azureml.core.Environment``
 and ``build_environment_asset`` into an SDK v2 ``azure.ai.ml.entities.Environment``
 (both built offline); ``get_or_create_environment`` creates the v2 asset once.
 
 Example:
     >>> spec = read_conda_file(DEFAULT_CONDA_FILE)
-    >>> spec.name.startswith("kerasjob-keras-env-")
+    >>> spec.name.startswith("kerasjob-keras-env-"), spec.keras_backends
+    (True, ('tensorflow',))
+    >>> read_conda_file(PACKAGED_CONDA_FILES["jax"]).name.startswith("kerasjob-keras-jax-env-")
     True
 """
 
@@ -23,16 +26,18 @@ from typing import Any
 
 from .errors import ValidationError
 
-__all__ = ["DEFAULT_BASE_IMAGE", "DEFAULT_CONDA_FILE", "ENVIRONMENT_PREFIX", "EnvironmentSpec",
+__all__ = ["DEFAULT_BASE_IMAGE", "DEFAULT_CONDA_FILE", "ENVIRONMENT_PREFIX", "PACKAGED_CONDA_FILES", "EnvironmentSpec",
            "V1_RUNTIME_REQUIREMENT", "build_environment", "build_environment_asset", "environment_version",
            "get_or_create_environment", "read_conda_file", "tensorflow_version"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONDA_FILE = Path(__file__).with_name("conda_dependencies.yml")
+#: Keras backend -> the conda file kerasjob ships for it (TensorFlow's is the default).
+PACKAGED_CONDA_FILES = {"tensorflow": DEFAULT_CONDA_FILE, "jax": Path(__file__).with_name("conda_dependencies_jax.yml")}
 
 # Ubuntu 22.04 with OpenMPI from Azure's curated base images, without a CUDA of its own:
-# tensorflow[and-cuda] brings CUDA 12 as pip wheels, and a CUDA 11.8 image (the former default)
+# tensorflow[and-cuda] (or jax[cuda12]) brings CUDA 12 as pip wheels, and a CUDA 11.8 image (the former default)
 # puts its libraries on LD_LIBRARY_PATH, where they win over TensorFlow's (libcusolver.so.11,
 # libcurand.so.10). The GPU driver comes from the host on Azure's GPU VMs.
 DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
@@ -42,20 +47,30 @@ DEFAULT_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
 V1_RUNTIME_REQUIREMENT = "azureml-defaults==1.62.0"
 
 ENVIRONMENT_PREFIX = "kerasjob-keras-env"
+#: Environment name prefix by the Keras backends a conda file lists (TensorFlow's keeps the original name).
+_PREFIXES: dict[tuple[str, ...], str] = {("tensorflow",): ENVIRONMENT_PREFIX, ("jax",): "kerasjob-keras-jax-env"}
+#: The package that makes each Keras backend, as a conda file's pip requirement names it.
+_BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax"}
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 @dataclass(frozen=True)
 class EnvironmentSpec:
-    """A checked conda file and the name its content hashes to."""
+    """A checked conda file, the Keras backends it installs and the name its content hashes to."""
 
     conda_file: Path
     base_image: str
     content_hash: str
+    keras_backends: tuple[str, ...] = ("tensorflow",)
+
+    @property
+    def prefix(self) -> str:
+        """``kerasjob-keras-env`` for TensorFlow, ``kerasjob-keras-jax-env`` for JAX alone."""
+        return _PREFIXES.get(self.keras_backends, ENVIRONMENT_PREFIX)
 
     @property
     def name(self) -> str:
-        return f"{ENVIRONMENT_PREFIX}-{self.content_hash[:12]}"
+        return f"{self.prefix}-{self.content_hash[:12]}"
 
 
 def _normalise(requirement: str) -> str:
@@ -76,8 +91,9 @@ def _requirements(document: dict[str, Any]) -> list[str]:
 def read_conda_file(conda_file: str | Path = DEFAULT_CONDA_FILE, base_image: str = DEFAULT_BASE_IMAGE) -> EnvironmentSpec:
     """Read and check a conda file; raise ``ValidationError`` naming ``conda_file``.
 
-    It must exist, parse as YAML, list TensorFlow and Keras, and must not list
-    ``tensorflow-gpu``, which PyPI removed (``tensorflow[and-cuda]`` replaces it).
+    It must exist, parse as YAML, list Keras and a backend for it (TensorFlow or
+    JAX), and must not list ``tensorflow-gpu``, which PyPI removed
+    (``tensorflow[and-cuda]`` replaces it).
     """
     import yaml
 
@@ -98,13 +114,16 @@ def read_conda_file(conda_file: str | Path = DEFAULT_CONDA_FILE, base_image: str
             hint="PyPI removed tensorflow-gpu (its last release refuses to build); "
                  "use `tensorflow[and-cuda]`, which brings CUDA 12 on Linux.",
         )
-    for needed in ("tensorflow", "keras"):
-        if needed not in names:
-            raise ValidationError("conda_file", f"a conda file that lists `{needed}`", str(path))
+    backends = tuple(backend for backend, package in _BACKEND_PACKAGES.items() if package in names)
+    if not backends:
+        raise ValidationError("conda_file", "a conda file that lists `tensorflow` or `jax`", str(path),
+                              hint="Keras 3 needs a backend to run on.")
+    if "keras" not in names:
+        raise ValidationError("conda_file", "a conda file that lists `keras`", str(path))
     if not isinstance(base_image, str) or not re.fullmatch(r"[a-z0-9.-]+(:\d+)?/[A-Za-z0-9._/-]+(:[A-Za-z0-9._-]+)?", base_image):
         raise ValidationError("base_image", "a Docker image reference such as registry/name:tag", base_image)
     digest = hashlib.sha256(text.encode() + b"\0" + base_image.encode()).hexdigest()
-    return EnvironmentSpec(conda_file=path, base_image=base_image, content_hash=digest)
+    return EnvironmentSpec(conda_file=path, base_image=base_image, content_hash=digest, keras_backends=backends)
 
 
 def tensorflow_version(conda_file: str | Path = DEFAULT_CONDA_FILE) -> str:
@@ -156,7 +175,7 @@ def environment_version(spec: EnvironmentSpec) -> tuple[str, str]:
         >>> environment_version(read_conda_file())[0]
         'kerasjob-keras-env'
     """
-    return ENVIRONMENT_PREFIX, spec.content_hash[:16]
+    return spec.prefix, spec.content_hash[:16]
 
 
 def build_environment_asset(spec: EnvironmentSpec) -> Any:
@@ -165,7 +184,7 @@ def build_environment_asset(spec: EnvironmentSpec) -> Any:
 
     name, version = environment_version(spec)
     return Environment(name=name, version=version, image=spec.base_image, conda_file=str(spec.conda_file),
-                       description="kerasjob training environment (conda_dependencies.yml on a GPU image)")
+                       description=f"kerasjob training environment ({spec.conda_file.name} on a GPU image)")
 
 
 def get_or_create_environment(ml_client: Any, spec: EnvironmentSpec) -> str:

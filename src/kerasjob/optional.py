@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from .errors import BackendUnavailable
 
-__all__ = ["Extra", "AZUREML", "AZUREML_HYPERDRIVE", "AZUREML_V2", "OPTUNA", "PREDICT", "TRAIN"]
+__all__ = ["Extra", "AZUREML", "AZUREML_HYPERDRIVE", "AZUREML_V2", "KERAS_BACKEND_EXTRAS", "OPTUNA", "PREDICT",
+           "TRAIN"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,6 @@ TRAIN = Extra("train", "local", (("mlflow", "mlflow"),))
 PREDICT = Extra("train", "predict", (("mlflow", "mlflow"), ("keras", "keras"), ("PIL", "pillow")))
 #: Optuna samples the trials of a local sweep.
 OPTUNA = Extra("train", "local", (("optuna", "optuna"),))
+#: What each ``TrainingJob.keras_backend`` needs to train on this machine.
+KERAS_BACKEND_EXTRAS = {"tensorflow": Extra("train", "local", (("tensorflow", "tensorflow"),)),
+                        "jax": Extra("train", "local", (("jax", "jax"),))}

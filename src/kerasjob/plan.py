@@ -32,6 +32,7 @@ class SubmissionPlan:
     environment_name: str
     environment_hash: str
     base_image: str
+    keras_backend: str
     compute: str
     script_arguments: list[str]
     data: str
@@ -49,6 +50,7 @@ class SubmissionPlan:
             f"snapshot:     {len(self.files)} files, {self.total_bytes / 1024:.1f} KiB from {self.source_dir}",
             *(f"                {path} ({size} B)" for path, size in self.files.items()),
             f"environment:  {self.environment_name} (sha256 {self.environment_hash[:16]}..., {self.base_image})",
+            f"keras:        on {self.keras_backend}",
             f"compute:      {self.compute}",
             f"command:      python {self.entry_script} {' '.join(self.script_arguments)}",
             f"data:         {self.data}",
@@ -67,7 +69,7 @@ def build_plan(job: TrainingJob, backend: Backend) -> SubmissionPlan:
         backend=backend.name, experiment=job.experiment, source_dir=str(job.source_dir),
         entry_script=job.entry_script, files=dict(snapshot.files), total_bytes=snapshot.total_bytes,
         environment_name=backend.environment_name(job), environment_hash=environment.content_hash,
-        base_image=environment.base_image, compute=backend.describe_compute(job),
+        base_image=environment.base_image, keras_backend=job.keras_backend, compute=backend.describe_compute(job),
         script_arguments=[str(argument) for argument in job.script_arguments(backend.data_placeholder(job))],
         data=backend.describe_data(job),
         model_registration=f"on success only, register {job.model_path} as model {job.model_name!r} "

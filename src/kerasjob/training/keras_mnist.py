@@ -2,17 +2,23 @@
 
 Runs unchanged in an Azure ML run, under kerasjob's local backend, and alone:
 
-    python keras_mnist.py --data-folder DIR [--epochs 20 --batch-size 50 ...]
+    python keras_mnist.py --data-folder DIR [--epochs 20 --batch-size 50 --keras-backend jax ...]
 
-Logs ``Loss`` and ``Accuracy`` on the test set every epoch, then ``Final test
-loss`` / ``Final test accuracy``, through MLflow when a tracking URI is set
-(Azure ML and kerasjob set one) and always on stdout. Writes the model to
-``./outputs/model/model.keras`` and a plot to ``./outputs/training.png``.
+Trains on TensorFlow or JAX (``--keras-backend``; it sets ``KERAS_BACKEND``
+before Keras loads), one compiled program per epoch (``fused_epoch.py``), or
+on TensorFlow across the workers that ``TF_CONFIG`` names (``multi_worker.py``).
+Logs ``Loss`` and ``Accuracy`` on the test set and ``Train loss`` / ``Train
+accuracy`` every epoch, then ``Final test loss`` / ``Final test accuracy``,
+through MLflow when a tracking URI is set (Azure ML and kerasjob set one) and
+always on stdout. Writes the model to ``./outputs/model/`` (an MLflow model
+holding ``model.keras``) and a plot to ``./outputs/training.png``. On JAX
+nothing imports TensorFlow, which need not be installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -22,29 +28,44 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also are
-    from kerasjob.training.contract import DATA_FOLDER_FLAG, HYPERPARAMETERS, flag_for
+    from kerasjob.training.contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS,
+                                            KERAS_BACKEND_FLAG, KERAS_BACKENDS, OPTIONS, flag_for)
+    from kerasjob.training.fused_epoch import EpochMetrics, fused_trainer
     from kerasjob.training.mlflow_model import preload, save_model
     from kerasjob.training.mnist_data import MnistFormatError, load_mnist
     from kerasjob.training.multi_worker import (MultiWorkerTrainer, cluster_from_environment, is_chief,
                                                 weights_digest, worker_name)
 else:  # at run time, sibling helpers: this folder is the job's whole source directory (no kerasjob installed)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from contract import DATA_FOLDER_FLAG, HYPERPARAMETERS, flag_for
+    from contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS, KERAS_BACKEND_FLAG,
+                          KERAS_BACKENDS, OPTIONS, flag_for)
+    from fused_epoch import EpochMetrics, fused_trainer
     from mlflow_model import preload, save_model
     from mnist_data import MnistFormatError, load_mnist
     from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name
 
-__all__ = ["Tracker", "build_datasets", "build_model", "main", "parse_args", "save_plot", "tracking_configured",
-           "train_multi_worker", "train_single"]
+__all__ = ["Tracker", "build_model", "build_test_dataset", "default_keras_backend", "main", "parse_args", "save_plot",
+           "tracking_configured", "train_multi_worker", "train_single"]
 
 #: What ``load_mnist`` returns: ``(x_train, y_train, x_test, y_test)``.
 Data = tuple[Any, Any, Any, Any]
-#: ``on_epoch(epoch, train_loss, test_loss, test_accuracy)``.
-EpochCallback = Callable[[int, float, float, float], None]
+#: ``on_epoch(epoch, metrics)``; a worker that is not the chief reports NaN test metrics.
+EpochCallback = Callable[[int, EpochMetrics], None]
 
 OUTPUTS = Path("outputs")
 EVAL_BATCH_SIZE = 2000  # evaluation only: its batch size does not change what is learned
-STEPS_PER_EXECUTION = 100  # run 100 train steps per call into TF: per-step Python overhead dominates a small MLP
+
+
+def default_keras_backend() -> str:
+    """``KERAS_BACKEND`` when set; else kerasjob's default backend if installed; else another one that is.
+
+    So ``python keras_mnist.py`` runs as it stands on a machine with TensorFlow, and on one with JAX alone.
+    """
+    chosen = os.environ.get("KERAS_BACKEND")
+    if chosen:
+        return chosen
+    preferred = (DEFAULT_KERAS_BACKEND, *(name for name in KERAS_BACKENDS if name != DEFAULT_KERAS_BACKEND))
+    return next((name for name in preferred if importlib.util.find_spec(name)), DEFAULT_KERAS_BACKEND)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,9 +74,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder holding the four MNIST IDX files (.gz or not), searched recursively")
     for name, spec in HYPERPARAMETERS.items():
         parser.add_argument(flag_for(name), dest=name, type=spec.type, default=spec.default, help=spec.help)
-    parser.add_argument("--mixed-precision", action="store_true",
-                        help="compute in float16 on a GPU (off by default; no gain on a CPU)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for weights and shuffling")
+    for name, option in OPTIONS.items():
+        if option.type is bool:  # a bare --mixed-precision still means true; kerasjob sends "--mixed-precision false"
+            parser.add_argument(flag_for(name), dest=name, type=option.parse, nargs="?", const=True, default=False,
+                                help=option.help)
+        else:
+            parser.add_argument(flag_for(name), dest=name, type=option.parse, default=None, help=option.help)
+    parser.add_argument(KERAS_BACKEND_FLAG, dest="keras_backend", default=default_keras_backend(),
+                        help=f"{' or '.join(KERAS_BACKENDS)} (default: KERAS_BACKEND, else {DEFAULT_KERAS_BACKEND} "
+                             "if installed)")
     args = parser.parse_args(argv)
     for name, spec in HYPERPARAMETERS.items():
         value = getattr(args, name)
@@ -63,6 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if too_small:
             parser.error(f"{flag_for(name)} must be {'>' if spec.exclusive_minimum else '>='} "
                          f"{spec.minimum}. Received: {value}")
+    for name, option in OPTIONS.items():
+        value = getattr(args, name)
+        if option.minimum is not None and value is not None and value < option.minimum:
+            parser.error(f"{flag_for(name)} must be >= {option.minimum}. Received: {value}")
+    if args.keras_backend not in KERAS_BACKENDS:
+        parser.error(f"{KERAS_BACKEND_FLAG} must be one of {', '.join(KERAS_BACKENDS)}. "
+                     f"Received: {args.keras_backend}")
     return args
 
 
@@ -110,18 +144,10 @@ def tracking_configured() -> bool:
     return bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_RUN_ID"))
 
 
-def build_datasets(tf: Any, data: Data, batch_size: int, seed: int | None) -> tuple[Any, Any]:
-    x_train, y_train, x_test, y_test = data
-    # float32 features and sparse uint8 labels: half the bytes of float64 + one-hot, same maths.
-    train = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .cache()  # decode once, then serve from memory
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)  # a new order every epoch, as fit() on arrays
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)  # the next batches are ready before the step asks
-    )
-    test = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(EVAL_BATCH_SIZE).cache().prefetch(tf.data.AUTOTUNE)
-    return train, test
+def build_test_dataset(tf: Any, data: Data) -> Any:
+    """The test set as a ``tf.data`` pipeline, for the multi-worker evaluation."""
+    _, _, x_test, y_test = data
+    return tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(EVAL_BATCH_SIZE).cache().prefetch(tf.data.AUTOTUNE)
 
 
 def build_model(keras: Any, args: argparse.Namespace) -> Any:
@@ -138,56 +164,57 @@ def build_model(keras: Any, args: argparse.Namespace) -> Any:
         optimizer=keras.optimizers.RMSprop(learning_rate=args.learning_rate),
         loss="sparse_categorical_crossentropy",  # integer labels: no one-hot matrix to build or read
         metrics=["accuracy"],
-        steps_per_execution=STEPS_PER_EXECUTION,
-        jit_compile=True,  # XLA fuses the step's small kernels into a few
     )
     return model
 
 
 def save_plot(history: dict[str, list[float]], path: Path) -> None:
+    """Loss and accuracy per epoch, test (solid) and train (dashed); markers, so that one epoch shows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(9, 3.6))
     epochs = range(1, len(history["Accuracy"]) + 1)
-    axis.plot(epochs, history["Accuracy"], "b-", label="Accuracy")
-    axis.plot(epochs, history["Loss"], "r--", label="Loss")
-    axis.set_xlabel("epoch")
-    axis.set_title("MNIST test set")
-    axis.legend()
+    for axis, quantity in ((loss_axis, "Loss"), (accuracy_axis, "Accuracy")):
+        axis.plot(epochs, history[quantity], "o-", label="test")
+        axis.plot(epochs, history[f"Train {quantity.lower()}"], "s--", label="train")
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_title(quantity)
+        axis.legend()
+    figure.suptitle("MNIST")
     figure.tight_layout()
     figure.savefig(path, dpi=80)
     plt.close(figure)
 
 
-def train_single(tf: Any, keras: Any, args: argparse.Namespace, data: Data,
-                 on_epoch: EpochCallback) -> tuple[Any, float, float]:
-    """One process: Keras's own ``fit`` with the fast settings of ``build_model``."""
-    class ReportEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:  # Keras passes the epoch's logs dict
-            on_epoch(epoch, float(logs["loss"]), float(logs["val_loss"]), float(logs["val_accuracy"]))
-
-    train, test = build_datasets(tf, data, args.batch_size, args.seed)
+def train_single(keras: Any, args: argparse.Namespace, data: Data, on_epoch: EpochCallback) -> tuple[Any, float, float]:
+    """One process, on the backend Keras was loaded with: one compiled program per epoch (``fused_epoch.py``)."""
     model = build_model(keras, args)
-    model.fit(train, epochs=args.epochs, validation_data=test, verbose=0, callbacks=[ReportEpoch()])
-    loss, accuracy = model.evaluate(test, verbose=0)
-    return model, float(loss), float(accuracy)
+    trainer = fused_trainer(model, data, args.batch_size, args.seed)
+    metrics = EpochMetrics(*(4 * [float("nan")]))
+    for epoch in range(args.epochs):
+        metrics = trainer.train_epoch(epoch)
+        on_epoch(epoch, metrics)
+    trainer.write_back()
+    return model, metrics.test_loss, metrics.test_accuracy
 
 
 def train_multi_worker(tf: Any, keras: Any, args: argparse.Namespace, data: Data, on_epoch: EpochCallback,
                        chief: bool) -> tuple[Any, float, float]:
-    """Several workers (``TF_CONFIG``): data parallel; only the chief evaluates."""
+    """Several workers (``TF_CONFIG``, TensorFlow only): data parallel; only the chief evaluates."""
     trainer = MultiWorkerTrainer(tf, keras, args, data, build_model)
-    _, test = build_datasets(tf, data, args.batch_size, args.seed)
+    test = build_test_dataset(tf, data)
     iterator = iter(trainer.train)
     loss = accuracy = float("nan")
     for epoch in range(args.epochs):
-        train_loss = trainer.train_epoch(iterator)
+        train_loss, train_accuracy = trainer.train_epoch(iterator)
         if chief:
             loss, accuracy = trainer.evaluate(test)
-        on_epoch(epoch, train_loss, loss, accuracy)
+        on_epoch(epoch, EpochMetrics(train_loss, train_accuracy, loss, accuracy))
     print(f"Workers: {trainer.workers}, global batch {trainer.global_batch}, "
           f"weights sha256 {weights_digest(trainer.model)}", flush=True)
     return trainer.model, loss, accuracy
@@ -197,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cluster = cluster_from_environment()  # before TensorFlow reads TF_CONFIG
     chief = cluster is None or is_chief(cluster)
+    if cluster is not None and args.keras_backend != "tensorflow":
+        print(f"keras_mnist.py: several workers (TF_CONFIG) train on TensorFlow only; "
+              f"{KERAS_BACKEND_FLAG} {args.keras_backend} trains in one process.", file=sys.stderr)
+        return 2
     try:
         data = load_mnist(args.data_folder)
     except MnistFormatError as exc:
@@ -206,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f" ({worker_name(cluster)} of {len(cluster['cluster'].get('worker', []))} workers)" if cluster else ""),
           flush=True)
 
+    os.environ["KERAS_BACKEND"] = args.keras_backend  # read once, when Keras is first imported
     import keras
-    import tensorflow as tf
 
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
@@ -215,33 +246,40 @@ def main(argv: list[str] | None = None) -> int:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
     tracker = Tracker(chief=chief)
-    tracker.params({name: getattr(args, name) for name in HYPERPARAMETERS})
-    history: dict[str, list[float]] = {"Loss": [], "Accuracy": []}
+    tracker.params({**{name: getattr(args, name) for name in (*HYPERPARAMETERS, *OPTIONS)},
+                    "keras_backend": args.keras_backend})
+    history: dict[str, list[float]] = {name: [] for name in EPOCH_METRICS}
     epoch_started = [time.perf_counter()]
 
-    def on_epoch(epoch: int, train_loss: float, loss: float, accuracy: float) -> None:
+    def on_epoch(epoch: int, metrics: EpochMetrics) -> None:
+        values = {"Loss": metrics.test_loss, "Accuracy": metrics.test_accuracy,
+                  "Train loss": metrics.train_loss, "Train accuracy": metrics.train_accuracy}
         if chief:
-            history["Loss"].append(loss)
-            history["Accuracy"].append(accuracy)
-            tracker.metrics({"Loss": loss, "Accuracy": accuracy}, step=epoch)
-        evaluated = f" - Loss {loss:.4f} - Accuracy {accuracy:.4f}" if chief else ""
+            for name, value in values.items():
+                history[name].append(value)
+            tracker.metrics(values, step=epoch)
+        evaluated = f" - Loss {metrics.test_loss:.4f} - Accuracy {metrics.test_accuracy:.4f}" if chief else ""
         print(f"Epoch {epoch + 1}/{args.epochs} - {time.perf_counter() - epoch_started[0]:.1f}s - "
-              f"train loss {train_loss:.4f}{evaluated}", flush=True)
+              f"train loss {metrics.train_loss:.4f} - train accuracy {metrics.train_accuracy:.4f}{evaluated}",
+              flush=True)
         epoch_started[0] = time.perf_counter()
 
     if chief:
         preload()  # MLflow imports while the model trains; outputs/model is an MLflow model
     started = time.perf_counter()
     if cluster is None:
-        model, loss, accuracy = train_single(tf, keras, args, data, on_epoch)
+        model, loss, accuracy = train_single(keras, args, data, on_epoch)
     else:
+        import tensorflow as tf
+
         model, loss, accuracy = train_multi_worker(tf, keras, args, data, on_epoch, chief)
     fit_seconds = time.perf_counter() - started
     if not chief:
         print("Not the chief: the chief logs the final metrics and writes outputs/.", flush=True)
         return 0
     tracker.metrics({"Final test loss": loss, "Final test accuracy": accuracy})
-    print(f"Final test loss: {loss:.4f}\nFinal test accuracy: {accuracy:.4f}\nFit seconds: {fit_seconds:.2f}", flush=True)
+    print(f"Final test loss: {loss:.4f}\nFinal test accuracy: {accuracy:.4f}\nFit seconds: {fit_seconds:.2f} "
+          f"({args.keras_backend})", flush=True)
 
     model_dir = OUTPUTS / "model"
     as_mlflow = save_model(model, model_dir, data[2][:5])

@@ -48,7 +48,12 @@ def preload() -> None:
 
 
 def _requirements() -> list[str]:
-    """The packages that trained the model, pinned, for whoever serves it."""
+    """The packages that serve the model, pinned to those that trained it where installed.
+
+    Serving loads ``model.keras`` on Keras's default backend, TensorFlow, whichever
+    backend trained it (the file is the same for all): a model trained where only
+    JAX is installed still asks for TensorFlow, unpinned.
+    """
     from importlib import metadata
 
     pinned = []
@@ -56,7 +61,9 @@ def _requirements() -> list[str]:
         try:
             pinned.append(f"{distribution}=={metadata.version(distribution)}")
         except metadata.PackageNotFoundError:
-            continue  # e.g. mlflow-skinny stands in for mlflow on Azure ML
+            if distribution == "tensorflow":
+                pinned.append(distribution)
+            # else e.g. mlflow-skinny stands in for mlflow on Azure ML
     return pinned
 
 

@@ -116,15 +116,17 @@ class MultiWorkerTrainer:
                 loss = tf.nn.compute_average_loss(per_sample, global_batch_size=global_batch)
             gradients = tape.gradient(loss, model.trainable_variables)
             model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))  # all-reduces across workers
-            return loss
+            # Train accuracy from the predictions the step already made: this worker's share of the global batch.
+            hits = tf.equal(tf.argmax(probabilities, axis=-1), tf.cast(y, tf.int64))
+            return tf.stack([loss, tf.reduce_sum(tf.cast(hits, tf.float32)) / global_batch])  # one reduce for both
 
         @tf.function
         def train_steps(iterator: Iterator[Any], steps: Any) -> Any:
-            total = tf.constant(0.0)
+            total = tf.zeros([2])
             for _ in tf.range(steps):  # a graph loop: no Python per step
                 per_replica = strategy.run(one_step, args=next(iterator))
                 total += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-            return total / tf.cast(steps, tf.float32)
+            return total / tf.cast(steps, tf.float32)  # [mean train loss, mean train accuracy]
 
         return train_steps
 
@@ -141,14 +143,16 @@ class MultiWorkerTrainer:
 
         return evaluate_batch
 
-    def train_epoch(self, iterator: Iterator[Any]) -> float:
-        """Runs one epoch's steps; returns the mean training loss."""
-        losses, remaining = [], self.steps_per_epoch
+    def train_epoch(self, iterator: Iterator[Any]) -> tuple[float, float]:
+        """Runs one epoch's steps; returns the mean training loss and accuracy (the same on every worker)."""
+        loss_sum = accuracy_sum = 0.0
+        remaining = self.steps_per_epoch
         while remaining:
             steps = min(STEPS_PER_CALL, remaining)
-            losses.append(float(self._train_steps(iterator, self.tf.constant(steps))) * steps)
+            loss, accuracy = self._train_steps(iterator, self.tf.constant(steps)).numpy()
+            loss_sum, accuracy_sum = loss_sum + float(loss) * steps, accuracy_sum + float(accuracy) * steps
             remaining -= steps
-        return sum(losses) / self.steps_per_epoch
+        return loss_sum / self.steps_per_epoch, accuracy_sum / self.steps_per_epoch
 
     def evaluate(self, test: Any) -> tuple[float, float]:
         """Test loss and accuracy, computed locally on this worker (no collective ops)."""
