@@ -53,7 +53,7 @@ def test_a_hyperdrive_sweep_registers_the_best_childs_model():
     assert model.run_id == result.best.run_id and model.model_path == "outputs/model"
     assert model.tags["hp.batch_size"] == "50" and model.tags["hp.epochs"] == "3"
     assert model.tags["sweep_run_id"] == result.sweep_run_id
-    assert result.to_dict()["model"] == {"name": "keras-mnist", "version": "1"}
+    assert result.to_dict()["model"] == {"name": "keras-mnist", "version": "1", "champion": True}
 
 
 def test_a_hyperdrive_sweep_with_no_completed_trial_registers_nothing():

@@ -53,11 +53,15 @@ def test_bad_images_are_refused_before_any_model_loads(images, words, tmp_path):
     assert caught.value.argument == "images" and words in str(caught.value)
 
 
-@pytest.mark.parametrize("model", ["models:/keras-mnist", "keras mnist:1", 42])
-def test_a_model_that_is_no_registry_name_or_folder_is_refused(model):
+@pytest.mark.parametrize("model, words", [
+    ("keras mnist:1", "'NAME@ALIAS'"), ("models:/keras-mnist/one", "'models:/NAME/VERSION'"),
+    (42, "a model folder"), ("models:/keras-mnist", "registered: none"), ("keras-mnist@champion", "registered: none"),
+    (Path("no-such-folder"), "an existing model folder"),
+])
+def test_a_model_that_is_no_registry_reference_or_folder_is_refused(model, words):
     with pytest.raises(ValidationError) as caught:
         predict(model, np.zeros((1, 784), dtype=np.uint8))
-    assert caught.value.argument == "model" and "models:/NAME/VERSION" in str(caught.value)
+    assert caught.value.argument == "model" and words in str(caught.value)
 
 
 @pytest.mark.slow

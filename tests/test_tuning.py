@@ -12,6 +12,7 @@ import pytest
 
 from kerasjob import (Bandit, Sweep, TrainingFailed, ValidationError, choice, loguniform, normal, quniform,
                       tune_training, uniform)
+from kerasjob.backends.local import LocalRun
 from kerasjob.cli import main
 from kerasjob.search_space import seed_space
 from kerasjob.testing import FakeAzureML
@@ -120,11 +121,13 @@ def test_a_local_sweep_stops_the_laggard_survives_a_failure_and_registers_the_be
     children = mlflow_client.search_runs(
         [mlflow_client.get_run(result.sweep_run_id).info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{result.sweep_run_id}'")
-    assert sorted(run.info.run_id for run in children) == sorted(trial.run_id for trial in result.trials)
+    mlflow_id = {trial.run_id: LocalRun.from_id(trial.run_id).mlflow_run_id for trial in result.trials}
+    assert sorted(run.info.run_id for run in children) == sorted(mlflow_id.values())
     stopped = next(trial.run_id for trial in result.trials if trial.state == "early-terminated")
-    assert {run.info.run_id: run.info.status for run in children}[stopped] == "KILLED"
-    version = mlflow_client.search_model_versions("name = 'keras-mnist'")[0]
-    assert version.run_id == result.best.run_id and version.tags["sweep_run_id"] == result.sweep_run_id
+    assert {run.info.run_id: run.info.status for run in children}[mlflow_id[stopped]] == "KILLED"
+    (version,) = mlflow_client.search_model_versions("name = 'keras-mnist'")  # the trials registered nothing
+    assert version.run_id == mlflow_id[result.best.run_id] and version.tags["sweep_run_id"] == result.sweep_run_id
+    assert version.tags["run_id"] == result.best.run_id and result.champion
     assert mlflow_client.get_run(result.sweep_run_id).info.status == "FINISHED"
 
 
@@ -156,7 +159,8 @@ def test_ctrl_c_cancels_every_running_trial_and_leaves_no_process(tiny_mnist, tm
                                               for p in pids):
         time.sleep(0.2)
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-    assert {client().get_run(run_id).info.status for run_id in run_ids} == {"KILLED"}
+    statuses = {client().get_run(LocalRun.from_id(run_id).mlflow_run_id).info.status for run_id in run_ids}
+    assert statuses == {"KILLED"}
 
 
 @pytest.mark.slow
@@ -169,7 +173,7 @@ def test_cli_tune_json_on_the_packaged_script(tiny_mnist, capsys):
     assert all(set(trial) >= {"parameters", "metric", "state", "run_id"} for trial in result["trials"])
     completed = [t for t in result["trials"] if t["state"] == "completed"]
     assert result["best"]["metric"] == max(t["metric"] for t in completed)
-    assert result["model"] == {"name": "keras-mnist", "version": "1"}
+    assert result["model"] == {"name": "keras-mnist", "version": "1", "champion": True}
     assert set(result["best"]["parameters"]) == {"batch_size", "first_layer_neurons", "second_layer_neurons",
                                                  "learning_rate"}
 

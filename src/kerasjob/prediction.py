@@ -1,8 +1,9 @@
 """``predict(model, images)``: the trained model's digits for a few images, in one call.
 
-The model is a ``TrainingResult``, ``"models:/NAME/VERSION"``, ``"NAME:VERSION"``
-(both in the local MLflow registry) or a folder (an MLflow model, or one holding
-``model.keras``). Images are a NumPy array (N x 784 or N x 28 x 28; uint8 0-255
+The model is a ``TrainingResult``, a folder (an MLflow model, or one holding
+``model.keras``) or a model of the local MLflow registry: ``"NAME"`` (its
+``champion``, else its latest version), ``"NAME@ALIAS"``, ``"NAME:VERSION"`` or
+``"models:/NAME/VERSION"`` (``local_runs.resolve_model``). Images are a NumPy array (N x 784 or N x 28 x 28; uint8 0-255
 or float 0-1), PNG files (28 x 28, grayscale or not), or an IDX images file.
 Everything about the images is checked before the model is loaded, and the
 model is loaded once per call.
@@ -16,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,6 @@ __all__ = ["Images", "Prediction", "load_images", "model_location", "predict"]
 
 SIDE = 28
 PIXELS = SIDE * SIDE
-_REGISTRY_NAME = re.compile(r"^(?:models:/)?([A-Za-z0-9][A-Za-z0-9._-]*)[/:]([0-9]+)$")
 Images = Union["NDArray[Any]", str, os.PathLike[str], Sequence[Union[str, os.PathLike[str]]]]
 
 
@@ -124,26 +123,32 @@ def load_images(images: Images) -> NDArray[np.float32]:
 
 
 def model_location(model: object) -> tuple[str, str | None]:
-    """``(uri or folder, tracking URI)`` for ``mlflow.pyfunc.load_model``; checked, nothing loaded."""
+    """``(uri or folder, tracking URI)`` for ``mlflow.pyfunc.load_model``; checked, nothing loaded.
+
+    A registry reference resolves to one version (``models:/NAME/VERSION``), so that what
+    is served or predicted with is named exactly.
+    """
     from .backends import JobRun
-    from .run import TrainingResult
+    from .run import TrainingResult, model_registry_of
 
     if isinstance(model, TrainingResult):
-        if model.run.url_key == "tracking_uri":  # the local registry
-            return f"models:/{model.model_name}/{model.model_version}", model.url
-        return _downloaded(model.run), None
+        location = model_registry_of(model.run).model_uri(model.model_name, model.model_version)
+        return location if location is not None else (_downloaded(model.run), None)
     if isinstance(model, JobRun):
         return _downloaded(model), None
-    if isinstance(model, (str, os.PathLike)):
-        text = str(model)
-        if Path(text).is_dir():
-            return text, None
-        match = _REGISTRY_NAME.match(text)
-        if match:
-            from . import tracking
+    if isinstance(model, os.PathLike) or isinstance(model, str) and Path(model).is_dir():
+        if not Path(model).is_dir():
+            raise ValidationError("model", "an existing model folder", str(model))
+        return str(model), None
+    if isinstance(model, str):
+        from . import tracking
+        from .local_runs import resolve_model
 
-            return f"models:/{match.group(1)}/{match.group(2)}", tracking.tracking_uri()
-    raise ValidationError("model", "a TrainingResult, 'models:/NAME/VERSION', 'NAME:VERSION' or a model folder",
+        chosen = resolve_model(model)
+        return f"models:/{chosen.name}/{chosen.version}", tracking.tracking_uri()
+    from .local_runs import REFERENCE_FORMS
+
+    raise ValidationError("model", f"a TrainingResult, a model folder or a registered model: {REFERENCE_FORMS}",
                           model)
 
 

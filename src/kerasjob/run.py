@@ -16,27 +16,32 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, Mapping, overload
 
 from .backends import Backend, JobRun, ModelVersion, RunStatus, resolve_backend
 from .backends.base import LineSink
 from .azure_errors import azure_access
+from .champion import CHAMPION, RUN_ID_TAG, SUBMIT_CRITERION, Criterion, ModelRegistry, metric_tags
 from .errors import TrainingFailed, ValidationError
 from .job import TrainingJob
 from .plan import SubmissionPlan, build_plan
-from .training.contract import FINAL_METRICS
 
-__all__ = ["TrainingResult", "download_model", "finish_training", "make_job", "register_trained_model",
+__all__ = ["Registration", "TrainingResult", "check_destination", "download_model", "finish_attached_run",
+           "finish_training", "make_job", "model_registry_of", "register_run_model", "register_trained_model",
            "submit_training"]
 
 logger = logging.getLogger(__name__)
+#: The model name a run registers under when nothing says otherwise (``TrainingJob``'s default).
+DEFAULT_MODEL_NAME: str = next(each.default for each in dataclasses.fields(TrainingJob)
+                               if each.name == "model_name")  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
 class TrainingResult:
     """What a completed run left: its id, final metrics and the registered model.
 
-    ``url`` is the Azure portal page, or the MLflow tracking URI for local runs.
+    ``url`` is the Azure portal page, or the MLflow tracking URI for local runs;
+    ``champion``: whether the model version holds the ``champion`` alias (see ``kerasjob.champion``).
     """
 
     run_id: str
@@ -48,12 +53,24 @@ class TrainingResult:
     backend: str
     run: JobRun = field(repr=False, compare=False)
     workers: int = 1
+    champion: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape the CLI prints with ``--json``."""
+        """The JSON shape the CLI prints with ``--json`` (``status``: a ``RunStatus`` value)."""
         return {"run_id": self.run_id, "status": self.status, "metrics": self.metrics,
-                "model": {"name": self.model_name, "version": self.model_version},
-                "backend": self.backend, "workers": self.workers, self.run.url_key: self.url}
+                "model": {"name": self.model_name, "version": self.model_version, "champion": self.champion},
+                "backend": self.backend, "workers": self.workers, "url": self.url}
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What registering a run's model gave: the run's metrics, the model version, whether that version
+    is the champion, and whether this call registered it (False: the run had registered it before)."""
+
+    metrics: dict[str, float]
+    model: ModelVersion
+    champion: bool
+    new: bool
 
 
 def make_job(job: TrainingJob | None = None, **changes: Any) -> TrainingJob:
@@ -68,36 +85,115 @@ def make_job(job: TrainingJob | None = None, **changes: Any) -> TrainingJob:
     return job.with_changes(**changes) if changes else job
 
 
-def finish_training(run: JobRun, job: TrainingJob, *, on_line: LineSink | None = None) -> TrainingResult:
-    """Wait for ``run``; on success only, register the model, linked to the run.
-
-    Raises ``TrainingFailed`` (carrying the log tail) when the run did not complete.
-    """
+def _ended(run: JobRun, on_line: LineSink | None) -> RunStatus:
+    """Wait for ``run``; ``TrainingFailed`` (carrying the log tail) unless it completed."""
     status = run.wait(on_line=on_line)
     if status is not RunStatus.COMPLETED:
         reason = getattr(run, "reason", lambda: "")() or f"The run ended {status.value}"
         raise TrainingFailed(reason[0].upper() + reason[1:], run_id=run.id, status=status.value,
                              log_tail=run.log_tail())
-    metrics, model = register_trained_model(run, job)
-    return TrainingResult(run_id=run.id, status=status.value, metrics=metrics, model_name=model.name,
-                          model_version=model.version, url=run.url, backend=run.backend, run=run,
-                          workers=job.worker_count)
+    return status
 
 
-def register_trained_model(run: JobRun, job: TrainingJob, extra_tags: dict[str, str] | None = None
-                           ) -> tuple[dict[str, float], ModelVersion]:
-    """Register ``job.model_path`` of completed ``run`` under ``job.model_name``; return (metrics, version).
+def _result(run: JobRun, status: RunStatus, registration: Registration, workers: int) -> TrainingResult:
+    model = registration.model
+    return TrainingResult(run_id=run.id, status=status.value, metrics=registration.metrics, model_name=model.name,
+                          model_version=model.version, url=run.url, backend=run.backend, run=run, workers=workers,
+                          champion=registration.champion)
 
-    Tagged with the run id, hyperparameters, final metrics and TensorFlow version.
+
+def finish_training(run: JobRun, job: TrainingJob, *, on_line: LineSink | None = None) -> TrainingResult:
+    """Wait for ``run``; on success only, register the model (once), linked to the run.
+
+    Raises ``TrainingFailed`` (carrying the log tail) when the run did not complete.
     """
+    status = _ended(run, on_line)
+    return _result(run, status, register_trained_model(run, job), job.worker_count)
+
+
+def finish_attached_run(run: JobRun, *, model_name: str | None = None, model_path: str = "outputs/model",
+                        on_line: LineSink | None = None) -> TrainingResult:
+    """Follow a run submitted earlier (``wait=False``; ``kerasjob runs wait ID``) to its end and register its
+    model, once: a version the run registered already (e.g. the local supervisor's) is returned as it is.
+
+    ``model_name`` defaults to the name the run registered under, else ``TrainingJob``'s default.
+
+    Example:
+        >>> run = submit_training(wait=False, data="../shared/data/mnist")   # doctest: +SKIP
+        >>> finish_attached_run(LocalBackend().attach(run.id)).model_version  # doctest: +SKIP
+        '4'
+    """
+    status = _ended(run, on_line)
+    recorded = run.registered_model()
+    name = model_name or (recorded.name if recorded is not None else DEFAULT_MODEL_NAME)
+    registration = _register(run, model_name=name, model_path=model_path, hyperparameters={},
+                             tensorflow_version=None, extra_tags=None, criterion=SUBMIT_CRITERION)
+    return _result(run, status, registration, int(getattr(run, "workers", 1)))
+
+
+def model_registry_of(run: JobRun) -> ModelRegistry:
+    """The registry ``run``'s model is registered in (the run's ``model_registry()`` hook)."""
+    registry: ModelRegistry = run.model_registry()
+    return registry
+
+
+def register_trained_model(run: JobRun, job: TrainingJob, extra_tags: dict[str, str] | None = None, *,
+                           criterion: Criterion = SUBMIT_CRITERION) -> Registration:
+    """Register ``job.model_path`` of completed ``run`` under ``job.model_name``, once per run, and give it
+    the ``champion`` alias if its ``criterion`` metric beats the current champion's (``kerasjob.champion``).
+
+    Tagged with the run id, hyperparameters, every metric's last value, the criterion and the TensorFlow
+    version. A second call for the same run registers nothing and returns the version the first made.
+
+    Example:
+        >>> registration = register_trained_model(run, job)   # doctest: +SKIP
+        >>> registration.model.version, registration.champion  # doctest: +SKIP
+        ('3', True)
+    """
+    return _register(run, model_name=job.model_name, model_path=job.model_path, hyperparameters=job.hyperparameters,
+                     tensorflow_version=run.tensorflow_version(job), extra_tags=extra_tags, criterion=criterion,
+                     keras_backend=job.keras_backend)
+
+
+def register_run_model(run: JobRun, *, model_name: str, model_path: str, hyperparameters: Mapping[str, Any],
+                       tensorflow_version: str | None = None) -> ModelVersion:
+    """``register_trained_model`` for a completed run whose ``TrainingJob`` is gone (the local supervisor
+    registers a ``wait=False`` run with what its launch recorded); once per run, champion rule included.
+
+    Example:
+        >>> register_run_model(run, model_name="keras-mnist", model_path="outputs/model",
+        ...                    hyperparameters={"epochs": 2}).version                      # doctest: +SKIP
+        '5'
+    """
+    return _register(run, model_name=model_name, model_path=model_path, hyperparameters=hyperparameters,
+                     tensorflow_version=tensorflow_version, extra_tags=None, criterion=SUBMIT_CRITERION).model
+
+
+def _register(run: JobRun, *, model_name: str, model_path: str, hyperparameters: Mapping[str, Any],
+              tensorflow_version: str | None, extra_tags: Mapping[str, str] | None, keras_backend: str | None = None,
+              criterion: Criterion) -> Registration:
+    """The one registration: looked up by run id first (at most one version per run), judged, registered."""
     metrics = run.metrics()
-    tags = {"run_id": run.id, "tensorflow_version": run.tensorflow_version(job), "backend": run.backend}
-    tags.update({f"hp.{name}": str(value) for name, value in job.hyperparameters.items()})
-    tags.update({name: f"{metrics[name]:.6g}" for name in FINAL_METRICS if name in metrics})
-    tags.update(extra_tags or {})
-    model = run.register_model(job.model_name, job.model_path, tags)
-    logger.info("Registered model %s version %s from run %s", model.name, model.version, run.id)
-    return metrics, model
+    registry = model_registry_of(run)
+    with registry.lock():
+        existing = registry.registered_from(model_name, run.id)
+        if existing is not None:
+            logger.info("Run %s registered model %s version %s already", run.id, existing.name, existing.version)
+            holder = registry.holder(model_name, CHAMPION)
+            return Registration(metrics, existing.model_version,
+                                champion=holder is not None and holder.version == existing.version, new=False)
+        crowned = criterion.crowns(metrics.get(criterion.metric), registry.holder(model_name, CHAMPION))
+        tags = {**metric_tags(metrics, criterion), RUN_ID_TAG: run.id, "backend": run.backend,
+                **({"keras_backend": keras_backend} if keras_backend else {}),
+                **({"tensorflow_version": tensorflow_version} if tensorflow_version else {}),
+                **{f"hp.{name}": str(value) for name, value in hyperparameters.items()},
+                **(extra_tags or {}), **(registry.birth_tags(CHAMPION) if crowned else {})}
+        model = run.register_model(model_name, model_path, tags)
+        if crowned:
+            registry.set_alias(model.name, model.version, CHAMPION)
+    logger.info("Registered model %s version %s from run %s%s", model.name, model.version, run.id,
+                " (champion)" if crowned else "")
+    return Registration(metrics, model, champion=crowned, new=True)
 
 
 def _print_line(line: str) -> None:
@@ -133,7 +229,8 @@ def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | 
             workspace (see ``load_workspace``); a login, workspace or permission refused by Azure raises
             ``AzureAccessError`` before anything starts.
         ml_client, credential: for ``azureml-v2``, an ``MLClient`` or an ``azure-identity`` credential.
-        wait: False returns the ``JobRun`` handle at once (nothing is registered).
+        wait: False returns the ``JobRun`` handle at once (nothing is registered: ``register_trained_model``
+            does it once the run has completed).
         dry_run: return the ``SubmissionPlan`` without contacting anything.
         show_output: stream the run's log lines to stdout while waiting.
 
@@ -164,6 +261,15 @@ def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | 
     return finish_training(run, job, on_line=_print_line if show_output else None)
 
 
+def check_destination(destination: str | os.PathLike) -> Path:
+    """``destination`` as a folder to download into: one that does not exist yet or is empty (never a file)."""
+    target = Path(destination)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ValidationError("destination", "a folder that does not exist yet or is empty", str(target),
+                              hint="It is a file." if not target.is_dir() else "")
+    return target
+
+
 def download_model(result: TrainingResult | JobRun, destination: str | os.PathLike,
                    model_path: str = "outputs/model") -> Path:
     """Download the run's ``model_path`` folder (``outputs/model/**`` only) into ``destination``.
@@ -179,9 +285,7 @@ def download_model(result: TrainingResult | JobRun, destination: str | os.PathLi
     run = result.run if isinstance(result, TrainingResult) else result
     if not isinstance(run, JobRun):
         raise ValidationError("result", "a TrainingResult or a JobRun", result)
-    target = Path(destination)
-    if target.exists() and any(target.iterdir()):
-        raise ValidationError("destination", "a folder that does not exist yet or is empty", str(target))
+    target = check_destination(destination)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:

@@ -16,16 +16,29 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
 from .errors import ValidationError
 
-__all__ = ["GOALS", "SAMPLINGS", "Bandit", "Distribution", "Sweep", "choice", "loguniform", "normal", "quniform",
-           "seed_space", "uniform"]
+__all__ = ["GOALS", "SAMPLINGS", "Bandit", "Distribution", "Sweep", "choice", "default_goal", "loguniform", "normal",
+           "quniform", "seed_space", "uniform"]
 
 SAMPLINGS = ("random", "grid", "bayesian")
 GOALS = ("maximize", "minimize")
+#: Metric names that are minimized unless a goal is given: losses and errors.
+_MINIMIZED = re.compile(r"loss|error|mse|mae|perplexity", re.IGNORECASE)
+
+
+def default_goal(metric: str) -> str:
+    """``minimize`` for a metric named like a loss or an error, else ``maximize``.
+
+    Example:
+        >>> default_goal("Accuracy"), default_goal("Final test loss"), default_goal("val_mae")
+        ('maximize', 'minimize', 'minimize')
+    """
+    return "minimize" if _MINIMIZED.search(metric) else "maximize"
 
 
 def _number(name: str, value: Any) -> float:
@@ -314,14 +327,21 @@ def seed_space() -> dict[str, Distribution]:
 class Sweep:
     """What to search and how: the space, the sampling, the goal, the budget and the policy.
 
+    ``goal`` is ``maximize`` or ``minimize``; left out (``"auto"``), it follows
+    the metric's name (``default_goal``): a loss or an error is minimized, anything
+    else (``Accuracy``) maximized, so that a ``Loss`` is never silently maximized.
     ``policy`` defaults to the seed notebook's ``Bandit(slack_factor=0.1,
     evaluation_interval=2)`` (none with ``bayesian`` sampling); pass None for none.
+
+    Example:
+        >>> Sweep(primary_metric="Loss").goal
+        'minimize'
     """
 
     space: Mapping[str, Distribution] = field(default_factory=seed_space)
     sampling: str = "random"
     primary_metric: str = "Accuracy"
-    goal: str = "maximize"
+    goal: str = "auto"
     max_total_runs: int = 20
     max_concurrent_runs: int = 4
     policy: Bandit | None | str = "default"
@@ -337,8 +357,14 @@ class Sweep:
                                       distribution)
         if self.sampling not in SAMPLINGS:
             raise ValidationError("sampling", f"one of {', '.join(SAMPLINGS)}", self.sampling)
+        if not isinstance(self.primary_metric, str) or not self.primary_metric.strip():
+            raise ValidationError("primary_metric", "the name of a metric the training script logs",
+                                  self.primary_metric)
+        if self.goal == "auto":
+            object.__setattr__(self, "goal", default_goal(self.primary_metric))
         if self.goal not in GOALS:
-            raise ValidationError("goal", f"one of {', '.join(GOALS)}", self.goal)
+            raise ValidationError("goal", f"one of {', '.join(GOALS)} (left out: minimize for a metric named like "
+                                  "a loss or an error, else maximize)", self.goal)
         if isinstance(self.policy, str) and self.policy == "default":
             # The seed notebook's Bandit; none with bayesian sampling, which Azure ML runs without a policy.
             object.__setattr__(self, "policy", None if self.sampling == "bayesian"

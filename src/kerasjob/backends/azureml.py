@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..azure_errors import is_not_found
+from ..champion import ALIAS_TAG_VALUE, RegisteredVersion, TaggedAliasRegistry, tag_aliases
 from ..compute import DEFAULT_TIMEOUT_MINUTES, get_or_create_compute
 from ..dataset import dataset_input, get_or_register_mnist, get_registered_dataset
 from ..environment import build_environment, read_conda_file
@@ -31,8 +32,8 @@ from ..workspace import load_workspace
 from ._azure import STATUS_MAP, AzureBackend, map_status, translate_distribution, workspace_arguments
 from .base import BackendOptions, JobRun, ModelVersion, RunStatus, safe_destination
 
-__all__ = ["DEFAULT_POLL_SECONDS", "DRIVER_LOG_MARKERS", "STATUS_MAP", "AzureMLBackend", "AzureMLRun",
-           "build_script_run_config", "distributed_job_config", "new_run_id"]
+__all__ = ["DEFAULT_POLL_SECONDS", "DRIVER_LOG_MARKERS", "STATUS_MAP", "AzureMLBackend", "AzureMLModelRegistry",
+           "AzureMLRun", "build_script_run_config", "distributed_job_config", "new_run_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,46 @@ class AzureMLBackend(AzureBackend):
             raise KerasJobError(f"No Azure ML run {run_id!r} in workspace {self.workspace.name!r}.")
         return AzureMLRun(run, poll_seconds=self.poll_seconds)
 
+    def endpoints(self) -> Any:
+        """Managed online endpoints in the same workspace, through azure-ai-ml: SDK v1's ACI/AKS web services
+        are deprecated (``kerasjob.azure_endpoints.v1_workspace_endpoints``)."""
+        from ..azure_endpoints import v1_workspace_endpoints
+
+        return v1_workspace_endpoints(self._client, **self._workspace_arguments)
+
+
+class AzureMLModelRegistry(TaggedAliasRegistry):
+    """A workspace's model registry through SDK v1, which has no aliases: the champion carries the tag
+    ``champion=true``, moved with ``Model.update_tags_properties`` (azureml/core/model.py: one PATCH of
+    ``/kvTags`` per version)."""
+
+    def __init__(self, workspace: Any) -> None:
+        self.workspace = workspace
+
+    def _models(self, name: str, run_id: str | None = None) -> list[Any]:
+        from azureml.core import Model
+
+        return sorted(azure_call(Model.list, self.workspace, name=name, run_id=run_id), key=lambda m: m.version)
+
+    @staticmethod
+    def _version(model: Any) -> RegisteredVersion:
+        tags = dict(model.tags or {})
+        return RegisteredVersion(model.name, str(model.version), model.run_id, model.url or "", tags,
+                                 tag_aliases(tags))
+
+    def entities(self, name: str) -> list[tuple[RegisteredVersion, Any]]:
+        return [(self._version(model), model) for model in self._models(name)]
+
+    def registered_from(self, name: str, run_id: str) -> RegisteredVersion | None:
+        found = self._models(name, run_id)
+        return self._version(found[-1]) if found else None
+
+    def retag(self, entity: Any, tag: str, *, add: bool) -> None:
+        if add:
+            azure_call(entity.update_tags_properties, add_tags={tag: ALIAS_TAG_VALUE})
+        else:
+            azure_call(entity.update_tags_properties, remove_tags=[tag])
+
 
 def new_run_id(experiment_name: str) -> str:
     """A run id fixed before the first submit, as ``Experiment.submit`` would make one."""
@@ -225,14 +266,13 @@ class AzureMLRun(JobRun):
     def register_model(self, name: str, model_path: str, tags: dict[str, str]) -> ModelVersion:
         """Register a version of ``name`` from this run; a version this run already registered is reused."""
         model = create_once(lambda: self.run.register_model(model_name=name, model_path=model_path, tags=tags),
-                            find=lambda: self._registered(name), what=f"model {name} from run {self.id}")
+                            find=lambda: self.model_registry().registered_from(name, self.id),
+                            what=f"model {name} from run {self.id}")
         return ModelVersion(name=model.name, version=str(model.version), source=f"{self.id}/{model_path}")
 
-    def _registered(self, name: str) -> Any:
-        from azureml.core import Model
-
-        models = azure_call(Model.list, self.run.experiment.workspace, name=name, run_id=self.id)
-        return max(models, key=lambda model: model.version) if models else None
+    def model_registry(self) -> "AzureMLModelRegistry":
+        """The workspace's model registry, where the champion alias is a tag (``AzureMLModelRegistry``)."""
+        return AzureMLModelRegistry(self.run.experiment.workspace)
 
     def download_files(self, prefix: str, destination: str | Path) -> Path:
         """Download the run's files under ``prefix`` (refusing any that would land outside)."""

@@ -29,8 +29,8 @@ Call names in ``calls`` are the service operations: ``Workspace.get``,
 ``FileDataset.register``, ``Experiment.submit`` (the start-run POST, or the
 HyperDrive create), ``Run.get_status`` (a status read), ``Run.get_details_with_logs``
 (a log read), ``Run.get_metrics``, ``Run.cancel``, ``Run.get_children``,
-``Run.register_model``, ``Model.list``, ``Run.get_file_names``, ``Run.download_file``,
-``Run.get``. ``failures={"<name>": [...]}`` raises at that operation; a
+``Run.register_model``, ``Model.list``, ``Model.update`` (a tag change), ``Run.get_file_names``,
+``Run.download_file``, ``Run.get``. ``failures={"<name>": [...]}`` raises at that operation; a
 ``LostResponse(exc)`` carries the operation out first, then raises ``exc`` (a
 response lost on the way back).
 
@@ -377,6 +377,18 @@ class FakeAzureML(FakeService):
                 _model_dto(model, ModelDto) for model in fake.registered_models
                 if (name is None or model.name == name) and (run_id is None or model.run_id == run_id)])
 
+        def patch_model(client: Any, model_id: Any, body: Any = None) -> Any:
+            # mirrors ModelsClient.patch (azureml/_restclient/models_client.py), which Model.update and
+            # Model.update_tags_properties send: JSON-patch operations; "replace /kvTags" sets the tags
+            def patch() -> None:
+                name, version = model_id.rsplit(":", 1)
+                model = next(each for each in fake.registered_models
+                             if each.name == name and str(each.version) == version)
+                for operation in body or []:
+                    if operation["op"] == "replace" and operation["path"] == "/kvTags":
+                        model.tags = dict(operation["value"] or {})
+            return fake._record("Model.update", model_id, patch)
+
         def create_asset(client: Any, model_name: Any, artifacts: Any, metadata_dict: Any = None, run_id: Any = None,
                          **kwargs: Any) -> Any:
             # mirrors AssetsClient.create_asset: an asset over the run's files under the model's prefix
@@ -487,6 +499,7 @@ class FakeAzureML(FakeService):
             mock.patch.object(AssetsClient, "create_asset", create_asset),
             mock.patch.object(ModelsClient, "register_model", register_model),
             mock.patch.object(ModelsClient, "query", query_models),
+            mock.patch.object(ModelsClient, "patch", patch_model),
             mock.patch.object(SnapshotsClient, "create_snapshot", lambda client, *a, **k: "snapshot"),
             mock.patch.object(execution, "_start_internal", start_internal),
             mock.patch.object(execution, "_get_content_from_uri", lambda uri, *a, **k: fake._log_text(uri)),

@@ -5,7 +5,10 @@ The sweep itself runs in the module a backend names in ``Backend.sweeper``
 over local runs), ``tuning.hyperdrive`` (Azure ML v1), ``tuning.azureml_v2``
 (``command(...).sweep(...)``). Each has the signature
 ``(backend, job, sweep, *, show_output) -> TuningResult`` and ends with
-``tuning.results.register_best``.
+``tuning.results.register_best``, which gives the best trial's model the
+``champion`` alias only if it beats the champion on the sweep's metric and goal.
+``fixed={"batch_size": 64}`` holds hyperparameters out of the search;
+``dry_run=True`` returns the ``SweepPlan`` (``tuning.plan``) and starts nothing.
 
 Example:
     >>> from kerasjob import Sweep, tune_training
@@ -17,10 +20,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, overload
 
 from ..azure_errors import azure_access
 from ..backends import Backend, resolve_backend
@@ -31,7 +35,10 @@ from ..search_space import Sweep
 from ..training.contract import HYPERPARAMETERS, METRICS
 from .results import Trial, TuningResult
 
-__all__ = ["Trial", "TuningResult", "check_sweep", "tune_training"]
+if TYPE_CHECKING:
+    from .plan import SweepPlan
+
+__all__ = ["Trial", "TuningResult", "check_sweep", "fix_hyperparameters", "tune_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +60,27 @@ def check_sweep(job: TrainingJob, sweep: Sweep) -> None:
                                   name)
 
 
+def fix_hyperparameters(job: TrainingJob, sweep: Sweep, fixed: Mapping[str, Any] | None
+                        ) -> tuple[TrainingJob, Sweep]:
+    """``job`` with the ``fixed`` values set and ``sweep`` without them: a fixed hyperparameter is not swept.
+
+    Example:
+        >>> job, sweep = fix_hyperparameters(TrainingJob(), Sweep(), {"batch_size": 64})
+        >>> job.hyperparameters["batch_size"], "batch_size" in sweep.space
+        (64, False)
+    """
+    if not fixed:
+        return job, sweep
+    if not isinstance(fixed, Mapping):
+        raise ValidationError("fixed", "a mapping of hyperparameter name to value", fixed)
+    job = job.with_changes(hyperparameters={**job.hyperparameters, **fixed})  # validated as any hyperparameter
+    space = {name: distribution for name, distribution in sweep.space.items() if name not in fixed}
+    if not space:
+        raise ValidationError("fixed", "hyperparameters that leave at least one to sweep", dict(fixed),
+                              hint=f"The sweep's space is {', '.join(sweep.space)}.")
+    return job, dataclasses.replace(sweep, space=space)
+
+
 def _sweeper(backend: Backend) -> Sweeper:
     """The function ``backend.sweeper`` names (``"module:function"``), imported on first use."""
     if backend.sweeper is None:
@@ -62,32 +90,56 @@ def _sweeper(backend: Backend) -> Sweeper:
     return run_sweep
 
 
+@overload
+def tune_training(job: TrainingJob | None = ..., sweep: Sweep | None = ..., *, dry_run: Literal[False] = ...,
+                  **options: Any) -> TuningResult: ...
+@overload
+def tune_training(job: TrainingJob | None = ..., sweep: Sweep | None = ..., *, dry_run: Literal[True],
+                  **options: Any) -> SweepPlan: ...
 def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
                   backend: str | Backend | None = None, workspace: Any = None, ml_client: Any = None,
                   workspace_config: str | os.PathLike[str] | None = None, subscription_id: str | None = None,
                   resource_group: str | None = None, workspace_name: str | None = None, auth: str = "default",
-                  credential: Any = None, show_output: bool = True, **job_fields: Any) -> TuningResult:
+                  credential: Any = None, show_output: bool = True, fixed: Mapping[str, Any] | None = None,
+                  dry_run: bool = False, **job_fields: Any) -> TuningResult | SweepPlan:
     """Search hyperparameters for ``job``; register the best trial's model under ``job.model_name``.
 
+    The best model becomes the ``champion`` only if it beats the current champion on
+    ``sweep.primary_metric`` (``sweep.goal``): a short sweep never dethrones a better model.
+
     Args:
-        job, job_fields: the job to tune, as for ``submit_training``; the swept
-            hyperparameters replace its own, the others (e.g. ``epochs``) stay.
+        job, job_fields: the job to tune, as for ``submit_training`` (``experiment=``,
+            ``model_name=``, ...); the swept hyperparameters replace its own, the others (e.g. ``epochs``) stay.
         sweep: a ``Sweep`` (default: the seed notebook's: 20 random trials, 4 at once, Bandit 0.1 / 2).
         backend: ``local`` (an Optuna study over local runs), ``azureml`` (HyperDrive),
             ``azureml-v2`` (``command(...).sweep(...)``).
         show_output: print one line per trial event.
+        fixed: hyperparameter values to hold: set on the job and left out of the sweep's space.
+        dry_run: return the ``SweepPlan`` without contacting anything.
 
     Raises:
         ValidationError: a bad job or sweep (no trial was started).
         TrainingFailed: no trial completed (nothing registered).
+
+    Example:
+        >>> plan = tune_training(fixed={"batch_size": 64}, dry_run=True, data=None)
+        >>> sorted(plan.space), plan.fixed
+        (['first_layer_neurons', 'learning_rate', 'second_layer_neurons'], {'batch_size': 64})
     """
     job = make_job(job, **job_fields)
     sweep = sweep if sweep is not None else Sweep()
+    if not isinstance(sweep, Sweep):
+        raise ValidationError("sweep", "a kerasjob.Sweep", sweep)
+    job, sweep = fix_hyperparameters(job, sweep, fixed)
     check_sweep(job, sweep)
     chosen = resolve_backend(backend, workspace=workspace, ml_client=ml_client, workspace_config=workspace_config,
                              subscription_id=subscription_id, resource_group=resource_group,
                              workspace_name=workspace_name, auth=auth, credential=credential)
     chosen.check(job)
+    if dry_run:
+        from .plan import build_sweep_plan
+
+        return build_sweep_plan(job, sweep, chosen, fixed)
     run_sweep = _sweeper(chosen)
     with azure_access():
         return run_sweep(chosen, job, sweep, show_output=show_output)

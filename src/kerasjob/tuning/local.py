@@ -20,6 +20,7 @@ from .. import tracking
 from ..backends import Backend
 from ..backends.base import LineSink
 from ..backends.local import LocalBackend, LocalRun
+from ..errors import SubmissionError
 from ..job import TrainingJob
 from ..optional import OPTUNA
 from ..search_space import Bandit, Sweep, choice
@@ -100,7 +101,8 @@ class LocalSweep:
 
     def run(self) -> TuningResult:
         parent_id = self._create_parent()
-        backend = LocalBackend(run_tags={"mlflow.parentRunId": parent_id})
+        # trials register nothing: the sweep registers its best one (register_best)
+        backend = LocalBackend(run_tags={"mlflow.parentRunId": parent_id}, register=False)
         started = 0
         try:
             while started < self.total or self.running:
@@ -124,11 +126,19 @@ class LocalSweep:
         self.running.append(RunningTrial(number, optuna_trial, parameters, run))
         self.on_line(f"trial {number} started: run {run.id} {parameters}")
 
+    def _history(self, trial: RunningTrial) -> list[float]:
+        """The primary metric's values the trial logged so far, by step (none before its MLflow run exists)."""
+        try:
+            mlflow_run_id = trial.run.mlflow_run_id  # waits the moment the supervisor takes to create it
+        except SubmissionError:  # the trial ended before its MLflow run was created
+            return []
+        return [m.value for m in sorted(self.client.get_metric_history(mlflow_run_id, self.sweep.primary_metric),
+                                        key=lambda m: m.step)]
+
     def _poll(self) -> None:
         for trial in list(self.running):
             status = trial.run.status()
-            trial.history = [m.value for m in sorted(
-                self.client.get_metric_history(trial.run.id, self.sweep.primary_metric), key=lambda m: m.step)]
+            trial.history = self._history(trial)
             self.histories[trial.number] = trial.history
             if status.is_final:
                 self._record(trial, status.value)

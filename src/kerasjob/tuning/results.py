@@ -3,7 +3,9 @@
 ``Trial`` and ``TuningResult`` are the same on every backend. Each sweeper reads
 its trials back with ``cast_trial_value`` (one rule for what a swept value means)
 and ends with ``register_best`` (best trial -> its job -> the registered model ->
-``TuningResult``). This module imports no sweeper and no SDK.
+``TuningResult``): the best trial's model takes the ``champion`` alias only if it
+beats the champion on the sweep's own metric and goal (``kerasjob.champion``).
+This module imports no sweeper and no SDK.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import JobRun, RunStatus
+from ..champion import Criterion
 from ..errors import TrainingFailed
 from ..job import TrainingJob
 from ..run import register_trained_model
@@ -42,7 +45,7 @@ class Trial:
 
 @dataclass(frozen=True)
 class TuningResult:
-    """Every trial, the best one, and the model registered from it."""
+    """Every trial, the best one, and the model registered from it (``champion``: whether it took the alias)."""
 
     sweep_run_id: str
     trials: list[Trial]
@@ -53,12 +56,15 @@ class TuningResult:
     backend: str
     url: str
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    goal: str = "maximize"
+    champion: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape ``kerasjob tune --json`` prints."""
         return {"sweep_run_id": self.sweep_run_id, "backend": self.backend, "primary_metric": self.primary_metric,
-                "trials": [trial.to_dict() for trial in self.trials], "best": self.best.to_dict(),
-                "model": {"name": self.model_name, "version": self.model_version}, "url": self.url}
+                "goal": self.goal, "trials": [trial.to_dict() for trial in self.trials], "best": self.best.to_dict(),
+                "model": {"name": self.model_name, "version": self.model_version, "champion": self.champion},
+                "url": self.url}
 
 
 def trial_state(status: RunStatus | None, sweep_completed: bool) -> str:
@@ -106,8 +112,11 @@ def cast_trial_value(name: str, raw: Any, job: TrainingJob, sweep: Sweep) -> Any
 def register_best(run: JobRun, job: TrainingJob, best: Trial, *, trials: list[Trial], sweep: Sweep,
                   sweep_run_id: str, backend: str, url: str) -> TuningResult:
     """How every sweep ends: ``best``'s values over ``job``, its model registered from ``run`` (tagged with
-    the sweep), and the ``TuningResult``."""
+    the sweep; champion only if it beats the champion on the sweep's metric and goal), and the ``TuningResult``."""
     best_job = job.with_changes(hyperparameters={**job.hyperparameters, **best.parameters})
-    _, model = register_trained_model(run, best_job, {"sweep_run_id": sweep_run_id})
+    registration = register_trained_model(run, best_job, {"sweep_run_id": sweep_run_id},
+                                          criterion=Criterion(sweep.primary_metric, sweep.goal))
+    model = registration.model
     return TuningResult(sweep_run_id=sweep_run_id, trials=trials, best=best, primary_metric=sweep.primary_metric,
-                        model_name=model.name, model_version=model.version, backend=backend, url=url)
+                        model_name=model.name, model_version=model.version, backend=backend, url=url,
+                        goal=sweep.goal, champion=registration.champion)
