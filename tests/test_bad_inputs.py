@@ -124,6 +124,17 @@ CASES = [
      lambda t: {"distribution": TensorflowDistribution(worker_count=8)}, "worker_count=8"),
     ("worker-count-zero", "worker_count", lambda t: {"distribution": _lazy(lambda: TensorflowDistribution(0))}, "0"),
     ("unknown-field", "epochs", lambda t: {"epochs": 2}, "2"),
+    ("keras-backend-unknown", "keras_backend", lambda t: {"keras_backend": "torch"}, "torch"),
+    ("keras-backend-jax-workers", "keras_backend",
+     lambda t: {"keras_backend": "jax", "distribution": TensorflowDistribution(worker_count=2)}, "jax"),
+    ("keras-backend-as-hyperparameter", "hyperparameters",
+     lambda t: {"hyperparameters": {"keras_backend": "jax"}}, "keras_backend"),
+    ("conda-lacks-the-backend", "conda_file",
+     lambda t: {"keras_backend": "jax", "conda_file": _conda(t, "dependencies:\n  - pip:\n      - tensorflow\n"
+                                                                "      - keras\n")}, "env.yml"),
+    ("hp-seed-negative", "hyperparameters['seed']", lambda t: {"hyperparameters": {"seed": -1}}, "-1"),
+    ("hp-mixed-precision-string", "hyperparameters['mixed_precision']",
+     lambda t: {"hyperparameters": {"mixed_precision": "yes"}}, "yes"),
     ("backend-unknown", "backend", lambda t: {"backend": "sagemaker"}, "sagemaker"),
     ("auth-unknown", "auth", lambda t: {"auth": "password"}, "password"),
 ]
@@ -175,4 +186,24 @@ def test_missing_workspace_config_is_refused_before_any_call(tmp_path, backend):
     with FAKES[backend]() as azure, pytest.raises(ValidationError) as caught:
         submit_training(backend=backend, show_output=False)
     assert caught.value.argument == "workspace_config"
+    assert azure.calls == []
+
+
+# Azure ML's rule for online endpoint names, as azure-ai-ml checks it (validate_endpoint_or_deployment_name in
+# azure/ai/ml/entities/_endpoint/_endpoint_helpers.py): 3-32 characters, a letter first, then letters, digits or
+# '-', a letter or digit last. tests/test_endpoints_azure.py pins kerasjob's rule to the SDK's own function.
+BAD_ENDPOINT_NAMES = [("too-short", "ab"), ("too-long", "a" * 33), ("leading-digit", "1mnist"),
+                      ("leading-dash", "-mnist"), ("trailing-dash", "mnist-"), ("underscore", "mnist_prod"),
+                      ("space", "mnist prod"), ("dot", "mnist.v1"), ("empty", ""), ("not-a-string", 42)]
+
+
+@pytest.mark.parametrize("backend", ["azureml", "azureml-v2"])
+@pytest.mark.parametrize("name", [name for _, name in BAD_ENDPOINT_NAMES], ids=[case for case, _ in BAD_ENDPOINT_NAMES])
+def test_a_bad_endpoint_name_is_refused_before_any_azure_call(backend, name, workspace_config):
+    from kerasjob import deploy_model
+
+    with FakeMLClient() as azure, pytest.raises(ValidationError) as caught:
+        deploy_model("keras-mnist:1", endpoint=name, backend=backend, workspace_config=workspace_config)
+    assert caught.value.argument == "endpoint"
+    assert f"Received: endpoint={name!r}" in str(caught.value)
     assert azure.calls == []

@@ -55,7 +55,7 @@ def test_a_malformed_config_json_exits_2_even_on_dry_run(backend, tmp_path, caps
     with FAKES[backend]() as azure:
         for extra in ((), ("--dry-run",)):
             line = _refused(capsys, main(_submit_args(backend, config, *extra)))
-            assert "workspace_config" in line and "JSON" in line
+            assert "--workspace-config" in line and "JSON" in line
     assert azure.calls == []
 
 
@@ -77,7 +77,7 @@ def test_a_no_wait_run_is_followed_and_canceled_by_id(backend, workspace_config,
     with FAKES[backend](statuses=["Running"] * 50) as azure:
         assert main(_submit_args(backend, workspace_config, "--no-wait", "--json")) == 0
         run_id = json.loads(capsys.readouterr().out)["run_id"]
-        assert main(["runs", "show", run_id, *workspace]) == 0
+        assert main(["runs", "show", run_id, *workspace, "-o", "json"]) == 0
         shown = json.loads(capsys.readouterr().out)
         assert (shown["run_id"], shown["backend"], shown["status"]) == (run_id, backend, "running")
         assert main(["runs", "cancel", run_id, *workspace]) == 0

@@ -34,7 +34,7 @@ def test_download_failing_everywhere_lists_what_was_tried(tmp_path, monkeypatch)
         download_mnist(tmp_path / "cache", progress=False)
     message = str(caught.value)
     assert "/a/train-images-idx3-ubyte.gz" in message and "/b/train-images-idx3-ubyte.gz" in message
-    assert "--data-folder" in message
+    assert "`data`" in message  # the command names it --data-folder (tests/test_cli_bad_inputs.py)
     assert list((tmp_path / "cache" / "mnist").glob("*.gz")) == []
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from kerasjob import SubmissionError, TrainingFailed, TrainingJob, download_model, submit_training
+from kerasjob import (RunStatus, TrainingFailed, TrainingJob, ValidationError, download_model,
+                      finish_training, submit_training)
 from kerasjob.backends.local import LocalBackend, LocalRun
 from kerasjob.tracking import client
 
@@ -46,19 +47,25 @@ def test_a_local_run_trains_tracks_registers_and_loads(tiny_mnist, tmp_path):
     assert second.model_version == "2" and second.run_id != first.run_id
 
     mlflow_client = client()
-    run = mlflow_client.get_run(first.run_id)
+    mlflow_id = first.run.mlflow_run_id  # kerasjob's id is the run folder's; the supervisor made the MLflow run
+    run = mlflow_client.get_run(mlflow_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["batch_size"] == "32" and run.data.params["epochs"] == "2"
     assert run.data.tags["kerasjob.backend"] == "local" and len(run.data.tags["kerasjob.source_sha256"]) == 64
-    assert [m.step for m in mlflow_client.get_metric_history(first.run_id, "Accuracy")] == [0, 1]
-    assert len(mlflow_client.get_metric_history(first.run_id, "Loss")) == 2
+    assert run.data.tags["kerasjob.run_id"] == first.run_id and run.data.tags["mlflow.user"] not in ("", "unknown")
+    [dataset] = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "mnist" and len(dataset.dataset.digest) == 12
+    assert str(tiny_mnist.resolve()) in dataset.dataset.source
+    assert [m.step for m in mlflow_client.get_metric_history(mlflow_id, "Accuracy")] == [0, 1]
+    assert len(mlflow_client.get_metric_history(mlflow_id, "Loss")) == 2
+    assert len(mlflow_client.get_metric_history(mlflow_id, "Train accuracy")) == 2
     assert 0.0 <= first.metrics["Final test accuracy"] <= 1.0
-    artifacts = {a.path for a in mlflow_client.list_artifacts(first.run_id, "outputs")}
+    artifacts = {a.path for a in mlflow_client.list_artifacts(mlflow_id, "outputs")}
     assert "outputs/model" in artifacts and "outputs/training.png" in artifacts
-    assert {a.path for a in mlflow_client.list_artifacts(first.run_id, "logs")} == {"logs/driver_log.txt"}
+    assert {a.path for a in mlflow_client.list_artifacts(mlflow_id, "logs")} == {"logs/driver_log.txt"}
 
     version = mlflow_client.get_model_version("keras-mnist", "1")
-    assert version.run_id == first.run_id
+    assert version.run_id == mlflow_id
     assert version.tags["run_id"] == first.run_id and "Final test accuracy" in version.tags
 
     run_dir = Path(first.run.run_dir)
@@ -92,7 +99,7 @@ def test_a_script_that_raises_fails_with_its_log_tail_and_registers_nothing(tiny
     assert caught.value.status == "failed"
     assert "RuntimeError: broken script" in caught.value.log_tail
     mlflow_client = client()
-    assert mlflow_client.get_run(caught.value.run_id).info.status == "FAILED"
+    assert mlflow_client.get_run(LocalRun.from_id(caught.value.run_id).mlflow_run_id).info.status == "FAILED"
     assert mlflow_client.search_model_versions("name = 'keras-mnist'") == []
 
 
@@ -122,7 +129,7 @@ def test_cancel_kills_the_whole_process_group_and_marks_the_run_killed(tiny_mnis
     run.cancel()
     assert run.status().value == "canceled"
     assert _no_process_left(*state["child_pids"], grandchild, state["supervisor_pid"])
-    assert client().get_run(run.id).info.status == "KILLED"
+    assert client().get_run(run.mlflow_run_id).info.status == "KILLED"
 
 
 def test_ctrl_c_while_waiting_cancels_the_run(tiny_mnist, tmp_path):
@@ -146,7 +153,7 @@ def test_a_timeout_cancels_and_raises_training_failed(tiny_mnist, tmp_path):
         submit_training(source_dir=source, entry_script="train.py", data=tiny_mnist, timeout=2, show_output=False)
     assert time.monotonic() - started < 60
     assert caught.value.status == "canceled"
-    assert client().get_run(caught.value.run_id).info.status == "KILLED"
+    assert client().get_run(LocalRun.from_id(caught.value.run_id).mlflow_run_id).info.status == "KILLED"
 
 
 def test_two_submits_at_once_give_two_runs_and_two_versions(tiny_mnist):
@@ -172,7 +179,7 @@ def test_a_run_folder_that_cannot_be_written_is_refused_before_any_run(tiny_mnis
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the home should be")
     monkeypatch.setenv("KERASJOB_HOME", str(blocker))
-    with pytest.raises(SubmissionError, match="cannot be written"):
+    with pytest.raises(ValidationError, match="KERASJOB_HOME.*cannot be written"):
         submit_training(data=tiny_mnist, show_output=False)
 
 
@@ -180,7 +187,7 @@ def test_a_tracking_store_that_cannot_be_written_is_refused(tiny_mnist, tmp_path
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker}/store/mlflow.db")
-    with pytest.raises(SubmissionError, match="MLflow store"):
+    with pytest.raises(ValidationError, match="MLflow store"):
         submit_training(data=tiny_mnist, show_output=False)
     assert not (Path(os.environ["KERASJOB_HOME"]) / "runs").exists() or not any(
         (Path(os.environ["KERASJOB_HOME"]) / "runs").iterdir())
@@ -191,7 +198,7 @@ def test_the_users_tracking_uri_is_respected(tiny_mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     result = submit_training(data=tiny_mnist, hyperparameters=FAST, show_output=False)
     assert result.url == uri
-    assert client(uri).get_run(result.run_id).info.status == "FINISHED"
+    assert client(uri).get_run(result.run.mlflow_run_id).info.status == "FINISHED"
 
 
 def test_registered_azure_datasets_are_refused_locally(tiny_mnist):
@@ -213,36 +220,30 @@ def test_a_users_script_gets_its_mlflow_run_before_it_starts(tiny_mnist, tmp_pat
     source = _script(tmp_path, USER_MLFLOW_SCRIPT)
     run = LocalBackend().submit(TrainingJob(source_dir=source, entry_script="train.py", data=tiny_mnist))
     assert run.wait().value == "completed"
-    assert f"run id {run.id}" in run.log_tail()
-    assert client().get_run(run.id).data.metrics == {"Accuracy": 0.5}
+    assert f"run id {run.mlflow_run_id}" in run.log_tail()
+    assert client().get_run(run.mlflow_run_id).data.metrics == {"Accuracy": 0.5}
 
 
 def test_kerasjobs_script_reports_through_the_supervisor_and_never_imports_mlflow(tiny_mnist):
     result = submit_training(data=tiny_mnist, hyperparameters=FAST, show_output=False)
-    history = client().get_metric_history(result.run_id, "Accuracy")
+    history = client().get_metric_history(result.run.mlflow_run_id, "Accuracy")
     assert [m.step for m in history] == [0, 1]
     assert "MLFLOW_RUN_ID" not in LocalRun.from_id(result.run_id)._launch["env"]
     assert "Accuracy" in (Path(result.run.run_dir) / "logs" / "metrics.jsonl").read_text()
 
 
-def test_a_store_failure_after_the_script_started_stops_it_and_leaves_nothing(tiny_mnist, monkeypatch):
-    started = []
-    real_start = LocalBackend._start
-
-    def start(self, *args):
-        started.append(real_start(self, *args))
-        return started[-1]
-
-    def broken_store(self, job, uri):
-        raise SubmissionError("Could not create the run in the MLflow store: disk full")
-
-    monkeypatch.setattr(LocalBackend, "_start", start)
-    monkeypatch.setattr(LocalBackend, "_create_mlflow_run", broken_store)
-    with pytest.raises(SubmissionError, match="disk full"):
-        LocalBackend(grace_seconds=1).submit(TrainingJob(data=tiny_mnist, hyperparameters=FAST))
-    assert started and started[0].poll() is not None
+def test_a_store_failure_after_the_script_started_stops_it_and_the_run_ends_failed(tiny_mnist):
+    # The caller never opens the store (that is why --no-wait is instant): the supervisor does, while the
+    # script starts. A store it cannot use stops the script; the run ends failed, saying why.
+    store = Path(os.environ["KERASJOB_HOME"]) / "mlflow.db"
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_bytes(b"not an SQLite database" * 100)
+    run = LocalBackend(grace_seconds=1).submit(TrainingJob(data=tiny_mnist, hyperparameters=FAST))
+    assert run.wait() is RunStatus.FAILED
+    assert "MLflow run could not be recorded" in run.reason()
+    with pytest.raises(TrainingFailed, match="MLflow run could not be recorded"):
+        finish_training(run, TrainingJob(data=tiny_mnist, hyperparameters=FAST))
     runs = Path(os.environ["KERASJOB_HOME"]) / "runs"
-    assert list(runs.iterdir()) == []
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(runs) in " ".join(p.info["cmdline"] or [])]
 
 

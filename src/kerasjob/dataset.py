@@ -27,8 +27,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .data_folder import default_cache_dir, verify_mnist_folder
 from .errors import DataError, ValidationError
-from .training.mnist_data import MNIST_FILES, MnistFormatError, check_mnist_files, find_mnist_files
+from .training.mnist_data import MNIST_FILES, MnistFormatError
 
 __all__ = ["DATASET_SOURCES_TAG", "MNIST_MIRRORS", "MNIST_SHA256", "SEED_MNIST_URL", "blob_folder_uri",
            "check_data_asset", "check_data_folder", "dataset_input", "default_cache_dir", "download_mnist",
@@ -58,13 +59,13 @@ DATASET_SOURCES_TAG = "kerasjob.sources_sha256"
 
 
 def check_data_folder(folder: str | os.PathLike[str]) -> Path:
-    """Check that ``folder`` holds the four MNIST IDX files with sound headers.
+    """Check that ``folder`` holds the four MNIST IDX files, sound to their last byte (the verdict is cached).
 
     Raises ``ValidationError`` for argument ``data`` naming the faulty file.
     """
     path = Path(folder).expanduser()
     try:
-        check_mnist_files(find_mnist_files(path))
+        verify_mnist_folder(path)
     except MnistFormatError as exc:
         raise ValidationError("data", "a folder holding the four MNIST IDX files", str(path), hint=str(exc)) from None
     return path
@@ -80,16 +81,6 @@ def mnist_urls(mirror: str | None = None) -> list[str]:
     """The four ``.gz`` URLs of MNIST on ``mirror`` (default: the first mirror)."""
     base = mirror or mirrors()[0]
     return [base + name + ".gz" for name in MNIST_FILES.values()]
-
-
-def default_cache_dir() -> Path:
-    """``KERASJOB_CACHE_DIR``, else the user's cache directory (``~/.cache/kerasjob`` on Linux)."""
-    configured = os.environ.get("KERASJOB_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("kerasjob"))
 
 
 def _uncompressed_sha256(path: Path) -> str:
@@ -151,7 +142,7 @@ def download_mnist(cache_dir: str | os.PathLike[str] | None = None, *, progress:
             else:
                 raise DataError(
                     f"Could not download MNIST's {name}. Tried:\n  " + "\n  ".join(attempts)
-                    + "\nPass a folder holding the four MNIST files instead (data=... or --data-folder)."
+                    + "\nPass `data` a folder holding the four MNIST files instead."
                 )
     return folder
 
@@ -233,7 +224,7 @@ def blob_folder_uri(url: str) -> str:
     match = _BLOB_URL.match(url)
     if not match:
         raise DataError(f"The MNIST mirror {url!r} is not an Azure Blob folder, which the azureml-v2 backend "
-                        "needs to register it as a data asset. Pass data= a local folder instead "
+                        "needs to register it as a data asset. Pass `data` a local folder instead "
                         "(kerasjob.download_mnist() fetches and verifies the four files), or a registered asset.")
     account, container, path = match.groups()
     return f"wasbs://{container}@{account}.blob.core.windows.net/{path.strip('/') + '/' if path.strip('/') else ''}"

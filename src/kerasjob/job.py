@@ -8,7 +8,7 @@ on compute ``gpu-cluster``, model ``keras-mnist`` from ``outputs/model``.
 Example:
     >>> job = TrainingJob(hyperparameters={"epochs": 2})
     >>> job.script_arguments("/data")[:4]
-    ['--data-folder', '/data', '--batch-size', '50']
+    ['--data-folder', '/data', '--batch-size', 50]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping, Union, cast
 
-from .environment import DEFAULT_BASE_IMAGE, DEFAULT_CONDA_FILE, read_conda_file
+from .environment import DEFAULT_BASE_IMAGE, DEFAULT_CONDA_FILE, PACKAGED_CONDA_FILES, read_conda_file
 from .errors import ValidationError
 from .training import contract
 
@@ -125,18 +125,24 @@ class TrainingJob:
         source_dir: folder uploaded to the run (only it); defaults to the packaged training folder.
         entry_script: script inside ``source_dir`` that the run executes.
         hyperparameters: passed to the script as ``--name value`` (``_`` becomes ``-``).
-            For the packaged script, unnamed ones keep the seed's defaults.
+            For the packaged script, unnamed ones keep the seed's defaults; it also takes
+            ``seed`` (an int) and ``mixed_precision`` (a bool), passed only when given.
         data: ``None`` for MNIST (downloaded locally, a registered dataset on Azure),
             a local folder holding the four IDX files, or ``"azureml:NAME[:VERSION]"``.
         data_mode: ``"download"`` (default: MNIST is small) or ``"mount"``.
         dataset_name: name under which MNIST is registered on Azure.
         compute: a cluster name or a ``ComputeConfig``.
-        conda_file, base_image: the environment (see ``kerasjob.environment``).
+        conda_file, base_image: the environment (see ``kerasjob.environment``); the packaged
+            conda file follows ``keras_backend``.
         experiment: experiment name. model_name: registered model name.
         model_path: folder of the run that holds the model.
         distribution: ``None``, ``TensorflowDistribution`` or ``MpiDistribution``.
         timeout: seconds after which the run is canceled; ``None`` for no limit.
         allow_secrets: upload files that look like credentials anyway.
+        keras_backend: ``"tensorflow"`` (default) or ``"jax"``: what Keras runs on. It picks the
+            packaged conda file and reaches the packaged script as ``--keras-backend``.
+            Several workers (``TensorflowDistribution``) train on TensorFlow only.
+        arguments: passed unchanged after the rest, for a script of your own (``kerasjob submit ... -- ARGS``).
 
     Example:
         >>> TrainingJob(compute="GPU cluster")
@@ -160,6 +166,8 @@ class TrainingJob:
     distribution: Distribution | None = None
     timeout: float | None = None
     allow_secrets: bool = False
+    keras_backend: str = contract.DEFAULT_KERAS_BACKEND
+    arguments: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _validate_source(self)
@@ -168,6 +176,8 @@ class TrainingJob:
         _validate_names(self)
         _validate_compute_and_distribution(self)
         _validate_timeout(self)
+        _validate_keras_backend(self)
+        _validate_arguments(self)
         _validate_environment(self)
         _validate_snapshot(self)
 
@@ -208,16 +218,30 @@ class TrainingJob:
             return None
         return Path(self.data)
 
+    @property
+    def script_inputs(self) -> Mapping[str, Scalar]:
+        """Every ``--name value`` the script receives after ``--data-folder``: the hyperparameters, then
+        ``keras_backend`` for the packaged script when it is not the default.
+
+            >>> dict(TrainingJob(keras_backend="jax").script_inputs)["keras_backend"]
+            'jax'
+        """
+        inputs = dict(self.hyperparameters)
+        if self.uses_packaged_script and self.keras_backend != contract.DEFAULT_KERAS_BACKEND:
+            inputs["keras_backend"] = self.keras_backend
+        return MappingProxyType(inputs)
+
     def script_arguments(self, data_folder: object) -> list:
-        """The script's argv after its name: ``--data-folder <data>`` then each hyperparameter.
+        """The script's argv after its name: ``--data-folder <data>``, each of ``script_inputs``, then
+        ``arguments`` unchanged.
 
         ``data_folder`` is whatever stands for the data on the backend (a path, or
         an Azure dataset input); values are passed as the user gave them.
         """
         arguments: list = [contract.DATA_FOLDER_FLAG, data_folder]
-        for name, value in self.hyperparameters.items():
+        for name, value in self.script_inputs.items():
             arguments += [contract.flag_for(name), value]
-        return arguments
+        return arguments + list(self.arguments)
 
     def with_changes(self, **changes: object) -> "TrainingJob":
         """A copy with ``changes`` applied and validated again (the original is untouched).
@@ -236,7 +260,8 @@ class TrainingJob:
         elif self.uses_packaged_script and "hyperparameters" not in changes:
             # Another script: it gets only the values set on purpose, not keras_mnist.py's defaults.
             changes["hyperparameters"] = {name: value for name, value in self.hyperparameters.items()
-                                          if value != contract.HYPERPARAMETERS[name].default}
+                                          if name not in contract.HYPERPARAMETERS
+                                          or value != contract.HYPERPARAMETERS[name].default}
         values.update(changes)
         return TrainingJob(**values)
 
@@ -282,11 +307,15 @@ def _validate_hyperparameters(job: TrainingJob) -> None:
         merged = {name: spec.default for name, spec in contract.HYPERPARAMETERS.items()}
         merged.update(given)
         for name, value in given.items():
+            if name in contract.OPTIONS:
+                _check_option(name, value)
+                continue
             spec = contract.HYPERPARAMETERS.get(name)
             if spec is None:
-                raise ValidationError(
-                    "hyperparameters", f"one of {', '.join(contract.HYPERPARAMETERS)} for keras_mnist.py", name
-                )
+                known = ", ".join([*contract.HYPERPARAMETERS, *contract.OPTIONS])
+                hint = ("The backend is a job setting (it picks the environment too): pass `keras_backend`"
+                        if name == "keras_backend" else "")
+                raise ValidationError("hyperparameters", f"one of {known} for keras_mnist.py", name, hint=hint)
             kind = "an integer" if spec.type is int else "a number"
             if spec.type is int and not _is_int(value) or spec.type is float and (
                 isinstance(value, bool) or not isinstance(value, (int, float))
@@ -298,6 +327,16 @@ def _validate_hyperparameters(job: TrainingJob) -> None:
                 bound = f"> {spec.minimum:g}" if spec.exclusive_minimum else f">= {spec.minimum:g}"
                 raise ValidationError(f"hyperparameters[{name!r}]", f"{kind} {bound}", value)
     _set(job, "hyperparameters", MappingProxyType(merged))
+
+
+def _check_option(name: str, value: Scalar) -> None:
+    """``seed``: an int >= 0; ``mixed_precision``: True or False (contract.OPTIONS)."""
+    option = contract.OPTIONS[name]
+    if option.type is bool:
+        if not isinstance(value, bool):
+            raise ValidationError(f"hyperparameters[{name!r}]", "True or False", value)
+    elif not _is_int(value) or option.minimum is not None and cast(int, value) < option.minimum:
+        raise ValidationError(f"hyperparameters[{name!r}]", f"an integer >= {option.minimum}", value)
 
 
 def _validate_data(job: TrainingJob) -> None:
@@ -314,6 +353,12 @@ def _validate_data(job: TrainingJob) -> None:
         return
     if not isinstance(job.data, (str, os.PathLike)):
         raise ValidationError("data", "a folder path, 'azureml:NAME[:VERSION]' or None for MNIST", job.data)
+    if not job.uses_packaged_script:  # a script of the user's reads whatever it wants from its folder
+        folder = Path(job.data).expanduser()
+        if not folder.is_dir():
+            raise ValidationError("data", "an existing folder", str(job.data))
+        _set(job, "data", folder)
+        return
     from .dataset import check_data_folder
 
     _set(job, "data", check_data_folder(job.data))
@@ -350,7 +395,7 @@ def _validate_compute_and_distribution(job: TrainingJob) -> None:
     if distribution.node_count > compute.max_nodes:
         raise ValidationError(
             "distribution", f"at most max_nodes={compute.max_nodes} nodes of compute {compute.name!r}",
-            distribution, hint=f"It needs {distribution.node_count} nodes; raise max_nodes or lower the count.",
+            distribution, hint=f"It needs {distribution.node_count} nodes; raise `max_nodes` or lower the count.",
         )
 
 
@@ -362,8 +407,40 @@ def _validate_timeout(job: TrainingJob) -> None:
         raise ValidationError("timeout", "a number of seconds > 0, or None for no limit", timeout)
 
 
+def _validate_arguments(job: TrainingJob) -> None:
+    arguments = job.arguments
+    if isinstance(arguments, (str, bytes)) or not isinstance(arguments, (list, tuple)) or not all(
+            isinstance(argument, str) for argument in arguments):
+        raise ValidationError("arguments", "a list of strings, passed to the script unchanged", arguments)
+    _set(job, "arguments", tuple(arguments))
+    if arguments and job.uses_packaged_script:
+        raise ValidationError(
+            "arguments", "none for the packaged script (its flags are hyperparameters: --epochs ...)", arguments,
+            hint="Arguments passed unchanged are for a script of your own: give its folder in `source_dir`.")
+
+
+def _validate_keras_backend(job: TrainingJob) -> None:
+    backend = job.keras_backend
+    if backend not in contract.KERAS_BACKENDS:
+        raise ValidationError("keras_backend", " or ".join(map(repr, contract.KERAS_BACKENDS)), backend)
+    if backend != "tensorflow" and isinstance(job.distribution, TensorflowDistribution) and job.worker_count > 1:
+        raise ValidationError(
+            "keras_backend", "'tensorflow' for several workers (TensorflowDistribution)", backend,
+            hint=f"Multi-worker training runs under TensorFlow's MultiWorkerMirroredStrategy. Train on {backend} "
+                 "with one worker, or on 'tensorflow' with several.")
+
+
 def _validate_environment(job: TrainingJob) -> None:
-    spec = read_conda_file(job.conda_file, job.base_image)
+    conda_file = job.conda_file
+    if isinstance(conda_file, (str, os.PathLike)) and Path(conda_file).resolve() in {
+            path.resolve() for path in PACKAGED_CONDA_FILES.values()}:
+        conda_file = PACKAGED_CONDA_FILES[job.keras_backend]  # kerasjob's own conda file follows the backend
+    spec = read_conda_file(conda_file, job.base_image)
+    if job.keras_backend not in spec.keras_backends:
+        raise ValidationError(
+            "conda_file", f"a conda file that lists `{job.keras_backend}` (keras_backend={job.keras_backend!r})",
+            str(spec.conda_file), hint=f"It lists {' and '.join(spec.keras_backends)}; add the backend, or "
+                                       f"leave conda_file out to use kerasjob's own for {job.keras_backend}.")
     _set(job, "conda_file", spec.conda_file)
 
 
@@ -390,6 +467,6 @@ def _validate_snapshot(job: TrainingJob) -> None:
     if secrets and not job.allow_secrets:
         raise ValidationError(
             "source_dir", "no files that look like credentials in the snapshot", str(job.source_dir),
-            hint=f"Found: {', '.join(secrets)}. Remove them, list them in .amlignore, or pass allow_secrets=True.",
+            hint=f"Found: {', '.join(secrets)}. Remove them, list them in .amlignore, or pass `allow_secrets=True`.",
         )
 

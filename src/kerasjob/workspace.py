@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from .errors import ValidationError
 
 __all__ = ["AUTH_CHOICES", "AUTH_METHODS", "CONFIG_NAMES", "SERVICE_PRINCIPAL_VARIABLES", "WorkspaceIds",
-           "authentication", "check_workspace_arguments", "credential_for", "find_config", "is_not_found",
+           "authentication", "check_workspace_arguments", "credential_for", "find_config",
            "load_ml_client", "load_workspace", "read_config", "tracking_client"]
 
 #: auth choice -> (``azureml.core.authentication`` class for SDK v1, ``azure.identity`` credential for SDK v2).
@@ -87,7 +87,7 @@ def check_workspace_arguments(config: str | os.PathLike[str] | None = None, *, s
             raise ValidationError(
                 "workspace_config", "a config.json in this folder or a parent, or explicit workspace ids", None,
                 hint="Download config.json from the workspace's page in the Azure portal, or pass "
-                     "subscription_id, resource_group and workspace_name.",
+                     "`subscription_id`, `resource_group` and `workspace_name`.",
             )
         path = found
     read_config(path)
@@ -107,7 +107,7 @@ def read_config(path: str | os.PathLike[str]) -> WorkspaceIds:
         'ws'
     """
     hint = ("Download config.json again from the workspace's page in the Azure portal (Download config file), or "
-            "pass subscription_id, resource_group and workspace_name.")
+            "pass `subscription_id`, `resource_group` and `workspace_name`.")
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..azure_errors import is_not_found
+from ..champion import ALIAS_TAG_VALUE, RegisteredVersion, TaggedAliasRegistry, tag_aliases
 from ..compute import get_or_create_compute_v2
 from ..dataset import check_data_asset, get_or_register_mnist_asset
 from ..environment import environment_version, get_or_create_environment, read_conda_file
@@ -43,7 +44,8 @@ from ._azure import FINAL_STATES, STATUS_MAP, AzureBackend, map_status, translat
 from .azureml_v2_log import JobLog, LineWriter, service_error
 from .base import BackendOptions, JobRun, LineSink, ModelVersion, RunStatus, move_files
 
-__all__ = ["DATA_INPUT", "JOB_TAG", "LOG_TAIL_LINES", "POLL_SECONDS", "STATUS_MAP", "AzureMLv2Backend", "AzureMLv2Run",
+__all__ = ["DATA_INPUT", "JOB_TAG", "LOG_TAIL_LINES", "POLL_SECONDS", "STATUS_MAP", "AzureMLv2Backend",
+           "AzureMLv2ModelRegistry", "AzureMLv2Run",
            "build_command_job", "command_line", "data_input", "distribution_config", "find_job", "submit_once",
            "verify_workspace"]
 
@@ -87,10 +89,12 @@ def distribution_config(job: TrainingJob) -> Any:
 
 def command_line(job: TrainingJob) -> str:
     """``python SCRIPT --data-folder ${{inputs.data_folder}} --batch-size ${{inputs.batch_size}} ...``."""
+    import shlex
+
     parts = ["python", job.entry_script, DATA_FOLDER_FLAG, "${{inputs.%s}}" % DATA_INPUT]
-    for name in job.hyperparameters:
+    for name in job.script_inputs:
         parts += [flag_for(name), "${{inputs.%s}}" % name]
-    return " ".join(parts)
+    return " ".join(parts + [shlex.quote(argument) for argument in job.arguments])
 
 
 def build_command_job(job: TrainingJob, *, environment: str, data: Any = None) -> Any:
@@ -101,7 +105,7 @@ def build_command_job(job: TrainingJob, *, environment: str, data: Any = None) -
     """
     from azure.ai.ml import command
 
-    inputs = {DATA_INPUT: data if data is not None else data_input(job), **job.hyperparameters}
+    inputs = {DATA_INPUT: data if data is not None else data_input(job), **job.script_inputs}
     return command(
         code=str(job.source_dir),
         command=command_line(job),
@@ -149,6 +153,35 @@ def submit_once(ml_client: Any, azure_job: Any, *, experiment: str) -> Any:
         azure_job.name = f"{experiment}-{uuid.uuid4().hex[:12]}".lower()
     return create_once(lambda: ml_client.jobs.create_or_update(azure_job, experiment_name=experiment),
                        find=lambda: find_job(ml_client, azure_job.name), what=f"Azure ML job {azure_job.name}")
+
+
+class AzureMLv2ModelRegistry(TaggedAliasRegistry):
+    """A workspace's model registry through SDK v2, which has no aliases: the champion carries the tag
+    ``champion=true``. A version's tags change by sending it again: ``models.create_or_update`` of the same
+    name and version is a PUT of that version (azure/ai/ml/operations/_model_operations.py), which Azure
+    takes for tags and description (not the path). Versions are tied to their job by the tag ``JOB_TAG``."""
+
+    def __init__(self, ml_client: Any) -> None:
+        self.ml_client = ml_client
+
+    def entities(self, name: str) -> list[tuple[RegisteredVersion, Any]]:
+        try:
+            models = azure_call(lambda: list(self.ml_client.models.list(name=name)))
+        except Exception as error:  # noqa: BLE001 - only "not found" means none
+            if not is_not_found(error):
+                raise
+            return []
+        found = []
+        for model in sorted(models, key=lambda each: int(each.version)):
+            tags = dict(model.tags or {})
+            found.append((RegisteredVersion(model.name, str(model.version), tags.get(JOB_TAG), model.path or "",
+                                            tags, tag_aliases(tags)), model))
+        return found
+
+    def retag(self, entity: Any, tag: str, *, add: bool) -> None:
+        tags = {key: value for key, value in (entity.tags or {}).items() if key != tag}
+        entity.tags = {**tags, tag: ALIAS_TAG_VALUE} if add else tags
+        azure_call(self.ml_client.models.create_or_update, entity)
 
 
 class AzureMLv2Backend(AzureBackend):
@@ -217,6 +250,13 @@ class AzureMLv2Backend(AzureBackend):
         if job is None:
             raise KerasJobError(f"No Azure ML job named {run_id!r} in workspace {self.ml_client.workspace_name!r}.")
         return AzureMLv2Run(self.ml_client, job)
+
+    def endpoints(self) -> Any:
+        """The workspace's managed online endpoints (``kerasjob.azure_endpoints.AzureEndpoints``)."""
+        from ..azure_endpoints import AzureEndpoints
+
+        AZUREML_V2.require()
+        return AzureEndpoints(self.ml_client, backend=self.name)
 
 
 class AzureMLv2Run(JobRun):
@@ -323,18 +363,14 @@ class AzureMLv2Run(JobRun):
         model = Model(name=name, path=path, type=AssetTypes.MLFLOW_MODEL, tags={**tags, JOB_TAG: self.id},
                       description=f"Trained by Azure ML job {self.id}, registered by kerasjob")
 
-        def find() -> Any:
-            try:
-                versions = azure_call(lambda: list(self.ml_client.models.list(name=name)))
-            except Exception as error:  # noqa: BLE001 - only "not found" means none
-                if not is_not_found(error):
-                    raise
-                return None
-            return next((each for each in versions if (each.tags or {}).get(JOB_TAG) == self.id), None)
-
-        registered = create_once(lambda: self.ml_client.models.create_or_update(model), find=find,
+        registered = create_once(lambda: self.ml_client.models.create_or_update(model),
+                                 find=lambda: self.model_registry().registered_from(name, self.id),
                                  what=f"model {name} from job {self.id}")
         return ModelVersion(name=registered.name, version=str(registered.version), source=path)
+
+    def model_registry(self) -> "AzureMLv2ModelRegistry":
+        """The workspace's model registry, where the champion alias is a tag (``AzureMLv2ModelRegistry``)."""
+        return AzureMLv2ModelRegistry(self.ml_client)
 
     def download_files(self, prefix: str, destination: str | Path) -> Path:
         """The job's artifacts under ``prefix`` (``jobs.download``; refusing any that would land outside)."""

@@ -129,6 +129,11 @@ class JobRun(abc.ABC):
     def register_model(self, name: str, model_path: str, tags: dict[str, str]) -> ModelVersion:
         """Register ``model_path`` of this (completed) run as a new version of ``name``."""
 
+    def registered_model(self) -> ModelVersion | None:
+        """The version the backend itself registered when the run completed (the local supervisor does, so
+        that a run nobody waits for ends registered); None where whoever waits registers it."""
+        return None
+
     @abc.abstractmethod
     def download_files(self, prefix: str, destination: str | Path) -> Path:
         """Copy the run's files under ``prefix`` (e.g. ``outputs/model``) into ``destination``."""
@@ -137,8 +142,10 @@ class JobRun(abc.ABC):
         """Copy the run's ``outputs/`` folder to ``destination/outputs``."""
         return self.download_files("outputs", Path(destination) / "outputs")
 
-    #: The key under which ``TrainingResult.to_dict`` gives ``url``.
-    url_key: ClassVar[str] = "url"
+    def model_registry(self) -> Any:
+        """The registry this run's model is registered in (a ``kerasjob.champion.ModelRegistry``; typed ``Any``
+        because ``champion`` reads runs through this module)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say where its models are registered.")
 
     def tensorflow_version(self, job: TrainingJob) -> str:
         """The TensorFlow version that trained the model (here: what the job's conda file pins)."""
@@ -232,3 +239,14 @@ class Backend(abc.ABC):
         Raises ``KerasJobError`` when no run of that id exists on this backend.
         """
         raise KerasJobError(f"The {self.name!r} backend cannot attach to run {run_id!r}.")
+
+    def describe_run(self, run_id: str) -> dict[str, Any]:
+        """What ``kerasjob runs show`` prints: the run's status, parameters, metrics and tags."""
+        return self.attach(run_id).describe()
+
+    def endpoints(self) -> Any:
+        """Where this backend serves trained models: a ``kerasjob.endpoints.EndpointHost`` (deploy, get, list).
+
+        Typed ``Any``: ``kerasjob.endpoints`` imports the backends, so naming its class here would make a cycle.
+        """
+        raise KerasJobError(f"The {self.name!r} backend cannot serve a model at an endpoint.")

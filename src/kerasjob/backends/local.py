@@ -17,40 +17,30 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .. import __version__, tracking
+from ..data_folder import describe_dataset
 from ..dataset import default_cache_dir, download_mnist
-from ..optional import TRAIN
+from ..optional import KERAS_BACKEND_EXTRAS, TRAIN
 from ..errors import SubmissionError, ValidationError
 from ..job import MpiDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
-from ..processes import pid_running
-from .base import Backend, JobRun, LineSink, ModelVersion, RunStatus, move_files
-from .local_supervisor import (DRIVER_LOG, LAUNCH_FILE, METRICS_ENV, METRICS_FILE, RUN_ID_FILE, STATE_FILE,
-                               write_json_atomically)
+from .base import Backend
+from .local_files import LAUNCH_FILE, METRICS_ENV, METRICS_FILE, runs_root, write_json_atomically
+from .local_run import LocalRun
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["POLL_SECONDS", "LocalBackend", "LocalRun", "runs_root", "source_hash"]
-
-POLL_SECONDS = 0.1
-
-
-def runs_root() -> Path:
-    """Where local run directories live: ``$KERASJOB_HOME/runs``."""
-    return tracking.kerasjob_home() / "runs"
+__all__ = ["LocalBackend", "LocalRun", "runs_root", "source_hash"]
 
 
 def source_hash(job: TrainingJob) -> str:
@@ -69,6 +59,7 @@ class LocalBackend(Backend):
         python: interpreter for the script (default: the current one).
         grace_seconds: time between SIGTERM and SIGKILL when a run is canceled.
         run_tags: extra MLflow tags for every run (a sweep sets ``mlflow.parentRunId``).
+        register: register the model when a run completes (a sweep registers only its best trial).
     """
 
     name = "local"
@@ -81,10 +72,12 @@ class LocalBackend(Backend):
     def data_placeholder(self, job: TrainingJob) -> str:
         return str(job.local_data_folder or "<MNIST cache folder>")
 
-    def __init__(self, python: str | None = None, grace_seconds: float = 5.0, run_tags: dict[str, str] | None = None):
+    def __init__(self, python: str | None = None, grace_seconds: float = 5.0, run_tags: dict[str, str] | None = None,
+                 register: bool = True):
         self.python = python or sys.executable
         self.grace_seconds = grace_seconds
         self.run_tags = dict(run_tags or {})
+        self.register = register
 
     def check(self, job: TrainingJob) -> None:
         if job.registered_dataset:
@@ -104,41 +97,52 @@ class LocalBackend(Backend):
         """The handle of local run ``run_id`` (``ValidationError`` when there is none)."""
         return LocalRun.from_id(run_id)
 
+    def describe_run(self, run_id: str) -> dict[str, Any]:
+        """A run of this machine, or a sweep (which has no run folder: only its MLflow run)."""
+        try:
+            return self.attach(run_id).describe()
+        except ValidationError:
+            return tracking.show_run(run_id)
+
     def submit(self, job: TrainingJob) -> "LocalRun":
         self.check(job)
         TRAIN.require()
+        KERAS_BACKEND_EXTRAS[job.keras_backend].require()
         data_folder = job.local_data_folder or download_mnist()
         uri = tracking.tracking_uri()
         root = runs_root()
         _ensure_writable(root)
         tracking.ensure_store_writable(uri)
 
-        # The script starts before the MLflow run exists: creating it costs ~2 s of imports, which
-        # overlap with the script's own TensorFlow import. kerasjob's script reports its metrics
-        # to the supervisor (KERASJOB_METRICS_FILE), so it never needs the run id; any other
-        # script gets MLFLOW_RUN_ID, so for it the supervisor waits for the run before starting it.
+        # The caller only prepares the run folder and starts the supervisor: it never imports MLflow
+        # (1-2 s), so `submit --no-wait` returns at once. The supervisor creates the MLflow run while
+        # the script starts, and records the outcome and the registered model in state.json.
         run_dir = root / uuid.uuid4().hex
         try:
             supervisor = self._start(job, run_dir, data_folder, uri)
         except OSError as exc:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise SubmissionError(f"Could not start the local run in {run_dir}: {exc}") from exc
-        run_id = None
-        try:
-            run_id = self._create_mlflow_run(job, uri)
-            write_json_atomically(run_dir / RUN_ID_FILE, {"run_id": run_id})
-            (root / run_id).symlink_to(run_dir.name)
-        except BaseException as exc:
-            _stop(supervisor)
-            shutil.rmtree(run_dir, ignore_errors=True)
-            if run_id is not None:
-                (root / run_id).unlink(missing_ok=True)
-                tracking.client(uri).set_terminated(run_id, "FAILED")
-            if isinstance(exc, OSError):
-                raise SubmissionError(f"Could not start the local run in {run_dir}: {exc}") from exc
-            raise
-        logger.info("Started local run %s in %s", run_id, run_dir)
-        return LocalRun(root / run_id, uri, supervisor)
+        logger.info("Started local run %s in %s", run_dir.name, run_dir)
+        return LocalRun(run_dir, uri, supervisor)
+
+    def _mlflow_run(self, job: TrainingJob, data_folder: Path) -> dict[str, Any]:
+        """What the supervisor creates the MLflow run with."""
+        import getpass
+
+        return {"experiment": job.experiment,
+                "params": {name: str(value) for name, value in job.hyperparameters.items()},
+                "tags": {"kerasjob.version": __version__, "kerasjob.backend": self.name,
+                         "kerasjob.source_sha256": source_hash(job), "mlflow.source.name": job.entry_script,
+                         "mlflow.user": getpass.getuser(), **self.run_tags},
+                "dataset": describe_dataset(data_folder)}
+
+    def _registration(self, job: TrainingJob) -> dict[str, Any] | None:
+        """What the supervisor registers once the run completes (None: a sweep's trial, which the sweep ranks)."""
+        if not self.register:
+            return None
+        return {"model_name": job.model_name, "model_path": job.model_path,
+                "hyperparameters": dict(job.hyperparameters)}
 
     def _start(self, job: TrainingJob, run_dir: Path, data_folder: Path, uri: str) -> subprocess.Popen:
         run_dir.mkdir(parents=True)
@@ -154,6 +158,7 @@ class LocalBackend(Backend):
         write_json_atomically(run_dir / LAUNCH_FILE, {
             "argv": argv, "env": env, "tracking_uri": uri, "needs_run_id": not job.uses_packaged_script,
             "timeout": job.timeout, "grace_seconds": self.grace_seconds, "workers": job.worker_count,
+            "mlflow_run": self._mlflow_run(job, data_folder), "register": self._registration(job),
         })
         with open(run_dir / "logs" / "supervisor.log", "wb") as supervisor_log:
             return subprocess.Popen(
@@ -162,33 +167,12 @@ class LocalBackend(Backend):
                 start_new_session=True, env={**os.environ, "PYTHONPATH": _package_parent()},
             )
 
-    def _create_mlflow_run(self, job: TrainingJob, uri: str) -> str:
-        from mlflow.entities import Param
+    def endpoints(self) -> Any:
+        """MLflow's scoring server on this machine (``kerasjob.endpoints.LocalEndpoints``). Looked up by name, as
+        ``BACKENDS`` and ``sweeper`` are: ``kerasjob.endpoints`` reaches this module through ``kerasjob.prediction``."""
+        import importlib
 
-        client = tracking.client(uri)
-        try:
-            with tracking.store_lock(uri):
-                experiment_id = tracking.get_or_create_experiment(client, job.experiment, uri)
-                run = client.create_run(experiment_id, tags={
-                    "kerasjob.version": __version__, "kerasjob.backend": self.name,
-                    "kerasjob.source_sha256": source_hash(job), "mlflow.source.name": job.entry_script,
-                    **self.run_tags,
-                })
-                client.log_batch(run.info.run_id, params=[
-                    Param(name, str(value)) for name, value in job.hyperparameters.items()])
-        except Exception as exc:  # noqa: BLE001 - any store failure means the run is stopped and removed
-            raise SubmissionError(f"Could not create the run in the MLflow store {uri}: {exc}") from exc
-        return run.info.run_id
-
-
-def _stop(supervisor: subprocess.Popen) -> None:
-    """Stops a run whose submission failed half-way: the supervisor cancels its script, then exits."""
-    supervisor.terminate()
-    try:
-        supervisor.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        supervisor.kill()
-        supervisor.wait()
+        return importlib.import_module("kerasjob.endpoints").LocalEndpoints()
 
 
 def _package_parent() -> str:
@@ -204,155 +188,6 @@ def _ensure_writable(folder: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise SubmissionError(f"The run folder {folder} cannot be written: {exc}. "
-                              "Set KERASJOB_HOME to a writable place.") from exc
-
-
-class LocalRun(JobRun):
-    """Handle on a local run, by its run directory; usable from another process too."""
-
-    backend = "local"
-    url_key = "tracking_uri"
-
-    def tensorflow_version(self, job: TrainingJob) -> str:
-        """The TensorFlow this machine trained with."""
-        from importlib import metadata
-
-        try:
-            return metadata.version("tensorflow")
-        except metadata.PackageNotFoundError:
-            return "unknown"
-
-    def describe(self) -> dict[str, Any]:
-        """The MLflow run's status, parameters, latest metrics and tags."""
-        return tracking.show_run(self.id)
-
-    def next_steps(self, model_name: str, model_version: str) -> list[str]:
-        return [f"Run folder:  {self.run_dir}", f"Look at it:  mlflow ui --backend-store-uri {self.url}",
-                f"Download it: kerasjob models download {model_name} ./model --version {model_version}"]
-
-    def __init__(self, run_dir: str | Path, tracking_uri: str | None = None,
-                 supervisor: subprocess.Popen | None = None):
-        self.run_dir = Path(run_dir)
-        if not (self.run_dir / LAUNCH_FILE).is_file():
-            raise ValidationError("run_id", "the id of a local run", self.run_dir.name)
-        self._launch = json.loads((self.run_dir / LAUNCH_FILE).read_text())
-        self.tracking_uri = tracking_uri or self._launch["tracking_uri"]
-        self._supervisor = supervisor  # reaped by us when we started it
-
-    @classmethod
-    def from_id(cls, run_id: str) -> "LocalRun":
-        """The handle of local run ``run_id`` (from ``kerasjob runs list``)."""
-        return cls(runs_root() / run_id)
-
-    @property
-    def id(self) -> str:
-        return self.run_dir.name
-
-    @property
-    def url(self) -> str:
-        return self.tracking_uri
-
-    @property
-    def workers(self) -> int:
-        """How many worker processes this run started."""
-        return int(self._launch.get("workers", 1))
-
-    def _state(self) -> dict:
-        try:
-            return json.loads((self.run_dir / STATE_FILE).read_text())
-        except FileNotFoundError:
-            return {"status": "preparing"}
-
-    def _reap(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor.poll()
-
-    def status(self) -> RunStatus:
-        self._reap()
-        state = self._state()
-        status = RunStatus(state["status"])
-        if not status.is_final and not _alive(state.get("supervisor_pid"), self._supervisor):
-            state = self._state()  # it may have finished between the two reads
-            status = RunStatus(state["status"])
-            if not status.is_final:
-                return RunStatus.FAILED  # the supervisor died without recording an outcome
-        return status
-
-    def reason(self) -> str:
-        return self._state().get("reason", "")
-
-    def _log_path(self) -> Path:
-        return self.run_dir / DRIVER_LOG
-
-    def stream_logs(self) -> Iterator[str]:
-        position = 0
-        pending = ""
-        while True:
-            final = self.status().is_final
-            if self._log_path().exists():
-                with open(self._log_path(), encoding="utf-8", errors="replace") as log:
-                    log.seek(position)
-                    chunk = log.read()
-                    position = log.tell()
-                pending += chunk
-                *lines, pending = pending.split("\n")
-                yield from lines
-            if final:
-                if pending:
-                    yield pending
-                return
-            time.sleep(POLL_SECONDS)
-
-    def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
-        status = super().wait(on_line=on_line)
-        if self._supervisor is not None:
-            self._supervisor.wait()  # reap it: it has recorded the outcome already
-        return status
-
-    def cancel(self) -> None:
-        state = self._state()
-        pid = state.get("supervisor_pid") or (self._supervisor.pid if self._supervisor else None)
-        if RunStatus(state["status"]).is_final or pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        grace = self._launch.get("grace_seconds", 5.0)
-        deadline = time.monotonic() + grace + 30
-        while not self.status().is_final and time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS)
-        self._reap()
-
-    def metrics(self) -> dict[str, float]:
-        return dict(tracking.client(self.tracking_uri).get_run(self.id).data.metrics)
-
-    def log_tail(self, lines: int = 20) -> str:
-        if not self._log_path().exists():
-            return ""
-        with open(self._log_path(), encoding="utf-8", errors="replace") as log:
-            return "\n".join(log.read().splitlines()[-lines:])
-
-    def register_model(self, name: str, model_path: str, tags: dict[str, str]) -> ModelVersion:
-        client = tracking.client(self.tracking_uri)
-        source = client.get_run(self.id).info.artifact_uri.rstrip("/") + "/" + model_path
-        with tracking.store_lock(self.tracking_uri):
-            if client.search_registered_models(filter_string=f"name = '{name}'") == []:
-                client.create_registered_model(name, description="Registered by kerasjob")
-            version = client.create_model_version(name, source, run_id=self.id, tags=tags)
-        return ModelVersion(name=name, version=str(version.version), source=source)
-
-    def download_files(self, prefix: str, destination: str | Path) -> Path:
-        """From the run's artifacts in the MLflow store (the run folder may be gone)."""
-        client = tracking.client(self.tracking_uri)
-        with tempfile.TemporaryDirectory() as staging:
-            return move_files(Path(client.download_artifacts(self.id, prefix.strip("/"), staging)), Path(destination))
-
-
-def _alive(pid: int | None, process: subprocess.Popen | None) -> bool:
-    if process is not None:
-        return process.poll() is None
-    if not pid:
-        return True  # not started yet
-    return pid_running(pid)
+        raise ValidationError("KERASJOB_HOME", "a folder kerasjob can write its runs in", str(folder.parent),
+                              hint=f"{folder} cannot be written ({exc.strerror or exc}). Set the KERASJOB_HOME "
+                                   "environment variable to a writable folder.") from exc

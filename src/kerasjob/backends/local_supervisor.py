@@ -9,11 +9,14 @@ MLflow run's status (FINISHED, FAILED or KILLED) with the driver log and
 SIGKILL after a grace period. Because the supervisor outlives its caller, a run
 submitted with ``wait=False`` is still finished and recorded properly.
 
-The caller creates the MLflow run while the script starts and writes its id to
-``run_id.json``. A script that reads ``MLFLOW_RUN_ID`` is started only once that
-file exists; kerasjob's own script starts at once and appends its metrics as
-JSON lines to ``$KERASJOB_METRICS_FILE``, which the supervisor logs to the run
-as they come (so the script never imports MLflow on this machine).
+The supervisor creates the MLflow run (the caller never imports MLflow, so
+``submit --no-wait`` returns at once) and writes its id to ``run_id.json``. A
+script that reads ``MLFLOW_RUN_ID`` is started once the run exists; kerasjob's
+own script starts at once and appends its metrics as JSON lines to
+``$KERASJOB_METRICS_FILE``, which the supervisor logs to the run as they come
+(so the script never imports MLflow on this machine). When the run completes,
+the supervisor registers its model (``launch.json``'s ``register``) before it
+records the outcome, so a run nobody waits for still ends registered, once.
 """
 
 from __future__ import annotations
@@ -32,30 +35,18 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import tenacity
 
+from .local_files import DRIVER_LOG, LAUNCH_FILE, METRICS_ENV, RUN_ID_FILE, STATE_FILE, write_json_atomically
+
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-__all__ = ["DRIVER_LOG", "LAUNCH_FILE", "METRICS_ENV", "METRICS_FILE", "MLFLOW_STATUS", "RUN_ID_FILE", "STATE_FILE",
-           "MetricsForwarder", "Supervisor", "copy_lines", "free_ports", "main", "read_metrics_lines", "read_run_id",
-           "store_call", "worker_environments", "write_json_atomically"]
+__all__ = ["MLFLOW_STATUS", "MetricsForwarder", "Supervisor", "copy_lines", "create_mlflow_run", "free_ports", "main",
+           "read_metrics_lines", "store_call", "worker_environments"]
 
 T = TypeVar("T")
 
-LAUNCH_FILE = "launch.json"
-STATE_FILE = "state.json"
-RUN_ID_FILE = "run_id.json"
-DRIVER_LOG = "logs/driver_log.txt"
-METRICS_FILE = "logs/metrics.jsonl"
-METRICS_ENV = "KERASJOB_METRICS_FILE"
 MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "canceled": "KILLED"}
-RUN_ID_WAIT_SECONDS = 120.0  # the caller writes run_id.json a few seconds after starting us
 FORWARD_INTERVAL_SECONDS = 0.5
-
-
-def write_json_atomically(path: Path, document: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document, indent=1))
-    os.replace(temporary, path)
 
 
 def copy_lines(stream: Iterable[str], log: TextIO, prefix: str, lock: threading.Lock) -> None:
@@ -86,36 +77,61 @@ def read_metrics_lines(path: Path, position: int) -> tuple[list[dict[str, Any]],
     return records, position + len(complete)
 
 
-class MetricsForwarder(threading.Thread):
-    """Waits for the MLflow run, then logs the script's metric lines to it until told to stop."""
+def create_mlflow_run(run_dir: Path, launch: dict[str, Any]) -> tuple[MlflowClient, str]:
+    """Creates the run's MLflow run (experiment, tags, parameters, dataset), writes ``run_id.json`` and links
+    ``runs/<MLflow run id>`` to the run folder, so that either id finds the run."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Param
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    def __init__(self, run_dir: Path, tracking_uri: str, metrics_path: Path | None) -> None:
+    from kerasjob import tracking
+
+    spec, uri = launch["mlflow_run"], launch["tracking_uri"]
+    with tracking.store_lock(uri):  # the first run of a new store creates its tables: one process at a time
+        client = store_call(MlflowClient, tracking_uri=uri)
+        experiment_id = store_call(tracking.get_or_create_experiment, client, spec["experiment"], uri)
+        run = store_call(client.create_run, experiment_id, tags={**spec["tags"], "kerasjob.run_id": run_dir.name})
+    run_id = run.info.run_id
+    store_call(client.log_batch, run_id, params=[Param(name, value) for name, value in spec["params"].items()])
+    if spec.get("dataset"):
+        dataset = Dataset(source_type="local", **spec["dataset"])
+        store_call(client.log_inputs, run_id, [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, "training")])])
+    write_json_atomically(run_dir / RUN_ID_FILE, {"run_id": run_id})
+    (run_dir.parent / run_id).symlink_to(run_dir.name)
+    return client, run_id
+
+
+class MetricsForwarder(threading.Thread):
+    """Creates the MLflow run, then logs the script's metric lines to it until told to stop."""
+
+    def __init__(self, run_dir: Path, launch: dict[str, Any], metrics_path: Path | None,
+                 created: tuple[MlflowClient, str] | None = None,
+                 on_error: Callable[[str], None] = lambda reason: None) -> None:
         super().__init__(daemon=True)
+        self.on_error = on_error
         self.run_dir = run_dir
-        self.tracking_uri = tracking_uri
+        self.launch = launch
         self.metrics_path = metrics_path
         self.stop = threading.Event()
-        self.client: MlflowClient | None = None
-        self.run_id: str | None = None
+        self.client: MlflowClient | None = created[0] if created is not None else None
+        self.run_id: str | None = created[1] if created is not None else None
         self.error: BaseException | None = None
         self._position = 0
 
     def run(self) -> None:
         try:
+            if self.run_id is None:
+                self.client, self.run_id = create_mlflow_run(self.run_dir, self.launch)
             while True:
                 last_pass = self.stop.is_set()
-                self.run_id = self.run_id or read_run_id(self.run_dir)
-                if self.run_id and self.client is None:
-                    from mlflow.tracking import MlflowClient
-
-                    self.client = MlflowClient(tracking_uri=self.tracking_uri)
-                if self.client is not None and self.run_id and self.metrics_path is not None:
+                if self.client is not None and self.metrics_path is not None:
                     self._forward(self.client, self.run_id, self.metrics_path)
                 if last_pass:
                     return
                 self.stop.wait(FORWARD_INTERVAL_SECONDS)
         except BaseException as exc:  # noqa: BLE001 - reported by the supervisor with the outcome
             self.error = exc
+            self.on_error(f"the MLflow run could not be recorded: {exc}")
 
     def _forward(self, client: MlflowClient, run_id: str, metrics_path: Path) -> None:
         from mlflow.entities import Metric
@@ -126,13 +142,6 @@ class MetricsForwarder(threading.Thread):
         if metrics:
             store_call(client.log_batch, run_id, metrics=metrics)
         self._position = position  # only once logged, so nothing is skipped
-
-
-def read_run_id(run_dir: Path) -> str | None:
-    try:
-        return json.loads((run_dir / RUN_ID_FILE).read_text())["run_id"]
-    except FileNotFoundError:
-        return None
 
 
 def free_ports(count: int) -> list[int]:
@@ -178,6 +187,11 @@ class Supervisor:
         self.cancel_reason = reason
         self._terminate_children()
 
+    def _fail(self, reason: str) -> None:
+        """Something the run needs broke (its MLflow run): stop the workers; the run ends failed."""
+        self.failure = self.failure or reason
+        self._terminate_children()
+
     def _terminate_children(self) -> None:
         """SIGTERM to every worker's process group, SIGKILL after the grace period."""
         if self._killer is not None:
@@ -193,16 +207,6 @@ class Supervisor:
                 os.killpg(child.pid, signum)
             except ProcessLookupError:
                 pass
-
-    def _wait_for_run_id(self) -> str | None:
-        """The MLflow run id, once the caller has written it; None when canceled or given up."""
-        deadline = time.monotonic() + RUN_ID_WAIT_SECONDS
-        while not self.cancel_reason and time.monotonic() < deadline:
-            run_id = read_run_id(self.run_dir)
-            if run_id:
-                return run_id
-            time.sleep(0.05)
-        return read_run_id(self.run_dir)
 
     def _start_workers(self, env: dict[str, str], log: TextIO) -> list[threading.Thread]:
         lock = threading.Lock()
@@ -239,14 +243,15 @@ class Supervisor:
         signal.signal(signal.SIGTERM, lambda *_: self.request_cancel("canceled"))
         signal.signal(signal.SIGINT, lambda *_: self.request_cancel("canceled"))
         env = {**os.environ, **self.launch["env"]}
-        if self.launch.get("needs_run_id"):
-            run_id = self._wait_for_run_id()
-            if run_id is None:
-                return self._finish("canceled" if self.cancel_reason else "failed", None,
-                                    self.cancel_reason or "the MLflow run was never created")
-            env["MLFLOW_RUN_ID"] = run_id
+        created = None
+        if self.launch.get("needs_run_id"):  # the script logs to MLflow itself: its run must exist first
+            try:
+                created = create_mlflow_run(self.run_dir, self.launch)
+            except Exception as exc:  # noqa: BLE001 - recorded as the run's outcome
+                return self._finish("failed", None, f"the MLflow run could not be created: {exc}")
+            env["MLFLOW_RUN_ID"] = created[1]
         metrics_path = Path(env[METRICS_ENV]) if env.get(METRICS_ENV) else None
-        forwarder = MetricsForwarder(self.run_dir, self.launch["tracking_uri"], metrics_path)
+        forwarder = MetricsForwarder(self.run_dir, self.launch, metrics_path, created, on_error=self._fail)
         forwarder.start()
         with open(self.run_dir / DRIVER_LOG, "a", encoding="utf-8", buffering=1) as log:
             copiers = self._start_workers(env, log)
@@ -265,19 +270,29 @@ class Supervisor:
         if self._killer:
             self._killer.cancel()
         self._signal_groups(signal.SIGKILL)  # nothing the script started outlives it
+        forwarder.stop.set()
+        forwarder.join()  # first: an MLflow run that could not be made fails the run (self.failure)
         if self.cancel_reason:
             status = "canceled"
         else:
             status = "completed" if returncode == 0 and not self.failure else "failed"
-        if forwarder.run_id is None and not self.cancel_reason:
-            forwarder.run_id = self._wait_for_run_id()
-        forwarder.stop.set()
-        forwarder.join()
-        if forwarder.client is not None and forwarder.run_id is not None:  # the client exists once the id does
+        if forwarder.client is not None and forwarder.run_id is not None:
             self._record_in_mlflow(forwarder.client, forwarder.run_id, status)
-        if forwarder.error is not None:
-            raise forwarder.error
+            if status == "completed" and self.launch.get("register"):
+                self._register(forwarder.client, forwarder.run_id)
         return self._finish(status, returncode, self.cancel_reason or self.failure)
+
+    def _register(self, client: MlflowClient, run_id: str) -> None:
+        """The completed run's model, registered once (``register_run_model`` finds an earlier registration)."""
+        from kerasjob.backends.local_run import LocalRun
+        from kerasjob.run import register_run_model
+
+        try:
+            self.state["metrics"] = dict(store_call(client.get_run, run_id).data.metrics)
+            model = register_run_model(LocalRun(self.run_dir, self.launch["tracking_uri"]), **self.launch["register"])
+            self.state["model"] = {"name": model.name, "version": model.version, "source": model.source}
+        except Exception as exc:  # noqa: BLE001 - the run completed; whoever waits registers it or reports this
+            self.state["registration_error"] = repr(exc)
 
     def _finish(self, status: str, returncode: int | None, reason: str) -> int:
         self.state.update(status=status, returncode=returncode, reason=reason, ended=time.time())

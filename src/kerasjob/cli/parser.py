@@ -1,0 +1,219 @@
+"""Every flag of the ``kerasjob`` command, declared once.
+
+Flags are spelled whole (no abbreviations: ``--epoch`` is not ``--epochs``), and an unknown flag is answered
+with the closest known one.
+
+Example:
+    >>> args = build_parser().parse_args(["submit", "--epochs", "2"])
+    >>> args.epochs, args.command
+    (2, 'submit')
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from typing import Any, Callable, NoReturn
+
+from .. import __version__
+from ..backends import BACKENDS
+from ..training.contract import HYPERPARAMETERS, flag_for
+
+__all__ = ["BACKEND_CHOICES", "CommandParser", "build_parser", "command_parser"]
+
+BACKEND_CHOICES = sorted(BACKENDS)
+OUTPUT_CHOICES = ("table", "json")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """``argparse`` without abbreviations, whose "unrecognized arguments" error suggests the closest flag."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            known = command_parser(parsed) or self
+            flags = [flag for action in known._actions for flag in action.option_strings]
+            suggestions = [f"{word} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(
+                word.split("=")[0], flags, n=1)) else word for word in unknown]
+            known.error("unrecognized arguments: " + " ".join(suggestions))
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"kerasjob: {message}\nSee: {self.prog} --help\n")
+
+
+def command_parser(args: argparse.Namespace) -> CommandParser | None:
+    """The parser of the command that ``args`` came from (``kerasjob runs list``'s, say)."""
+    return getattr(args, "parser", None)
+
+
+def _command(group: Any, name: str, handler: Callable[..., int], text: str) -> CommandParser:
+    command: CommandParser = group.add_parser(name, help=text, description=text)
+    command.set_defaults(handler=handler, parser=command)
+    return command
+
+
+def _workspace_flags(parser: argparse.ArgumentParser) -> None:
+    """The Azure ML workspace, as ``az ml`` takes it: a config.json, or the three ids, and a login method."""
+    from ..workspace import AUTH_CHOICES
+
+    group = parser.add_argument_group("Azure ML workspace (default: config.json searched upward)")
+    group.add_argument("--workspace-config", help="the workspace's config.json (or its folder)")
+    group.add_argument("--subscription-id", help="the workspace's subscription (with the two below)")
+    group.add_argument("--resource-group", help="the workspace's resource group")
+    group.add_argument("--workspace-name", help="the workspace's name")
+    group.add_argument("--auth", choices=AUTH_CHOICES, default="default",
+                       help="how to log in: default (the SDK's chain), cli (az login), interactive, "
+                            "service-principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET) or "
+                            "managed-identity")
+
+
+def _backend_flag(parser: argparse.ArgumentParser, default: str | None, text: str) -> None:
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default=default, help=text)
+    _workspace_flags(parser)
+
+
+def _output_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", choices=OUTPUT_CHOICES, default="table",
+                        help="table for people (default), json for programs")
+    parser.add_argument("--json", dest="output", action="store_const", const="json", help="the same as -o json")
+
+
+def _job_flags(parser: argparse.ArgumentParser) -> None:
+    """What ``submit`` and ``tune`` share: where the code, the data and the results go."""
+    parser.add_argument("--data-folder", help="the data folder: for the packaged script, the four MNIST IDX "
+                                              "files (default: download MNIST); for your script, any folder")
+    parser.add_argument("--source-dir", help="your training code's folder (default: the packaged MNIST script)")
+    parser.add_argument("--entry-script", help="the script in --source-dir that runs (default train.py)")
+    parser.add_argument("--experiment", help="experiment name (default keras-mnist)")
+    parser.add_argument("--model-name", help="registered model name (default keras-mnist)")
+    parser.add_argument("--keras-backend", choices=("tensorflow", "jax"),
+                        help="the Keras backend the script trains on (default: tensorflow)")
+    parser.add_argument("--seed", dest="script_seed", type=int, metavar="SEED", help="seed for the weights and the shuffling")
+    parser.add_argument("--mixed-precision", action="store_true", default=None,
+                        help="compute in float16 on a GPU (no gain on a CPU)")
+    parser.add_argument("--compute", help="Azure ML cluster name (default gpu-cluster)")
+    parser.add_argument("--vm-size", help="the cluster's VM size, when kerasjob creates it")
+    parser.add_argument("--max-nodes", type=int, help="the cluster's node limit, when kerasjob creates it")
+    parser.add_argument("--timeout", type=float, help="seconds before a run is canceled")
+    parser.add_argument("--allow-secrets", action="store_true", default=None,
+                        help="upload files that look like credentials anyway")
+    parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
+    parser.add_argument("--quiet", action="store_true", help="do not stream the run's output")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def build_parser() -> CommandParser:
+    from . import browse, serving, training
+
+    parser = CommandParser(prog="kerasjob", description="Run a Keras training job locally or on Azure ML.")
+    parser.add_argument("--version", action="version", version=f"kerasjob {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    submit = _command(commands, "submit", training.submit, "run the training job (the seed's MNIST job by "
+                                                             "default, or your script with --source-dir)")
+    _job_flags(submit)
+    for name, spec in HYPERPARAMETERS.items():
+        submit.add_argument(flag_for(name), dest=name, type=spec.type, help=f"{spec.help} (default {spec.default})")
+    submit.add_argument("--workers", type=int, help="train data-parallel on N workers (N nodes on Azure ML, "
+                        "N processes on loopback locally); --batch-size is per worker")
+    submit.add_argument("--no-wait", action="store_true", help="print the run id and return at once; the run "
+                                                                "registers its model when it completes")
+    _backend_flag(submit, None, "where to run (default: local, or azureml when a workspace is named)")
+    submit.epilog = "Arguments after -- reach your script unchanged: kerasjob submit --source-dir DIR -- --my-flag 3"
+
+    tune = _command(commands, "tune", training.tune, "search hyperparameters (the seed notebook's sweep by "
+                                                       "default) and register the best model")
+    _job_flags(tune)
+    tune.add_argument("--epochs", type=int, help="epochs per trial (default 20)")
+    tune.add_argument("--set", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
+                      help="fix a hyperparameter instead of searching it (repeatable)")
+    tune.add_argument("--max-total-runs", type=int, default=20, help="trials in all (default 20)")
+    tune.add_argument("--max-concurrent-runs", type=int, default=4, help="trials at a time (default 4)")
+    tune.add_argument("--sampling", default="random", help="random, grid or bayesian (default random)")
+    tune.add_argument("--primary-metric", default="Accuracy", help="the metric that ranks trials (default "
+                                                                   "Accuracy)")
+    tune.add_argument("--goal", choices=("maximize", "minimize"),
+                      help="maximize or minimize the primary metric (default: minimize for a loss, else "
+                           "maximize)")
+    tune.add_argument("--sampler-seed", dest="seed", type=int, help="seed of the sampler, for a repeatable sweep")
+    _backend_flag(tune, None, "local: Optuna over local runs; azureml: HyperDrive; azureml-v2: a sweep job "
+                              "(default: local, or azureml when a workspace is named)")
+
+    runs = commands.add_parser("runs", help="runs: list, show, logs, wait and cancel (Azure ML runs by id with "
+                                            "--backend)").add_subparsers(dest="action", required=True,
+                                                                         metavar="ACTION")
+    listing = _command(runs, "list", browse.list_runs, "local runs, newest first; sweep trials under their sweep")
+    listing.add_argument("--experiment", help="only this experiment's runs")
+    listing.add_argument("--limit", type=int, default=20, help="at most this many runs (default 20)")
+    _output_flags(listing)
+    for action, handler, text in (("show", browse.show_run, "a run's status, parameters and metrics"),
+                                  ("logs", browse.run_logs, "a run's driver log"),
+                                  ("wait", browse.wait_run, "follow a run to its end and register its model"),
+                                  ("cancel", browse.cancel_run, "cancel a running run")):
+        command = _command(runs, action, handler, text)
+        command.add_argument("run_id", metavar="RUN_ID")
+        if action == "logs":
+            command.add_argument("--follow", action="store_true", help="keep printing until the run ends")
+        if action == "show":
+            _output_flags(command)
+        if action == "wait":
+            command.add_argument("--quiet", action="store_true", help="do not stream the run's output")
+        _backend_flag(command, "local", "where the run lives (default local)")
+
+    models = commands.add_parser("models", help="registered models: list, show, download, alias").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    _output_flags(_command(models, "list", browse.list_models, "registered models and their champion"))
+    show = _command(models, "show", browse.show_model, "a registered model's versions, aliases and metrics")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--version", help="one version (default: all)")
+    _output_flags(show)
+    download = _command(models, "download", browse.download_model,
+                        "download a registered model's files (default: its champion, else the latest)")
+    download.add_argument("name", metavar="NAME", help="NAME, NAME@ALIAS or NAME:VERSION")
+    download.add_argument("destination", metavar="DESTINATION", help="a folder that does not exist yet or is empty")
+    download.add_argument("--version", help="default: the champion, else the latest")
+    alias = _command(models, "alias", browse.alias_model, "point an alias (default champion) at a version")
+    alias.add_argument("name", metavar="NAME")
+    alias.add_argument("version", metavar="VERSION")
+    alias.add_argument("--alias", default="champion", help="the alias to set or move (default champion)")
+
+    model_help = "NAME (its champion, else latest), NAME@ALIAS, NAME:VERSION, models:/NAME/VERSION or a folder"
+    predict = _command(commands, "predict", serving.predict, "the digits a trained model sees in PNG files or "
+                                                             "an IDX file")
+    predict.add_argument("model", metavar="MODEL", help=model_help)
+    predict.add_argument("files", nargs="+", metavar="FILES", help="28 x 28 PNG files, or one IDX images file")
+    predict.add_argument("--labels", help="an IDX labels file: also print the accuracy")
+    predict.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    deploy = _command(commands, "deploy", serving.deploy, "serve a trained model at a named endpoint (locally: "
+                                                          "MLflow's scoring server on 127.0.0.1)")
+    deploy.add_argument("model", metavar="MODEL", help=model_help)
+    deploy.add_argument("--endpoint", required=True, help="the endpoint's name (3-32 letters, digits or '-', "
+                                                          "starting with a letter)")
+    deploy.add_argument("--instance-type", help="Azure ML: the VM size (default Standard_DS3_v2)")
+    deploy.add_argument("--instance-count", type=int, help="Azure ML: how many instances (default 1)")
+    deploy.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _backend_flag(deploy, "local", "where to serve (default local)")
+
+    endpoints = commands.add_parser("endpoints", help="deployed endpoints: list, invoke, logs, delete"
+                                    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    endpoints_list = _command(endpoints, "list", serving.list_endpoints, "the deployed endpoints")
+    _output_flags(endpoints_list)
+    _backend_flag(endpoints_list, "local", "where the endpoints live (default local)")
+    invoke = _command(endpoints, "invoke", serving.invoke_endpoint, "the digits an endpoint sees in PNG files or "
+                                                                    "an IDX file")
+    invoke.add_argument("name", metavar="NAME")
+    invoke.add_argument("files", nargs="+", metavar="FILES")
+    invoke.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _backend_flag(invoke, "local", "where the endpoint lives (default local)")
+    for action, handler, text in (("logs", serving.endpoint_logs, "the server's log"),
+                                  ("delete", serving.delete_endpoint, "stop serving and forget the endpoint")):
+        command = _command(endpoints, action, handler, text)
+        command.add_argument("name", metavar="NAME")
+        _backend_flag(command, "local", "where the endpoint lives (default local)")
+    return parser
