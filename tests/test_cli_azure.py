@@ -100,3 +100,15 @@ def test_ctrl_c_cancels_the_run_or_sweep_on_the_service_and_exits_130(backend, c
         else:
             assert azure.ml_client.jobs.get(azure.submissions[0].name).status == "Canceled"
     assert "the run was canceled" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", sorted(FAKES))
+def test_a_no_wait_run_is_waited_for_by_id_and_registered_once(backend, workspace_config, capsys):
+    workspace = ["--backend", backend, "--workspace-config", str(workspace_config)]
+    with FAKES[backend](statuses=["Running"] * 3) as azure:
+        assert main(_submit_args(backend, workspace_config, "--no-wait", "--json")) == 0
+        run_id = json.loads(capsys.readouterr().out)["run_id"]
+        for _ in range(2):  # waiting twice registers once
+            assert main(["runs", "wait", run_id, "--quiet", *workspace]) == 0
+            assert f"Run {run_id} completed. Model 'keras-mnist' version 1 registered." in capsys.readouterr().out
+    assert len(azure.registered_models if backend == "azureml" else azure.models["keras-mnist"]) == 1

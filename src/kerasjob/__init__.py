@@ -26,7 +26,7 @@ _EXPORTS = {
     "ComputeConfig": "job", "MpiDistribution": "job", "TensorflowDistribution": "job", "TrainingJob": "job",
     "SubmissionPlan": "plan",
     "Prediction": "prediction", "predict": "prediction",
-    "Endpoint": "endpoints", "deploy_model": "endpoints",
+    "Endpoint": "endpoints", "deploy_model": "endpoints", "get_endpoint": "endpoints", "list_endpoints": "endpoints",
     "TrainingResult": "run", "download_model": "run", "finish_training": "run", "submit_training": "run",
     "Bandit": "search_space", "Sweep": "search_space", "choice": "search_space", "loguniform": "search_space",
     "normal": "search_space", "quniform": "search_space", "uniform": "search_space",
