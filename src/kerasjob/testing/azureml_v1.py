@@ -379,11 +379,17 @@ class FakeAzureML(FakeService):
 
         def patch_model(client: Any, model_id: Any, body: Any = None) -> Any:
             # mirrors ModelsClient.patch (azureml/_restclient/models_client.py), which Model.update and
-            # Model.update_tags_properties send: JSON-patch operations; "replace /kvTags" sets the tags
+            # Model.update_tags_properties send: JSON-patch operations; "replace /kvTags" sets the tags. An
+            # unknown id is the 404 its error_with_model_id_handling turns into a WebserviceException.
             def patch() -> None:
+                from azureml.exceptions import WebserviceException
+
                 name, version = model_id.rsplit(":", 1)
-                model = next(each for each in fake.registered_models
-                             if each.name == name and str(each.version) == version)
+                model = next((each for each in fake.registered_models
+                              if each.name == name and str(each.version) == version), None)
+                if model is None:
+                    raise WebserviceException(f"ModelNotFound: Model with id {model_id} not found in provided "
+                                              "workspace")
                 for operation in body or []:
                     if operation["op"] == "replace" and operation["path"] == "/kvTags":
                         model.tags = dict(operation["value"] or {})

@@ -104,7 +104,6 @@ def _metric(child: Any, name: str) -> float | None:
 def run_hyperdrive(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, *, show_output: bool = True
                    ) -> TuningResult:
     """Submit ``sweep`` as a HyperDrive run, wait for it, register the best child's model."""
-
     AZUREML_HYPERDRIVE.require()
     if sweep.seed is not None:
         logger.warning("seed is ignored by HyperDrive (Sweep.seed=%s): it takes no sampling seed", sweep.seed)
