@@ -71,7 +71,7 @@ sys.path.insert(0, sys.argv[1])
 import argparse
 import numpy as np, keras
 import keras_mnist
-from fused_epoch import epoch_order, fused_trainer
+from fused_epoch import epoch_order, make_trainer
 from mnist_data import load_mnist
 
 data = load_mnist(sys.argv[2])
@@ -80,7 +80,8 @@ keras.utils.set_random_seed(7)
 fused, reference = keras_mnist.build_model(keras, args), keras_mnist.build_model(keras, args)
 reference.set_weights(fused.get_weights())
 
-epoch = fused_trainer(fused, data, args.batch_size, seed=7).train_epoch(0)
+trainer = make_trainer(fused, data[0], data[1], validation=(data[2], data[3]), batch_size=args.batch_size, seed=7)
+epoch = keras_mnist.EpochMetrics.from_logs(trainer.train_epoch(0))
 order = np.asarray(epoch_order(7, 0, len(data[0])))
 logs = reference.fit(data[0][order], data[1][order], batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0,
                      validation_data=(data[2], data[3])).history

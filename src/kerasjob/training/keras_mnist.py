@@ -25,30 +25,57 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also are
     from kerasjob.training.contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS,
                                             KERAS_BACKEND_FLAG, KERAS_BACKENDS, OPTIONS, flag_for)
-    from kerasjob.training.fused_epoch import EpochMetrics, fused_trainer
+    from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
+    from kerasjob.training.fused_epoch import make_trainer
     from kerasjob.training.mlflow_model import preload, save_model
     from kerasjob.training.mnist_data import MnistFormatError, load_mnist
     from kerasjob.training.multi_worker import (MultiWorkerTrainer, cluster_from_environment, is_chief,
                                                 weights_digest, worker_name)
+    from kerasjob.training.tracking import Tracker, save_history_plot, tracking_configured
 else:  # at run time, sibling helpers: this folder is the job's whole source directory (no kerasjob installed)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS, KERAS_BACKEND_FLAG,
                           KERAS_BACKENDS, OPTIONS, flag_for)
-    from fused_epoch import EpochMetrics, fused_trainer
+    from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
+    from fused_epoch import make_trainer
     from mlflow_model import preload, save_model
     from mnist_data import MnistFormatError, load_mnist
     from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name
+    from tracking import Tracker, save_history_plot, tracking_configured
 
-__all__ = ["Tracker", "build_model", "build_test_dataset", "default_keras_backend", "main", "parse_args", "save_plot",
-           "tracking_configured", "train_multi_worker", "train_single"]
+__all__ = ["EpochMetrics", "Tracker", "build_model", "build_test_dataset", "default_keras_backend", "main", "parse_args",
+           "save_plot", "tracking_configured", "train_multi_worker", "train_single"]
 
 #: What ``load_mnist`` returns: ``(x_train, y_train, x_test, y_test)``.
 Data = tuple[Any, Any, Any, Any]
+
+
+class EpochMetrics(NamedTuple):
+    """What one epoch reports: train loss and accuracy (over the epoch, as ``fit``), then the test set's."""
+
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+
+    @classmethod
+    def from_logs(cls, logs: dict[str, float]) -> EpochMetrics:
+        """From Keras's epoch logs (the test set is the validation data)."""
+        nan = float("nan")
+        return cls(logs.get("loss", nan), logs.get("accuracy", nan), logs.get("val_loss", nan),
+                   logs.get("val_accuracy", nan))
+
+    def named(self) -> dict[str, float]:
+        """Under the names the script logs (``EPOCH_METRICS``)."""
+        return {"Loss": self.test_loss, "Accuracy": self.test_accuracy, "Train loss": self.train_loss,
+                "Train accuracy": self.train_accuracy}
+
+
 #: ``on_epoch(epoch, metrics)``; a worker that is not the chief reports NaN test metrics.
 EpochCallback = Callable[[int, EpochMetrics], None]
 
@@ -80,6 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 help=option.help)
         else:
             parser.add_argument(flag_for(name), dest=name, type=option.parse, default=None, help=option.help)
+    parser.add_argument("--checkpoint-dir", dest="checkpoint_dir", default=DEFAULT_CHECKPOINT_DIR,
+                        help=f"where a checkpoint is written after every epoch and resumed from "
+                             f"(default {DEFAULT_CHECKPOINT_DIR}; 'none': no checkpoints)")
     parser.add_argument(KERAS_BACKEND_FLAG, dest="keras_backend", default=default_keras_backend(),
                         help=f"{' or '.join(KERAS_BACKENDS)} (default: KERAS_BACKEND, else {DEFAULT_KERAS_BACKEND} "
                              "if installed)")
@@ -98,50 +128,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"{KERAS_BACKEND_FLAG} must be one of {', '.join(KERAS_BACKENDS)}. "
                      f"Received: {args.keras_backend}")
     return args
-
-
-class Tracker:
-    """Reports metrics: to kerasjob's local supervisor, else to MLflow when tracking is set up; always to stdout.
-
-    Under kerasjob's local backend ``KERASJOB_METRICS_FILE`` names a file that
-    the supervisor forwards to the MLflow run, so this process need not import
-    MLflow (two seconds saved on every run); it also uploads ``outputs/``.
-    """
-
-    def __init__(self, chief: bool):
-        self.mlflow: Any = None
-        self.metrics_file = os.environ.get("KERASJOB_METRICS_FILE") if chief else None
-        if chief and not self.metrics_file and tracking_configured():
-            import mlflow
-
-            self.mlflow = mlflow
-            mlflow.start_run()  # resumes MLFLOW_RUN_ID when the launcher created the run
-
-    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
-        if self.metrics_file:
-            record = {"metrics": values, "step": step, "timestamp": int(time.time() * 1000)}
-            with open(self.metrics_file, "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record) + "\n")
-        elif self.mlflow is not None:
-            self.mlflow.log_metrics(values, step=step)
-
-    def params(self, values: dict[str, object]) -> None:
-        """The hyperparameters, as MLflow params: how a sweep reads back what each trial received
-        (Azure ML's run-history records don't carry a job's inputs). The local supervisor logs them itself."""
-        if self.mlflow is not None:
-            self.mlflow.log_params(values)
-
-    def artifact(self, path: Path) -> None:
-        if self.mlflow is not None:
-            self.mlflow.log_artifact(str(path))
-
-    def close(self) -> None:
-        if self.mlflow is not None:
-            self.mlflow.end_run()
-
-
-def tracking_configured() -> bool:
-    return bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_RUN_ID"))
 
 
 def build_test_dataset(tf: Any, data: Data) -> Any:
@@ -170,37 +156,32 @@ def build_model(keras: Any, args: argparse.Namespace) -> Any:
 
 def save_plot(history: dict[str, list[float]], path: Path) -> None:
     """Loss and accuracy per epoch, test (solid) and train (dashed); markers, so that one epoch shows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(9, 3.6))
-    epochs = range(1, len(history["Accuracy"]) + 1)
-    for axis, quantity in ((loss_axis, "Loss"), (accuracy_axis, "Accuracy")):
-        axis.plot(epochs, history[quantity], "o-", label="test")
-        axis.plot(epochs, history[f"Train {quantity.lower()}"], "s--", label="train")
-        axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_title(quantity)
-        axis.legend()
-    figure.suptitle("MNIST")
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+    save_history_plot({"Loss": history["Train loss"], "val_Loss": history["Loss"],
+                       "Accuracy": history["Train accuracy"], "val_Accuracy": history["Accuracy"]},
+                      path, title="MNIST", labels=("train", "test"))
 
 
-def train_single(keras: Any, args: argparse.Namespace, data: Data, on_epoch: EpochCallback) -> tuple[Any, float, float]:
-    """One process, on the backend Keras was loaded with: one compiled program per epoch (``fused_epoch.py``)."""
+def train_single(keras: Any, args: argparse.Namespace, data: Data, on_epoch: EpochCallback,
+                 checkpoint_dir: Path | None = None,
+                 history: dict[str, list[float]] | None = None) -> tuple[Any, float, float]:
+    """One process, on the backend Keras was loaded with: one compiled program per epoch (``fused_epoch.py``),
+    resuming from the newest checkpoint in ``checkpoint_dir`` and writing one after every epoch. ``history``,
+    when given, receives every epoch's metrics under the script's names, the resumed ones too."""
+    x_train, y_train, x_test, y_test = data
     model = build_model(keras, args)
-    trainer = fused_trainer(model, data, args.batch_size, args.seed)
-    metrics = EpochMetrics(*(4 * [float("nan")]))
-    for epoch in range(args.epochs):
-        metrics = trainer.train_epoch(epoch)
-        on_epoch(epoch, metrics)
+    trainer = make_trainer(model, x_train, y_train, validation=(x_test, y_test), batch_size=args.batch_size,
+                           seed=args.seed)
+    logs = train_epochs(trainer, args.epochs, checkpoint_dir,
+                        lambda epoch, logs: on_epoch(epoch, EpochMetrics.from_logs(logs)))
     trainer.write_back()
-    return model, metrics.test_loss, metrics.test_accuracy
+    epochs = [EpochMetrics.from_logs({name: values[epoch] for name, values in logs.items()})
+              for epoch in range(len(logs.get("loss", [])))]
+    if history is not None:
+        for metrics in epochs:
+            for name, value in metrics.named().items():
+                history.setdefault(name, []).append(value)
+    last = epochs[-1] if epochs else EpochMetrics(*(4 * [float("nan")]))
+    return model, last.test_loss, last.test_accuracy
 
 
 def train_multi_worker(tf: Any, keras: Any, args: argparse.Namespace, data: Data, on_epoch: EpochCallback,
@@ -252,12 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     epoch_started = [time.perf_counter()]
 
     def on_epoch(epoch: int, metrics: EpochMetrics) -> None:
-        values = {"Loss": metrics.test_loss, "Accuracy": metrics.test_accuracy,
-                  "Train loss": metrics.train_loss, "Train accuracy": metrics.train_accuracy}
         if chief:
-            for name, value in values.items():
-                history[name].append(value)
-            tracker.metrics(values, step=epoch)
+            if cluster is not None:  # train_single fills history itself, resumed epochs included
+                for name, value in metrics.named().items():
+                    history[name].append(value)
+            tracker.metrics(metrics.named(), step=epoch)
         evaluated = f" - Loss {metrics.test_loss:.4f} - Accuracy {metrics.test_accuracy:.4f}" if chief else ""
         print(f"Epoch {epoch + 1}/{args.epochs} - {time.perf_counter() - epoch_started[0]:.1f}s - "
               f"train loss {metrics.train_loss:.4f} - train accuracy {metrics.train_accuracy:.4f}{evaluated}",
@@ -268,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         preload()  # MLflow imports while the model trains; outputs/model is an MLflow model
     started = time.perf_counter()
     if cluster is None:
-        model, loss, accuracy = train_single(keras, args, data, on_epoch)
+        model, loss, accuracy = train_single(keras, args, data, on_epoch, checkpoint_dir_from(args.checkpoint_dir),
+                                             history)
     else:
         import tensorflow as tf
 
