@@ -139,6 +139,9 @@ class TrainingJob:
         distribution: ``None``, ``TensorflowDistribution`` or ``MpiDistribution``.
         timeout: seconds after which the run is canceled; ``None`` for no limit.
         allow_secrets: upload files that look like credentials anyway.
+        allow_symlinks: copy what a symlink leading out of ``source_dir`` points to (refused otherwise).
+        max_restarts: how often the local supervisor starts a failed training process again (it resumes from
+            its latest checkpoint in ``outputs/checkpoints``); 0 (default) for never.
         keras_backend: ``"tensorflow"`` (default) or ``"jax"``: what Keras runs on. It picks the
             packaged conda file and reaches the packaged script as ``--keras-backend``.
             Several workers (``TensorflowDistribution``) train on TensorFlow only.
@@ -166,6 +169,8 @@ class TrainingJob:
     distribution: Distribution | None = None
     timeout: float | None = None
     allow_secrets: bool = False
+    allow_symlinks: bool = False
+    max_restarts: int = 0
     keras_backend: str = contract.DEFAULT_KERAS_BACKEND
     arguments: tuple[str, ...] = ()
 
@@ -176,6 +181,7 @@ class TrainingJob:
         _validate_names(self)
         _validate_compute_and_distribution(self)
         _validate_timeout(self)
+        _validate_max_restarts(self)
         _validate_keras_backend(self)
         _validate_arguments(self)
         _validate_environment(self)
@@ -399,6 +405,14 @@ def _validate_compute_and_distribution(job: TrainingJob) -> None:
         )
 
 
+def _validate_max_restarts(job: TrainingJob) -> None:
+    value = job.max_restarts
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ValidationError("max_restarts", "an integer from 0 to 100", value)
+    if not isinstance(job.allow_symlinks, bool):
+        raise ValidationError("allow_symlinks", "True or False", job.allow_symlinks)
+
+
 def _validate_timeout(job: TrainingJob) -> None:
     timeout = job.timeout
     if timeout is None:
@@ -449,7 +463,7 @@ def _validate_snapshot(job: TrainingJob) -> None:
 
     if not isinstance(job.allow_secrets, bool):
         raise ValidationError("allow_secrets", "True or False", job.allow_secrets)
-    snapshot = scan_snapshot(job.source_dir)
+    snapshot = scan_snapshot(job.source_dir, allow_symlinks=job.allow_symlinks)
     biggest = ", ".join(f"{path} ({size / 1e6:.1f} MB)" for path, size in snapshot.biggest())
     if snapshot.total_bytes > MAX_SNAPSHOT_BYTES:
         raise ValidationError(

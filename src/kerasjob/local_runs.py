@@ -25,7 +25,7 @@ from typing import Any
 
 from . import tracking
 from .champion import CHAMPION, SUBMIT_CRITERION, RegisteredVersion, check_alias
-from .errors import ValidationError
+from .errors import KerasJobError, ValidationError
 from .local_registry import MlflowModelRegistry
 from .tracking import RunRecord, show_run  # one run's record is the store's to read
 
@@ -88,8 +88,23 @@ def list_runs(experiment: str | None = None, limit: int = 50) -> list[dict[str, 
             rows.append(_row(run, metric, run.metrics.get(f"best {metric}")))
             rows += [_row(trial, metric, trial.metrics.get(metric)) for trial in children.get(run.run_id, [])]
         else:
-            rows.append(_row(run, SUBMIT_CRITERION.metric, run.metrics.get(SUBMIT_CRITERION.metric)))
-    return rows
+            metric = run.tags.get("kerasjob.primary_metric", SUBMIT_CRITERION.metric)  # a model job's own metric
+            rows.append(_row(run, metric, run.metrics.get(metric)))
+    return [_settled(row) for row in rows]
+
+
+def _settled(row: dict[str, Any]) -> dict[str, Any]:
+    """A local run the store still calls running, as its folder says it stands: a run whose supervisor is gone is
+    settled (recovered, or failed) by this reader, at once."""
+    if row["status"] not in ("running", "queued", "preparing") or row.get("backend") != "local" or row.get("is_sweep"):
+        return row
+    from .backends.local_run import LocalRun
+
+    try:
+        status = LocalRun.from_id(row["run_id"]).status()
+    except (ValidationError, KerasJobError):  # no folder (removed by hand) or a damaged one: the store's word
+        return row
+    return {**row, "status": status.value}
 
 
 def _versions(name: str, argument: str = "name") -> list[RegisteredVersion]:

@@ -63,7 +63,7 @@ class SubmissionPlan:
 
 def build_plan(job: TrainingJob, backend: Backend) -> SubmissionPlan:
     """The plan for running ``job`` on ``backend`` (a ``Backend``); nothing is contacted."""
-    snapshot = scan_snapshot(job.source_dir)
+    snapshot = scan_snapshot(job.source_dir, allow_symlinks=job.allow_symlinks)
     environment = read_conda_file(job.conda_file, job.base_image)
     return SubmissionPlan(
         backend=backend.name, experiment=job.experiment, source_dir=str(job.source_dir),

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .errors import ValidationError
 
 if TYPE_CHECKING:
     import pathspec
@@ -43,10 +46,12 @@ SECRET_DIRS = (".azureml", ".azure", ".aws", ".ssh")
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The files a run would receive: ``{relative posix path: size in bytes}``."""
+    """The files a run would receive: ``{relative posix path: size in bytes}``; ``targets`` maps a path reached
+    through a symlink to the file it resolves to."""
 
     root: Path
     files: dict[str, int]
+    targets: dict[str, Path] = field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:
@@ -56,15 +61,21 @@ class Snapshot:
         return sorted(self.files.items(), key=lambda item: item[1], reverse=True)[:count]
 
     def secrets(self) -> list[str]:
-        """Paths that look like credentials (see ``SECRET_PATTERNS``)."""
+        """Paths that look like credentials (see ``SECRET_PATTERNS``), by their own name or by the name of the
+        file a symlink leads to."""
         found = []
         for path in self.files:
-            parts = path.split("/")
-            if any(part in SECRET_DIRS for part in parts[:-1]) or any(
-                fnmatch.fnmatch(parts[-1], pattern) for pattern in SECRET_PATTERNS
-            ):
+            names = [path.split("/")]
+            if path in self.targets:
+                names.append(list(self.targets[path].parts))
+            if any(_looks_secret(parts) for parts in names):
                 found.append(path)
         return found
+
+
+def _looks_secret(parts: list[str]) -> bool:
+    return any(part in SECRET_DIRS for part in parts[:-1]) or any(
+        fnmatch.fnmatch(parts[-1], pattern) for pattern in SECRET_PATTERNS)
 
 
 def _ignore_spec(root: Path) -> pathspec.GitIgnoreSpec:
@@ -79,20 +90,61 @@ def _ignore_spec(root: Path) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def scan_snapshot(source_dir: str | os.PathLike) -> Snapshot:
-    """List the files of ``source_dir`` that a run would receive, with their sizes."""
+def scan_snapshot(source_dir: str | os.PathLike, allow_symlinks: bool = False) -> Snapshot:
+    """List the files of ``source_dir`` that a run would receive, with their sizes.
+
+    Symlinks are followed only where they stay inside ``source_dir`` (anywhere with ``allow_symlinks``);
+    a dangling link, a link leading out and a special file (device, FIFO, socket) are a ``ValidationError``
+    naming them: the snapshot holds regular files only.
+    """
     root = Path(source_dir)
+    real_root = root.resolve()
     spec = _ignore_spec(root)
     files: dict[str, int] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        relative_dir = Path(dirpath).relative_to(root).as_posix()
-        prefix = "" if relative_dir == "." else relative_dir + "/"
-        dirnames[:] = sorted(d for d in dirnames if not spec.match_file(prefix + d + "/"))
-        for filename in sorted(filenames):
-            relative = prefix + filename
-            if not spec.match_file(relative):
-                files[relative] = (Path(dirpath) / filename).stat().st_size
-    return Snapshot(root=root, files=files)
+    targets: dict[str, Path] = {}
+    seen: set[Path] = set()
+
+    def walk(folder: Path, prefix: str) -> None:
+        resolved_folder = folder.resolve()
+        if resolved_folder in seen:  # a link back up the tree
+            return
+        seen.add(resolved_folder)
+        for entry in sorted(os.scandir(folder), key=lambda each: each.name):
+            relative = prefix + entry.name
+            path = Path(entry.path)
+            is_dir = entry.is_dir(follow_symlinks=True)  # False for a dangling link
+            if spec.match_file(relative + "/" if is_dir else relative):
+                continue
+            target = _link_target(path, relative, real_root, allow_symlinks) if entry.is_symlink() else None
+            if is_dir:
+                walk(path, relative + "/")
+                continue
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                raise ValidationError("source_dir", "a folder of regular files (no device, FIFO or socket)",
+                                      str(root), hint=f"{relative} is a special file: move it out, or list it "
+                                                      "in .amlignore.")
+            files[relative] = info.st_size
+            if target is not None:
+                targets[relative] = target
+
+    walk(root, "")
+    return Snapshot(root=root, files=files, targets=targets)
+
+
+def _link_target(link: Path, relative: str, real_root: Path, allow_symlinks: bool) -> Path:
+    """Where symlink ``link`` leads; ``ValidationError`` when nowhere, or out of the source folder unasked."""
+    try:
+        target = link.resolve(strict=True)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise ValidationError("source_dir", "a folder without dangling symlinks", str(real_root),
+                              hint=f"{relative} -> {os.readlink(link)} leads nowhere ({exc.__class__.__name__}): "
+                                   "remove it, or list it in .amlignore.") from exc
+    if not allow_symlinks and target != real_root and real_root not in target.parents:
+        raise ValidationError("source_dir", "symlinks that stay inside the source folder", str(real_root),
+                              hint=f"{relative} -> {target} leads out of it: copy the file in, or pass "
+                                   "allow_symlinks=True to upload what it points to.")
+    return target
 
 
 def copy_snapshot(snapshot: Snapshot, destination: Path) -> None:
@@ -102,4 +154,4 @@ def copy_snapshot(snapshot: Snapshot, destination: Path) -> None:
     for relative in snapshot.files:
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(snapshot.root / relative, target)
+        shutil.copy2(snapshot.targets.get(relative, snapshot.root / relative), target)  # the file, not a link

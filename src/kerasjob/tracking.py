@@ -41,7 +41,7 @@ from .champion import RegisteredVersion
 from .errors import ValidationError
 
 __all__ = ["BACKEND_TAG", "PARENT_TAG", "RUN_STATUS", "SCHEMA_REVISION", "ClientView", "RunRecord", "SqliteView",
-           "StoreView", "client", "ensure_store_writable", "get_or_create_experiment", "kerasjob_home", "open_view",
+           "StoreView", "bounded_http", "check_store", "client", "ensure_store_writable", "get_or_create_experiment", "kerasjob_home", "open_view",
            "run_status", "show_run", "sqlite_path", "store_lock", "tracking_uri"]
 
 #: MLflow's run states in kerasjob's words: the one place they are translated.
@@ -90,8 +90,77 @@ def store_lock(uri: str) -> ContextManager[Any]:
     return FileLock(str(database) + ".lock", timeout=120)
 
 
+#: MLflow's HTTP client retries 7 times with a backoff factor of 2 and waits 120 s per request by default
+#: (mlflow/environment_variables.py: MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+#: MLFLOW_HTTP_REQUEST_TIMEOUT): minutes before an unreachable server is an error. kerasjob's own bounds, unless the
+#: user set them: about 10 s per call.
+HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+_CONNECT_TIMEOUT_S = 5.0
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def bounded_http() -> dict[str, str]:
+    """MLflow's HTTP retry and timeout settings as kerasjob uses them (the user's own values win); also set in
+    this process's environment, for the MLflow client it makes."""
+    bounds = {name: os.environ.get(name, value) for name, value in HTTP_BOUNDS.items()}
+    for name, value in bounds.items():
+        os.environ.setdefault(name, value)
+    return bounds
+
+
+def check_store(uri: str) -> None:
+    """``ValidationError`` naming ``MLFLOW_TRACKING_URI`` (nothing started, nothing written) when the store is not
+    usable: a tracking server that does not answer within seconds, an SQLite file that is empty or no MLflow store.
+
+    Example:
+        >>> try:
+        ...     check_store("http://127.0.0.1:1")
+        ... except ValidationError as error:
+        ...     print(error.argument, error.expected)
+        MLFLOW_TRACKING_URI a reachable MLflow tracking server
+    """
+    if uri.startswith(("http://", "https://")):
+        _check_reachable(uri)
+        return
+    database = sqlite_path(uri)
+    if database is None or not database.exists():
+        return
+    hint = (f"Move {database} away (kerasjob makes a new store) or restore it from a backup; or set "
+            "MLFLOW_TRACKING_URI or KERASJOB_HOME to another store.")
+    try:
+        with open(database, "rb") as stream:
+            header = stream.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise ValidationError("MLFLOW_TRACKING_URI", "a readable MLflow store", uri,
+                              hint=f"{database}: {exc.strerror or exc}.") from exc
+    if not header:
+        raise ValidationError("MLFLOW_TRACKING_URI", "an MLflow store", uri,
+                              hint=f"{database} is empty (0 bytes). {hint}")
+    if header != _SQLITE_HEADER or SqliteView(database).revision() is None:
+        raise ValidationError("MLFLOW_TRACKING_URI", "an MLflow store", uri,
+                              hint=f"{database} is not an MLflow SQLite store (damaged, or another file). {hint}")
+
+
+def _check_reachable(uri: str) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "localhost", port), timeout=_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise ValidationError("MLFLOW_TRACKING_URI", "a reachable MLflow tracking server", uri,
+                              hint=f"Nothing answers there ({exc.strerror or exc}). Start the server, or unset "
+                                   "MLFLOW_TRACKING_URI to use kerasjob's own store.") from exc
+
+
 def ensure_store_writable(uri: str) -> None:
-    """Raise ``ValidationError`` (nothing started) if an SQLite store's folder cannot be written."""
+    """Raise ``ValidationError`` (nothing started) if the store is unusable (``check_store``) or an SQLite
+    store's folder cannot be written."""
+    check_store(uri)
     database = sqlite_path(uri)
     if database is None:
         return
@@ -113,6 +182,7 @@ def client(uri: str | None = None) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     uri = uri or tracking_uri()
+    bounded_http()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -351,6 +421,7 @@ class ClientView(StoreView):
 def open_view(uri: str | None = None) -> StoreView:
     """The fastest faithful reader of store ``uri`` (default: ``tracking.tracking_uri()``)."""
     uri = uri or tracking_uri()
+    check_store(uri)  # a damaged store is an error, never rewritten by a reader
     database = sqlite_path(uri)
     if database is not None:
         view = SqliteView(database)

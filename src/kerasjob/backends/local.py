@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,9 @@ from ..errors import SubmissionError, ValidationError
 from ..job import MpiDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
 from .base import Backend
-from .local_files import LAUNCH_FILE, METRICS_ENV, METRICS_FILE, runs_root, write_json_atomically
+from ..processes import ProcessIdentity
+from .local_files import (LAUNCH_FILE, METRICS_ENV, METRICS_FILE, STATE_FILE, SUPERVISOR_FILE, SUPERVISOR_LOG,
+                          runs_root, write_json_atomically)
 from .local_run import LocalRun
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ def source_hash(job: TrainingJob) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for relative in scan_snapshot(job.source_dir).files:
+    for relative in scan_snapshot(job.source_dir, allow_symlinks=job.allow_symlinks).files:
         digest.update(relative.encode() + b"\0" + (job.source_dir / relative).read_bytes())
     return digest.hexdigest()
 
@@ -123,6 +126,9 @@ class LocalBackend(Backend):
         except OSError as exc:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise SubmissionError(f"Could not start the local run in {run_dir}: {exc}") from exc
+        except BaseException:  # Ctrl-C while preparing: nothing started is left behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         logger.info("Started local run %s in %s", run_dir.name, run_dir)
         return LocalRun(run_dir, uri, supervisor)
 
@@ -146,7 +152,12 @@ class LocalBackend(Backend):
 
     def _start(self, job: TrainingJob, run_dir: Path, data_folder: Path, uri: str) -> subprocess.Popen:
         run_dir.mkdir(parents=True)
-        copy_snapshot(scan_snapshot(job.source_dir), run_dir)
+        # state.json first: a reader knows the run is being prepared, by whom, and that it was abandoned when
+        # that process is gone before the supervisor started
+        creator = ProcessIdentity.of(os.getpid())
+        write_json_atomically(run_dir / STATE_FILE, {"status": "preparing", "creator": creator and creator.to_record(),
+                                                     "started": time.time()})
+        copy_snapshot(scan_snapshot(job.source_dir, allow_symlinks=job.allow_symlinks), run_dir)
         (run_dir / "outputs").mkdir(exist_ok=True)
         (run_dir / "logs").mkdir(exist_ok=True)
         script = str((run_dir / job.entry_script).absolute())  # absolute: each extra worker runs in its own folder
@@ -158,14 +169,23 @@ class LocalBackend(Backend):
         write_json_atomically(run_dir / LAUNCH_FILE, {
             "argv": argv, "env": env, "tracking_uri": uri, "needs_run_id": not job.uses_packaged_script,
             "timeout": job.timeout, "grace_seconds": self.grace_seconds, "workers": job.worker_count,
+            "max_restarts": job.max_restarts,
             "mlflow_run": self._mlflow_run(job, data_folder), "register": self._registration(job),
         })
-        with open(run_dir / "logs" / "supervisor.log", "wb") as supervisor_log:
-            return subprocess.Popen(
+        with open(run_dir / SUPERVISOR_LOG, "wb") as supervisor_log:
+            process = subprocess.Popen(
                 [sys.executable, "-m", "kerasjob.backends.local_supervisor", str(run_dir)],
                 stdout=supervisor_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env={**os.environ, "PYTHONPATH": _package_parent()},
+                start_new_session=True, env={**os.environ, "PYTHONPATH": _package_parent(), **tracking.bounded_http()},
             )
+        try:  # who the supervisor is, by pid and start time: readers judge it alive by both, never the pid alone
+            identity = ProcessIdentity.of(process.pid)
+            write_json_atomically(run_dir / SUPERVISOR_FILE, identity.to_record() if identity else {"pid": process.pid})
+        except BaseException:
+            process.terminate()  # it records itself canceled
+            process.wait(timeout=30)
+            raise
+        return process
 
     def endpoints(self) -> Any:
         """MLflow's scoring server on this machine (``kerasjob.endpoints.LocalEndpoints``). Looked up by name, as

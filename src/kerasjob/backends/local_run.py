@@ -8,8 +8,7 @@ Example:
 
 from __future__ import annotations
 
-import json
-import os
+import logging
 import signal
 import subprocess
 import tempfile
@@ -20,13 +19,19 @@ from typing import Any, Iterator
 from .. import tracking
 from ..errors import SubmissionError, ValidationError
 from ..job import TrainingJob
-from ..processes import pid_running
+from ..processes import ProcessIdentity, stop_group
 from .base import JobRun, LineSink, ModelVersion, RunStatus, move_files
-from .local_files import DRIVER_LOG, LAUNCH_FILE, STATE_FILE, read_run_id, runs_root
+from .local_files import (DRIVER_LOG, LAUNCH_FILE, STATE_FILE, SUPERVISOR_FILE, SUPERVISOR_LOG, CorruptRunFile,
+                          read_json, read_run_id, runs_root, write_json_atomically)
 
-__all__ = ["POLL_SECONDS", "LocalRun"]
+__all__ = ["ABANDONED_AFTER_S", "POLL_SECONDS", "LocalRun"]
+
+logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
+#: A run folder with neither a supervisor nor a living creator recorded (an older layout) counts as abandoned
+#: this long after it was made.
+ABANDONED_AFTER_S = 60.0
 
 
 class LocalRun(JobRun):
@@ -45,7 +50,16 @@ class LocalRun(JobRun):
 
     def describe(self) -> dict[str, Any]:
         """The MLflow run's status, parameters, latest metrics and tags."""
-        return {**tracking.show_run(self.mlflow_run_id), "run_id": self.id, "mlflow_run_id": self.mlflow_run_id}
+        status = self.status()  # settles a run whose supervisor is gone
+        mlflow_run_id = read_run_id(self.run_dir)
+        if mlflow_run_id is None and status.is_final:  # it ended before its MLflow run was made
+            state = self._state()
+            return {"run_id": self.id, "mlflow_run_id": None, "status": status.value, "reason": state.get("reason", ""),
+                    "backend": self.backend, "url": self.url}
+        described = {**tracking.show_run(self.mlflow_run_id), "run_id": self.id, "mlflow_run_id": self.mlflow_run_id}
+        if status.is_final and self.reason():
+            described["reason"] = self.reason()
+        return described
 
     def next_steps(self, model_name: str, model_version: str) -> list[str]:
         return [f"Run folder:  {self.run_dir}", f"Look at it:  mlflow ui --backend-store-uri {self.url}",
@@ -54,11 +68,25 @@ class LocalRun(JobRun):
     def __init__(self, run_dir: str | Path, tracking_uri: str | None = None,
                  supervisor: subprocess.Popen | None = None):
         self.run_dir = Path(run_dir).resolve()  # runs/<MLflow run id> is a link to the run's own folder
-        if not (self.run_dir / LAUNCH_FILE).is_file():
+        if not (self.run_dir / LAUNCH_FILE).is_file() and not (self.run_dir / STATE_FILE).is_file():
             raise ValidationError("run_id", "the id of a local run", self.run_dir.name)
-        self._launch = json.loads((self.run_dir / LAUNCH_FILE).read_text())
-        self.tracking_uri = tracking_uri or self._launch["tracking_uri"]
+        self._launch_cache: dict[str, Any] | None = None
+        self._tracking_uri = tracking_uri
         self._supervisor = supervisor  # reaped by us when we started it
+
+    @property
+    def _launch(self) -> dict[str, Any]:
+        """``launch.json`` (empty while the caller still prepares the run)."""
+        if self._launch_cache is None:
+            launch = read_json(self.run_dir / LAUNCH_FILE)
+            if launch is None:
+                return {}
+            self._launch_cache = launch
+        return self._launch_cache
+
+    @property
+    def tracking_uri(self) -> str:
+        return self._tracking_uri or self._launch.get("tracking_uri") or tracking.tracking_uri()
 
     @classmethod
     def from_id(cls, run_id: str) -> "LocalRun":
@@ -101,26 +129,109 @@ class LocalRun(JobRun):
         """How many worker processes this run started."""
         return int(self._launch.get("workers", 1))
 
-    def _state(self) -> dict:
-        try:
-            return json.loads((self.run_dir / STATE_FILE).read_text())
-        except FileNotFoundError:
+    def _state(self) -> dict[str, Any]:
+        """``state.json`` (``CorruptRunFile`` when damaged); a folder without one is being prepared."""
+        state = read_json(self.run_dir / STATE_FILE)
+        if state is None:
             return {"status": "preparing"}
+        if state.get("status") not in {each.value for each in RunStatus}:
+            raise CorruptRunFile(self.run_dir / STATE_FILE, f"unknown status {state.get('status')!r}")
+        return state
 
     def _reap(self) -> None:
         if self._supervisor is not None:
             self._supervisor.poll()
 
+    def _supervisor_identity(self, state: dict[str, Any]) -> ProcessIdentity | None:
+        return ProcessIdentity.from_record(state.get("supervisor")) or \
+            ProcessIdentity.from_record(read_json(self.run_dir / SUPERVISOR_FILE))
+
+    def _gone(self, state: dict[str, Any]) -> str:
+        """Why the run can no longer end by itself ('' while it can): its supervisor, or the process preparing
+        it, is gone. Judged by pid and start time, within milliseconds."""
+        if self._supervisor is not None:
+            return "" if self._supervisor.poll() is None else "ended"
+        identity = self._supervisor_identity(state)
+        if identity is not None:
+            return "" if identity.running() else "ended"
+        if (self.run_dir / SUPERVISOR_FILE).exists():
+            return ""  # a record without a start time (psutil could not read it): trust nothing, wait
+        creator = ProcessIdentity.from_record(state.get("creator"))
+        if creator is not None:
+            return "" if creator.running() else "abandoned"
+        try:  # neither: an older layout, or a folder whose maker died at once
+            age = time.time() - (self.run_dir / LAUNCH_FILE).stat().st_mtime
+        except FileNotFoundError:
+            age = time.time() - self.run_dir.stat().st_mtime
+        return "abandoned" if age > ABANDONED_AFTER_S else ""
+
     def status(self) -> RunStatus:
         self._reap()
         state = self._state()
         status = RunStatus(state["status"])
-        if not status.is_final and not _alive(state.get("supervisor_pid"), self._supervisor):
-            state = self._state()  # it may have finished between the two reads
-            status = RunStatus(state["status"])
-            if not status.is_final:
-                return RunStatus.FAILED  # the supervisor died without recording an outcome
-        return status
+        if status.is_final:
+            return status
+        gone = self._gone(state)
+        if not gone:
+            return status
+        return self._settle(gone)
+
+    def _settle(self, gone: str) -> RunStatus:
+        """The supervisor is gone without recording an outcome: stop what it left running, then recover the run
+        (its training completed) or record it failed; once, whoever gets here first."""
+        from filelock import FileLock
+
+        with FileLock(str(self.run_dir / ".settle.lock"), timeout=300):
+            state = self._state()  # it may have finished meanwhile, or another reader settled it
+            if RunStatus(state["status"]).is_final:
+                return RunStatus(state["status"])
+            for record in state.get("children", []):
+                child = ProcessIdentity.from_record(record)
+                if child is not None:
+                    stop_group(child, grace_seconds=float(self._launch.get("grace_seconds", 5.0)))
+            if gone == "ended" and self._training_completed(state):
+                return self._recover(state)
+            if gone == "abandoned":
+                reason = "the process that started the run ended before the run's supervisor started"
+            else:
+                reason = f"the supervisor process ended unexpectedly ({self._last_words()})"
+            state.update(status="failed", reason=reason, ended=time.time(), settled_by_reader=True)
+            write_json_atomically(self.run_dir / STATE_FILE, state)
+        logger.warning("Local run %s: %s", self.id, reason)
+        if self._launch:
+            try:
+                _supervisor_module().mark_failed_in_mlflow(self.run_dir, self._launch)
+            except Exception as exc:  # noqa: BLE001 - state.json holds the outcome; MLflow's copy is a courtesy
+                logger.warning("Local run %s: could not mark its MLflow run failed: %s", self.id, exc)
+        return RunStatus.FAILED
+
+    def _training_completed(self, state: dict[str, Any]) -> bool:
+        """Whether training completed: its exit code 0 recorded, or (the supervisor killed before it could
+        record it) the model folder complete, i.e. holding its MLmodel file, which MLflow writes last."""
+        if state.get("training_ended"):
+            return state.get("returncode") == 0
+        model_path = (self._launch.get("register") or {}).get("model_path", "outputs/model")
+        return bool(state.get("children")) and (self.run_dir / model_path / "MLmodel").is_file()
+
+    def _recover(self, state: dict[str, Any]) -> RunStatus:
+        logger.warning("Local run %s: its training completed but its supervisor is gone: recording it now", self.id)
+        recovered = _supervisor_module().recover(self.run_dir, state)
+        return RunStatus(recovered["status"])
+
+    def recover(self) -> RunStatus:
+        """Settle a run whose supervisor is gone (``kerasjob runs recover ID``): recorded and registered when its
+        training completed, else failed; a run still looked after is left alone. Returns its status."""
+        return self.status()
+
+    def _last_words(self) -> str:
+        """What the supervisor's log says last, e.g. a full disk; else what usually kills a process silently."""
+        try:
+            lines = (self.run_dir / SUPERVISOR_LOG).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        if lines:
+            return lines[-1][-300:]
+        return "killed, e.g. by kill -9 or the out-of-memory killer; nothing in logs/supervisor.log"
 
     def reason(self) -> str:
         return self._state().get("reason", "")
@@ -154,13 +265,20 @@ class LocalRun(JobRun):
         return status
 
     def cancel(self) -> None:
-        state = self._state()
-        pid = state.get("supervisor_pid") or (self._supervisor.pid if self._supervisor else None)
-        if RunStatus(state["status"]).is_final or pid is None:
+        if self.status().is_final:  # settles a run whose supervisor is gone
             return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
+        state = self._state()
+        identity = self._supervisor_identity(state)
+        if identity is None and self._supervisor is not None:
+            identity = ProcessIdentity.of(self._supervisor.pid)
+        deadline = time.monotonic() + 10
+        while identity is None and time.monotonic() < deadline:  # being prepared: its supervisor comes at once
+            time.sleep(POLL_SECONDS)
+            if self.status().is_final:
+                return
+            identity = self._supervisor_identity(self._state())
+        if identity is None or not identity.signal(signal.SIGTERM):  # never a process that took over its pid
+            self.status()
             return
         grace = self._launch.get("grace_seconds", 5.0)
         deadline = time.monotonic() + grace + 30
@@ -197,9 +315,9 @@ class LocalRun(JobRun):
                               Path(destination))
 
 
-def _alive(pid: int | None, process: subprocess.Popen | None) -> bool:
-    if process is not None:
-        return process.poll() is None
-    if not pid:
-        return True  # not started yet
-    return pid_running(pid)
+def _supervisor_module() -> Any:
+    """``local_supervisor``, which records outcomes (and registers through ``LocalRun``): looked up by name, as
+    ``LocalBackend.endpoints`` does, so that the two modules do not import each other."""
+    import importlib
+
+    return importlib.import_module("kerasjob.backends.local_supervisor")

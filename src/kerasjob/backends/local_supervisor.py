@@ -17,6 +17,17 @@ own script starts at once and appends its metrics as JSON lines to
 (so the script never imports MLflow on this machine). When the run completes,
 the supervisor registers its model (``launch.json``'s ``register``) before it
 records the outcome, so a run nobody waits for still ends registered, once.
+
+Faults: each child is started through ``processes.with_parent_death_signal``, so
+it dies with the supervisor (``kill -9``, the OOM killer); the children's
+identities (pid and start time) are in ``state.json``, and the moment training
+ended (``training_ended`` with the return code) is recorded before anything is
+sent to MLflow, so that a reader who finds the supervisor gone can stop what is
+left, or recover a run whose training completed (``recover``: the metrics not
+yet logged, the outcome, the registered model; once). A training process that
+fails is started again up to ``max_restarts`` times (it resumes from its own
+checkpoint); a metric already logged for a step is not logged again. SIGTERM is
+honoured at any moment: before the children start and after they ended too.
 """
 
 from __future__ import annotations
@@ -35,13 +46,16 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import tenacity
 
-from .local_files import DRIVER_LOG, LAUNCH_FILE, METRICS_ENV, RUN_ID_FILE, STATE_FILE, write_json_atomically
+from ..processes import ProcessIdentity, describe_signal, with_parent_death_signal
+from .local_files import (DRIVER_LOG, LAUNCH_FILE, LOGGED_FILE, METRICS_ENV, RUN_ID_FILE, STATE_FILE, read_json,
+                          read_run_id, write_json_atomically)
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 __all__ = ["MLFLOW_STATUS", "MetricsForwarder", "Supervisor", "copy_lines", "create_mlflow_run", "free_ports", "main",
-           "read_metrics_lines", "store_call", "worker_environments"]
+           "mark_failed_in_mlflow", "read_metrics_lines", "record_outcome", "recover", "store_call",
+           "worker_environments"]
 
 T = TypeVar("T")
 
@@ -116,7 +130,9 @@ class MetricsForwarder(threading.Thread):
         self.client: MlflowClient | None = created[0] if created is not None else None
         self.run_id: str | None = created[1] if created is not None else None
         self.error: BaseException | None = None
-        self._position = 0
+        logged = read_json(run_dir / LOGGED_FILE) or {}
+        self._position = int(logged.get("position", 0))  # what a supervisor before us logged already
+        self._logged: set[tuple[str, int]] = set()
 
     def run(self) -> None:
         try:
@@ -137,11 +153,19 @@ class MetricsForwarder(threading.Thread):
         from mlflow.entities import Metric
 
         records, position = read_metrics_lines(metrics_path, self._position)
-        metrics = [Metric(key, float(value), record.get("timestamp", int(time.time() * 1000)), record.get("step") or 0)
-                   for record in records for key, value in record["metrics"].items()]
+        metrics = []
+        for record in records:
+            step = record.get("step") or 0
+            for key, value in record["metrics"].items():
+                if (key, step) in self._logged and record.get("step") is not None:
+                    continue  # a restarted process that reports an epoch again: the first report stands
+                self._logged.add((key, step))
+                metrics.append(Metric(key, float(value), record.get("timestamp", int(time.time() * 1000)), step))
         if metrics:
             store_call(client.log_batch, run_id, metrics=metrics)
-        self._position = position  # only once logged, so nothing is skipped
+        if position != self._position:
+            self._position = position  # only once logged, so nothing is skipped
+            write_json_atomically(self.run_dir / LOGGED_FILE, {"position": position})
 
 
 def free_ports(count: int) -> list[int]:
@@ -167,14 +191,18 @@ def worker_environments(env: dict[str, str], workers: int) -> list[dict[str, str
 
 
 class Supervisor:
-    """Runs the workers of the run in ``run_dir`` and records how they ended."""
+    """Runs the workers of the run in ``run_dir`` and records how they ended (``state``: a recovering reader's
+    copy of ``state.json``, to record the outcome of a run whose supervisor is gone)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, state: dict[str, Any] | None = None) -> None:
         self.run_dir = run_dir
         self.launch = json.loads((run_dir / LAUNCH_FILE).read_text())
         self.workers = int(self.launch.get("workers", 1))
-        self.state: dict[str, Any] = {"status": "running", "supervisor_pid": os.getpid(), "child_pids": [], "workers": self.workers,
-                      "returncode": None, "reason": "", "started": time.time(), "ended": None}
+        self.max_restarts = int(self.launch.get("max_restarts", 0) or 0)
+        self.state: dict[str, Any] = state if state is not None else {
+            "status": "running", "supervisor_pid": os.getpid(), "supervisor": None, "child_pids": [],
+            "children": [], "workers": self.workers, "returncode": None, "reason": "", "started": time.time(),
+            "ended": None, "restarts": 0}
         self.cancel_reason = ""
         self.failure = ""
         self.children: list[subprocess.Popen[str]] = []
@@ -186,6 +214,21 @@ class Supervisor:
             return
         self.cancel_reason = reason
         self._terminate_children()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        """SIGTERM/SIGINT: cancel the children; with none running (not started yet, or the outcome being
+        recorded) leave at once, so that a slow or unreachable tracking server never keeps us."""
+        if any(child.poll() is None for child in self.children):
+            self.request_cancel("canceled")
+            return
+        if self.state.get("training_ended") and self.state.get("returncode") == 0:
+            # training completed: the next reader (or `kerasjob runs recover`) records it; nothing is lost
+            sys.stderr.write("Stopped by a signal while recording a completed run: it will be recovered.\n")
+        else:
+            self.state.update(status="canceled", reason=self.cancel_reason or "canceled", ended=time.time())
+            self._write_state()
+        sys.stderr.flush()
+        os._exit(0)
 
     def _fail(self, reason: str) -> None:
         """Something the run needs broke (its MLflow run): stop the workers; the run ends failed."""
@@ -205,17 +248,29 @@ class Supervisor:
         for child in self.children:
             try:
                 os.killpg(child.pid, signum)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
+
+    def _write_state(self) -> bool:
+        """``state.json`` as ``self.state`` says; False (and the reason in the supervisor's log) when the disk
+        refuses it: the reader then finds the supervisor's last words."""
+        try:
+            write_json_atomically(self.run_dir / STATE_FILE, self.state)
+            return True
+        except OSError as exc:
+            sys.stderr.write(f"could not write state.json: {exc}\n")
+            sys.stderr.flush()
+            return False
 
     def _start_workers(self, env: dict[str, str], log: TextIO) -> list[threading.Thread]:
         lock = threading.Lock()
         copiers = []
+        argv = with_parent_death_signal(self.launch["argv"])  # no child outlives us (kill -9, OOM)
         for index, worker_env in enumerate(worker_environments(env, self.workers)):
             cwd = self.run_dir if index == 0 else self.run_dir / "workers" / str(index)  # own outputs/ per worker
             cwd.mkdir(parents=True, exist_ok=True)
             child = subprocess.Popen(
-                self.launch["argv"], cwd=cwd, env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                argv, cwd=cwd, env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
             )
             self.children.append(child)
@@ -223,6 +278,10 @@ class Supervisor:
             copier = threading.Thread(target=copy_lines, args=(child.stdout, log, prefix, lock), daemon=True)
             copier.start()
             copiers.append(copier)
+        identities = [ProcessIdentity.of(child.pid) for child in self.children]
+        self.state["child_pids"] = [child.pid for child in self.children]
+        self.state["children"] = [each.to_record() for each in identities if each is not None]
+        self._write_state()
         return copiers
 
     def _wait_for_workers(self) -> int:
@@ -239,9 +298,41 @@ class Supervisor:
                 return failed[0][1] if failed else 0
             time.sleep(0.1)
 
+    def _train(self, env: dict[str, str]) -> int:
+        """Runs the workers, again after a failure while ``max_restarts`` allows; the last exit code."""
+        with open(self.run_dir / DRIVER_LOG, "a", encoding="utf-8", buffering=1) as log:
+            timeout = self.launch.get("timeout")
+            if timeout:
+                timer = threading.Timer(timeout, self.request_cancel, (f"timed out after {timeout:g} s",))
+                timer.daemon = True
+                timer.start()
+            restarts = 0
+            while True:
+                copiers = self._start_workers(env, log)
+                if self.cancel_reason:  # canceled before the workers existed
+                    self._terminate_children()
+                returncode = self._wait_for_workers()
+                for copier in copiers:
+                    copier.join()
+                if self._killer:
+                    self._killer.cancel()
+                self._signal_groups(signal.SIGKILL)  # nothing the script started outlives it
+                if returncode == 0 or self.cancel_reason or restarts >= self.max_restarts:
+                    return returncode
+                restarts += 1
+                why = describe_signal(returncode) or f"exit code {returncode}"
+                log.write(f"[kerasjob] The training process ended ({why}): restart {restarts} of "
+                          f"{self.max_restarts}, from its latest checkpoint.\n")
+                self.failure = ""
+                self.state["restarts"] = restarts
+                self.children, self._killer = [], None
+
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: self.request_cancel("canceled"))
-        signal.signal(signal.SIGINT, lambda *_: self.request_cancel("canceled"))
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        me = ProcessIdentity.of(os.getpid())
+        self.state["supervisor"] = me.to_record() if me else None
+        self._write_state()
         env = {**os.environ, **self.launch["env"]}
         created = None
         if self.launch.get("needs_run_id"):  # the script logs to MLflow itself: its run must exist first
@@ -253,34 +344,29 @@ class Supervisor:
         metrics_path = Path(env[METRICS_ENV]) if env.get(METRICS_ENV) else None
         forwarder = MetricsForwarder(self.run_dir, self.launch, metrics_path, created, on_error=self._fail)
         forwarder.start()
-        with open(self.run_dir / DRIVER_LOG, "a", encoding="utf-8", buffering=1) as log:
-            copiers = self._start_workers(env, log)
-            self.state["child_pids"] = [child.pid for child in self.children]
-            write_json_atomically(self.run_dir / STATE_FILE, self.state)
-            if self.cancel_reason:  # canceled before the workers existed
-                self._terminate_children()
-            timeout = self.launch.get("timeout")
-            if timeout:
-                timer = threading.Timer(timeout, self.request_cancel, (f"timed out after {timeout:g} s",))
-                timer.daemon = True
-                timer.start()
-            returncode = self._wait_for_workers()
-            for copier in copiers:
-                copier.join()
-        if self._killer:
-            self._killer.cancel()
-        self._signal_groups(signal.SIGKILL)  # nothing the script started outlives it
+        returncode = self._train(env)
+        # recorded before MLflow hears of it: a supervisor killed from here on leaves a run a reader can recover
+        self.state.update(training_ended=time.time(), returncode=returncode)
+        self._write_state()
         forwarder.stop.set()
         forwarder.join()  # first: an MLflow run that could not be made fails the run (self.failure)
         if self.cancel_reason:
             status = "canceled"
         else:
             status = "completed" if returncode == 0 and not self.failure else "failed"
+        reason = self.cancel_reason or self.failure or describe_signal(returncode)
         if forwarder.client is not None and forwarder.run_id is not None:
-            self._record_in_mlflow(forwarder.client, forwarder.run_id, status)
-            if status == "completed" and self.launch.get("register"):
-                self._register(forwarder.client, forwarder.run_id)
-        return self._finish(status, returncode, self.cancel_reason or self.failure)
+            return self.record(forwarder.client, forwarder.run_id, status, returncode, reason)
+        return self._finish(status, returncode, reason)
+
+    def record(self, client: MlflowClient, run_id: str, status: str, returncode: int | None, reason: str) -> int:
+        """The outcome, everywhere: MLflow's run status and artifacts, the registered model, ``state.json``."""
+        self._record_in_mlflow(client, run_id, status)
+        if status == "completed" and self.launch.get("register"):
+            self._register(client, run_id)
+        elif status == "completed":
+            self.state["metrics"] = dict(store_call(client.get_run, run_id).data.metrics)
+        return self._finish(status, returncode, reason)
 
     def _register(self, client: MlflowClient, run_id: str) -> None:
         """The completed run's model, registered once (``register_run_model`` finds an earlier registration)."""
@@ -296,17 +382,64 @@ class Supervisor:
 
     def _finish(self, status: str, returncode: int | None, reason: str) -> int:
         self.state.update(status=status, returncode=returncode, reason=reason, ended=time.time())
-        write_json_atomically(self.run_dir / STATE_FILE, self.state)
-        return 0
+        if self._write_state():
+            return 0
+        # a full disk: a smaller record may still fit; else the reader finds us gone and our last words
+        self.state = {key: self.state.get(key) for key in ("status", "returncode", "reason", "ended", "supervisor",
+                                                            "supervisor_pid", "children", "workers")}
+        return 0 if self._write_state() else 1
 
     def _record_in_mlflow(self, client: MlflowClient, run_id: str, status: str) -> None:
         try:
             store_call(client.log_artifact, run_id, str(self.run_dir / DRIVER_LOG), artifact_path="logs")
             outputs = self.run_dir / "outputs"
-            if any(outputs.iterdir()):
+            if outputs.is_dir() and any(outputs.iterdir()):
                 store_call(client.log_artifacts, run_id, str(outputs), artifact_path="outputs")
         finally:
             store_call(client.set_terminated, run_id, MLFLOW_STATUS[status])
+
+
+def _client(launch: dict[str, Any]) -> MlflowClient:
+    from mlflow.tracking import MlflowClient
+
+    uri = launch["tracking_uri"]
+    return store_call(MlflowClient, tracking_uri=uri, registry_uri=uri)
+
+
+def recover(run_dir: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """Record a run whose training completed but whose supervisor is gone: the metrics not logged yet, the
+    outputs, the FINISHED status and the registered model (once: ``register_run_model`` finds an earlier
+    version). Returns the new state."""
+    supervisor = Supervisor(run_dir, state)
+    run_id = read_run_id(run_dir)
+    if run_id is None:
+        client, run_id = create_mlflow_run(run_dir, supervisor.launch)
+    else:
+        client = _client(supervisor.launch)
+    metrics_file = supervisor.launch["env"].get(METRICS_ENV)
+    if metrics_file:
+        forwarder = MetricsForwarder(run_dir, supervisor.launch, Path(metrics_file), (client, run_id))
+        forwarder._forward(client, run_id, Path(metrics_file))
+    state["recovered"] = True
+    supervisor.record(client, run_id, "completed", state.get("returncode") or 0, "")
+    return supervisor.state
+
+
+def mark_failed_in_mlflow(run_dir: Path, launch: dict[str, Any]) -> None:
+    """A run that ended without its supervisor: FAILED in MLflow too, with its driver log (when it has a run)."""
+    run_id = read_run_id(run_dir)
+    if run_id is None:
+        return
+    client = _client(launch)
+    try:
+        store_call(client.log_artifact, run_id, str(run_dir / DRIVER_LOG), artifact_path="logs")
+    finally:
+        store_call(client.set_terminated, run_id, "FAILED")
+
+
+def record_outcome(run_dir: Path, state: dict[str, Any]) -> None:
+    """``state.json`` as ``state`` says (used by readers settling a run whose supervisor is gone)."""
+    write_json_atomically(run_dir / STATE_FILE, state)
 
 
 def main(argv: list[str]) -> int:
@@ -314,8 +447,11 @@ def main(argv: list[str]) -> int:
     try:
         return Supervisor(run_dir).run()
     except Exception as exc:  # noqa: BLE001 - the outcome must be recorded whatever went wrong
-        write_json_atomically(run_dir / STATE_FILE, {"status": "failed", "reason": f"supervisor error: {exc!r}",
-                                                      "supervisor_pid": os.getpid(), "ended": time.time()})
+        try:
+            write_json_atomically(run_dir / STATE_FILE, {"status": "failed", "reason": f"supervisor error: {exc!r}",
+                                                          "supervisor_pid": os.getpid(), "ended": time.time()})
+        except OSError as write_error:  # a full disk: the reader finds us gone and reads these last words
+            sys.stderr.write(f"supervisor error: {exc!r}; could not write state.json: {write_error}\n")
         raise
 
 

@@ -17,8 +17,8 @@ from ..backends import Backend, JobRun
 from .output import how_long, print_json, print_table, when
 from .training import quiet_sdk_loggers, workspace_arguments
 
-__all__ = ["alias_model", "cancel_run", "download_model", "list_models", "list_runs", "run_logs", "show_model",
-           "show_run", "wait_run"]
+__all__ = ["alias_model", "cancel_run", "download_model", "list_models", "list_runs", "recover_run", "run_logs",
+           "show_model", "show_run", "wait_run"]
 
 RUN_COLUMNS = [("run_id", "RUN ID"), ("name", "NAME"), ("status", "STATUS"), ("started", "STARTED"),
                ("duration", "DURATION"), ("metric", "METRIC"), ("backend", "BACKEND")]
@@ -82,8 +82,12 @@ def show_run(args: argparse.Namespace) -> int:
 def run_logs(args: argparse.Namespace) -> int:
     run = _attach(args)
     if args.follow:
-        for line in run.stream_logs():
-            print(line, flush=True)
+        try:
+            for line in run.stream_logs():
+                print(line, flush=True)
+        except KeyboardInterrupt:  # following never cancels
+            raise KeyboardInterrupt(f"stopped following the log; run {run.id} goes on "
+                                    f"(kerasjob runs cancel {run.id} stops it)") from None
     else:
         print(run.log_tail(lines=10**9))
     return 0
@@ -102,6 +106,19 @@ def cancel_run(args: argparse.Namespace) -> int:
     run = _attach(args)
     run.cancel()
     print(f"Run {run.id}: {run.status().value}")
+    return 0
+
+
+def recover_run(args: argparse.Namespace) -> int:
+    from ..backends.local import LocalRun
+
+    run = LocalRun.from_id(args.run_id)
+    status = run.recover()
+    model = run.registered_model()
+    registered = f" Model {model.name!r} version {model.version} registered." if model else ""
+    reason = run.reason()
+    print(f"Run {run.id}: {status.value}" + (f" ({reason})" if reason and status.value != "completed" else "")
+          + "." + registered)
     return 0
 
 

@@ -102,6 +102,11 @@ def _job_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, help="seconds before a run is canceled")
     parser.add_argument("--allow-secrets", action="store_true", default=None,
                         help="upload files that look like credentials anyway")
+    parser.add_argument("--allow-symlinks", action="store_true", default=None,
+                        help="upload what symlinks leading out of --source-dir point to (refused otherwise)")
+    parser.add_argument("--max-restarts", type=int, metavar="N",
+                        help="start a failed training process again up to N times, from its latest checkpoint "
+                             "(local backend; default 0)")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
     parser.add_argument("--quiet", action="store_true", help="do not stream the run's output")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -154,9 +159,13 @@ def build_parser() -> CommandParser:
     for action, handler, text in (("show", browse.show_run, "a run's status, parameters and metrics"),
                                   ("logs", browse.run_logs, "a run's driver log"),
                                   ("wait", browse.wait_run, "follow a run to its end and register its model"),
-                                  ("cancel", browse.cancel_run, "cancel a running run")):
+                                  ("cancel", browse.cancel_run, "cancel a running run"),
+                                  ("recover", browse.recover_run, "record a run whose supervisor died: registered "
+                                                                  "when its training completed, else failed")):
         command = _command(runs, action, handler, text)
         command.add_argument("run_id", metavar="RUN_ID")
+        if action == "recover":
+            continue
         if action == "logs":
             command.add_argument("--follow", action="store_true", help="keep printing until the run ends")
         if action == "show":

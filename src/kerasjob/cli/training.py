@@ -47,7 +47,8 @@ def _job_changes(args: argparse.Namespace, hyperparameters: dict[str, Any]) -> d
     for field, value in (("source_dir", args.source_dir), ("entry_script", args.entry_script),
                          ("data", args.data_folder), ("experiment", args.experiment),
                          ("model_name", args.model_name), ("timeout", args.timeout),
-                         ("keras_backend", args.keras_backend), ("allow_secrets", args.allow_secrets)):
+                         ("keras_backend", args.keras_backend), ("allow_secrets", args.allow_secrets),
+                         ("allow_symlinks", args.allow_symlinks), ("max_restarts", args.max_restarts)):
         if value is not None:
             changes[field] = value
     if args.source_dir is not None and args.entry_script is None:
