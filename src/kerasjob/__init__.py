@@ -25,7 +25,7 @@ _EXPORTS = {
     "TrainingFailed": "errors", "ValidationError": "errors",
     "ComputeConfig": "job", "MpiDistribution": "job", "TensorflowDistribution": "job", "TrainingJob": "job",
     "SubmissionPlan": "plan",
-    "Prediction": "prediction", "predict": "prediction",
+    "Prediction": "prediction", "predict": "prediction", "fit": "fit",
     "Endpoint": "endpoints", "deploy_model": "endpoints", "get_endpoint": "endpoints", "list_endpoints": "endpoints",
     "TrainingResult": "run", "download_model": "run", "finish_training": "run", "submit_training": "run",
     "Bandit": "search_space", "Sweep": "search_space", "choice": "search_space", "loguniform": "search_space",

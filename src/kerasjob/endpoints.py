@@ -4,12 +4,16 @@ Every backend serves models in its own way, behind its ``endpoints()`` hook (an
 :class:`EndpointHost`: deploy, get, list); the handle has the same verbs everywhere
 (``url``, ``invoke``, ``logs``, ``delete``):
 
-- **local** (this module): ``mlflow models serve --env-manager local`` bound to
-  127.0.0.1 on a free port, detached in its own process group, recorded under
-  ``$KERASJOB_HOME/endpoints/NAME.json`` (pid, port, model, log file) so that any
-  later process finds it. ``deploy_model`` returns once ``/ping`` answers;
-  redeploying a name starts the new server first and stops the old one only once
-  the new one answers. ``delete`` stops the whole group.
+- **local** (this module): MLflow's scoring server (its FastAPI app, run by uvicorn
+  as ``mlflow models serve --env-manager local`` runs it) behind a request body limit
+  (default 50 MB, answered 413) and an optional bearer token (``kerasjob.serving_app``),
+  bound to 127.0.0.1 on a free port (or ``port``), detached in its own process group,
+  recorded under ``$KERASJOB_HOME/endpoints/NAME.json`` (pid and start time, port,
+  model, log file) so that any later process finds it. ``deploy_model`` returns once
+  ``/ping`` answers; redeploying a name starts the new server first and stops the old
+  one only once the new one answers. ``delete`` stops the whole group, only if the
+  recorded process (pid *and* start time) still leads it. Ctrl-C while deploying
+  stops the new server.
 - **azureml-v2** and **azureml**: Azure ML managed online endpoints
   (``kerasjob.azure_endpoints``).
 
@@ -45,11 +49,15 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DeploymentFailed, KerasJobError, ValidationError
 from .optional import PREDICT
-from .prediction import Images, Prediction, load_images, model_location
-from .processes import pid_running
+from .prediction import ModelSchema, Prediction, load_inputs, model_location, read_schema, request_body
+from .processes import ProcessIdentity, pid_running
+from .serving_app import DEFAULT_MAX_BODY_BYTES, MAX_BODY_ENV, TOKEN_ENV
 
 if TYPE_CHECKING:
     from .backends import Backend
+
+#: Where MLflow's scoring app finds its model (``mlflow.pyfunc.scoring_server._SERVER_MODEL_PATH``).
+MODEL_PATH_ENV = "__pyfunc_model_path__"
 
 __all__ = ["DEFAULT_INSTANCE_COUNT", "DEFAULT_INSTANCE_TYPE", "DEFAULT_TIMEOUT_SECONDS", "ENDPOINT_NAME", "Endpoint",
            "EndpointHost", "LocalEndpoint", "LocalEndpoints", "check_endpoint_name", "deploy_model", "describe",
@@ -82,14 +90,18 @@ def check_endpoint_name(name: object) -> str:
     return name
 
 
-def prediction_from(probabilities: Any) -> Prediction:
-    """The ``Prediction`` for rows of ten probabilities, as a scoring server answers them."""
-    if not isinstance(probabilities, list) or not all(isinstance(row, list) and len(row) == 10
-                                                      for row in probabilities):
-        raise KerasJobError(f"The endpoint answered {str(probabilities)[:200]!r}, not rows of ten probabilities.")
-    rows = [[float(value) for value in row] for row in probabilities]
-    return Prediction(digits=[max(range(len(row)), key=row.__getitem__) for row in rows],
-                      probabilities=[[round(value, 6) for value in row] for row in rows])
+def prediction_from(outputs: Any) -> Prediction:
+    """The ``Prediction`` for what a scoring server answers: rows of class scores (the digits and probabilities),
+    values, or a dict of them for a multi-output model."""
+    if isinstance(outputs, dict) and all(isinstance(value, list) for value in outputs.values()):
+        return Prediction.of(outputs)
+    if not isinstance(outputs, list) or not outputs or not all(
+            isinstance(row, (int, float)) or isinstance(row, list) for row in outputs):
+        raise KerasJobError(f"The endpoint answered {str(outputs)[:200]!r}, not rows of predictions.")
+    try:
+        return Prediction.of(outputs)
+    except (TypeError, ValueError):
+        raise KerasJobError(f"The endpoint answered {str(outputs)[:200]!r}, not rows of numbers.") from None
 
 
 class Endpoint(abc.ABC):
@@ -101,8 +113,8 @@ class Endpoint(abc.ABC):
     model: str
 
     @abc.abstractmethod
-    def invoke(self, images: Images) -> Prediction:
-        """The digits the served model sees in ``images`` (any form ``predict`` takes)."""
+    def invoke(self, inputs: Any) -> Prediction:
+        """What the served model answers for ``inputs`` (any form ``predict`` takes for its signature)."""
 
     @abc.abstractmethod
     def logs(self, lines: int = 50) -> str:
@@ -140,6 +152,19 @@ def _endpoints_dir() -> Path:
     return kerasjob_home() / "endpoints"
 
 
+def _ensure_endpoints_dir() -> None:
+    """``ValidationError`` naming ``KERASJOB_HOME`` (nothing started) when endpoints cannot be recorded there."""
+    folder = _endpoints_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValidationError("KERASJOB_HOME", "a folder kerasjob can record its endpoints in", str(folder.parent),
+                              hint=f"{folder} cannot be written ({exc.strerror or exc}). Set the KERASJOB_HOME "
+                                   "environment variable to a writable folder.") from exc
+
+
 @dataclass(frozen=True)
 class LocalEndpoint(Endpoint):
     """MLflow's scoring server on this machine: where it answers, what it serves, its process and log."""
@@ -150,12 +175,20 @@ class LocalEndpoint(Endpoint):
     model: str
     pid: int
     log_path: str
+    started: float | None = None  # the server's start time: with ``pid``, which process it is
+    max_body_bytes: int | None = None
+    auth: str | None = None  # "bearer token ...xyz" (its last characters only) when a token is required
 
-    def invoke(self, images: Images, timeout: float = 60.0) -> Prediction:
-        """POST ``images`` (any form ``predict`` takes) in MLflow's JSON format; the digits and probabilities."""
-        rows = load_images(images).tolist()
-        request = urllib.request.Request(f"{self.url}/invocations", data=json.dumps({"inputs": rows}).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+    def invoke(self, inputs: Any, timeout: float = 60.0) -> Prediction:
+        """POST ``inputs`` (any form ``predict`` takes for the served model's signature) in MLflow's JSON format;
+        what the model answers (digits and probabilities for a classifier)."""
+        body = request_body(load_inputs(inputs, self._schema()))
+        headers = {"Content-Type": "application/json"}
+        token = os.environ.get(TOKEN_ENV)
+        if self.auth and token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(f"{self.url}/invocations", data=json.dumps(body).encode(),
+                                         headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own loopback server
                 answer = json.loads(response.read())
@@ -167,6 +200,12 @@ class LocalEndpoint(Endpoint):
                                 f"see `kerasjob endpoints logs {self.name}`.") from None
         return prediction_from(answer.get("predictions") if isinstance(answer, dict) else answer)
 
+    def _schema(self) -> ModelSchema:
+        """The served model's input schema, read from its MLmodel (the local registry's, for ``models:/``)."""
+        from .tracking import tracking_uri
+
+        return read_schema(self.model, tracking_uri() if self.model.startswith("models:/") else None)
+
     def logs(self, lines: int = 50) -> str:
         """The last ``lines`` lines of the server's log."""
         try:
@@ -175,17 +214,43 @@ class LocalEndpoint(Endpoint):
             return ""
 
     def alive(self) -> bool:
-        """Whether the server's process still runs."""
-        return pid_running(self.pid)
+        """Whether the server's process still runs (this very process: its pid and start time)."""
+        identity = self._identity()
+        return identity is not None and identity.running()
+
+    def _identity(self) -> ProcessIdentity | None:
+        """The recorded server; None for a record without a start time whose pid now runs something else."""
+        if self.started is not None:
+            return ProcessIdentity(self.pid, self.started)
+        current = ProcessIdentity.of(self.pid)  # an older record: trust the pid only if it still runs a server
+        return current if current is not None and _is_server(self.pid) else None
 
     def delete(self) -> None:
-        """Stop the server's whole process group and forget the endpoint."""
-        _stop_group(self.pid)
+        """Stop the server's whole process group (never a process that took over its pid) and forget it."""
+        identity = self._identity()
+        if identity is not None and identity.running():
+            _stop_group(self.pid)
         with contextlib.suppress(FileNotFoundError):
             (_endpoints_dir() / f"{self.name}.json").unlink()
 
+    def delete_process(self) -> None:
+        """Stop the server's process group if it is still the recorded one (the record stays)."""
+        identity = self._identity()
+        if identity is not None and identity.running():
+            _stop_group(self.pid)
+
     def describe(self) -> dict[str, Any]:
         return {**asdict(self), "running": self.alive()}
+
+
+def _is_server(pid: int) -> bool:
+    import psutil
+
+    try:
+        command = " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return "mlflow" in command or "serving_app" in command
 
 
 def _group_running(pgid: int) -> bool:
@@ -214,10 +279,20 @@ def _stop_group(pid: int) -> None:
             time.sleep(0.1)
 
 
-def _free_port() -> int:
+def _free_port(port: int | None = None) -> int:
+    """``port`` when it is free on loopback (``ValidationError`` otherwise), else one the OS picks."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
+        try:
+            probe.bind(("127.0.0.1", port or 0))
+        except OSError as exc:
+            raise ValidationError("port", "a TCP port free on 127.0.0.1", port,
+                                  hint=f"It cannot be used ({exc.strerror or exc}).") from exc
         return int(probe.getsockname()[1])
+
+
+def _token_hint(token: str) -> str:
+    """How a token is shown and recorded: never whole."""
+    return f"bearer token ...{token[-3:]}" if len(token) >= 12 else "bearer token"
 
 
 def _answers(url: str) -> bool:
@@ -228,28 +303,41 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _start_server(name: str, model_uri: str, tracking_uri: str | None, timeout: float) -> LocalEndpoint:
-    """Start ``mlflow models serve`` detached and wait until ``/ping`` answers (else stop it, with its log)."""
-    port = _free_port()
+def _start_server(name: str, model_uri: str, tracking_uri: str | None, timeout: float, port: int | None = None,
+                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, auth_token: str | None = None) -> LocalEndpoint:
+    """Start MLflow's scoring app behind ``RequestLimits`` with uvicorn, detached, and wait until ``/ping``
+    answers (else stop it, with its log). Ctrl-C stops it too."""
+    port = _free_port(port)
     log_path = _endpoints_dir() / f"{name}-{port}.log"
     python_bin = os.path.dirname(sys.executable)
-    env = {**os.environ, "PATH": python_bin + os.pathsep + os.environ.get("PATH", "")}  # uvicorn lives there
+    env = {**os.environ, "PATH": python_bin + os.pathsep + os.environ.get("PATH", ""),
+           MODEL_PATH_ENV: model_uri, MAX_BODY_ENV: str(max_body_bytes)}
+    env.pop(TOKEN_ENV, None)
+    if auth_token:
+        env[TOKEN_ENV] = auth_token  # the environment, never the command line (ps shows that)
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
-               "-h", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, "-m", "uvicorn", "kerasjob.serving_app:app", "--host", "127.0.0.1", "--port", str(port)]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                    start_new_session=True)  # its own process group: delete stops all of it
-    endpoint = LocalEndpoint(name=name, backend="local", url=f"http://127.0.0.1:{port}", model=model_uri,
-                        pid=process.pid, log_path=str(log_path))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        if _answers(endpoint.url):
-            return endpoint
-        time.sleep(0.5)
+    try:
+        identity = ProcessIdentity.of(process.pid)
+        endpoint = LocalEndpoint(name=name, backend="local", url=f"http://127.0.0.1:{port}", model=model_uri,
+                                 pid=process.pid, log_path=str(log_path),
+                                 started=identity.started if identity else None, max_body_bytes=max_body_bytes,
+                                 auth=_token_hint(auth_token) if auth_token else None)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            if _answers(endpoint.url):
+                return endpoint
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        _stop_group(process.pid)
+        raise KeyboardInterrupt(f"interrupted; the scoring server for endpoint {name!r} was stopped "
+                                "(nothing is served or recorded)") from None
     _stop_group(process.pid)
     reason = "exited" if process.poll() is not None else f"did not answer /ping within {timeout:.0f} s"
     raise DeploymentFailed(f"The scoring server for endpoint {name!r} {reason} (its log: {log_path}).",
@@ -262,29 +350,43 @@ def _find(name: str) -> LocalEndpoint | None:
         return LocalEndpoint(**json.loads(path.read_text()))
     except FileNotFoundError:
         return None
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise KerasJobError(f"{path} cannot be read ({exc}): remove it to forget endpoint {name!r}.") from exc
 
 
 class LocalEndpoints(EndpointHost):
     """The local backend's endpoints: MLflow scoring servers recorded under ``$KERASJOB_HOME/endpoints``."""
 
     def deploy(self, model: object, name: str, *, instance_type: str = DEFAULT_INSTANCE_TYPE,
-               instance_count: int = DEFAULT_INSTANCE_COUNT, timeout: float | None = None) -> LocalEndpoint:
+               instance_count: int = DEFAULT_INSTANCE_COUNT, timeout: float | None = None, port: int | None = None,
+               max_body_bytes: int | None = None, auth_token: str | None = None) -> LocalEndpoint:
         """Start a server for ``model`` (as ``predict`` takes it); the one it replaces stops once it answers.
 
         ``instance_type`` and ``instance_count`` are Azure's: one local server serves on this machine.
+        ``port`` (default: a free one), ``max_body_bytes`` (default 50 MB) and ``auth_token`` (a bearer token
+        every request but ``/ping`` must carry) are this server's.
         """
         PREDICT.require()
         model_uri, tracking_uri = model_location(model)
-        _endpoints_dir().mkdir(parents=True, exist_ok=True)
+        _ensure_endpoints_dir()
         previous = _find(name)
-        started = _start_server(name, model_uri, tracking_uri, DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout)
+        started = _start_server(name, model_uri, tracking_uri, DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout,
+                                port, DEFAULT_MAX_BODY_BYTES if max_body_bytes is None else max_body_bytes, auth_token)
         record = _endpoints_dir() / f"{name}.json"
-        with tempfile.NamedTemporaryFile("w", dir=record.parent, prefix=f".{name}.", suffix=".json",
-                                         delete=False) as staging:
-            json.dump(asdict(started), staging)
-        os.replace(staging.name, record)  # the new server answers before the record points at it
+        try:
+            with tempfile.NamedTemporaryFile("w", dir=record.parent, prefix=f".{name}.", suffix=".json",
+                                             delete=False) as staging:
+                json.dump(asdict(started), staging)
+            os.replace(staging.name, record)  # the new server answers before the record points at it
+        except BaseException as exc:  # Ctrl-C or a full disk: an unrecorded server is stopped, never left behind
+            _stop_group(started.pid)
+            with contextlib.suppress(OSError):
+                os.unlink(staging.name)
+            if isinstance(exc, KeyboardInterrupt):
+                raise KeyboardInterrupt(f"interrupted; the scoring server for endpoint {name!r} was stopped") from None
+            raise
         if previous is not None:
-            _stop_group(previous.pid)
+            previous.delete_process()
         return started
 
     def get(self, name: str) -> LocalEndpoint | None:
@@ -310,7 +412,8 @@ def _host(backend: str | Backend | None, workspace: dict[str, Any]) -> EndpointH
 
 def deploy_model(model: object, *, endpoint: str, backend: str | Backend | None = None,
                  instance_type: str = DEFAULT_INSTANCE_TYPE, instance_count: int = DEFAULT_INSTANCE_COUNT,
-                 timeout: float | None = None, **workspace: Any) -> Endpoint:
+                 timeout: float | None = None, port: int | None = None, max_body_bytes: int | None = None,
+                 auth_token: str | None = None, **workspace: Any) -> Endpoint:
     """Serve ``model`` at endpoint ``endpoint`` and return its handle once it answers.
 
     Args:
@@ -321,6 +424,9 @@ def deploy_model(model: object, *, endpoint: str, backend: str | Backend | None 
             through azure-ai-ml in the same workspace) or a ``Backend``.
         instance_type, instance_count: the Azure VMs behind the deployment (ignored locally).
         timeout: seconds to wait for the server (local default 180; Azure: until the service is done).
+        port, max_body_bytes, auth_token: the local server's port (default: a free one), request body limit
+            (default 50 MB; a bigger body is answered 413) and bearer token (default none; never printed or
+            logged whole). Local only.
         workspace: the Azure ML workspace as ``submit_training`` takes it (``workspace_config``,
             ``subscription_id``, ``resource_group``, ``workspace_name``, ``auth``, ``ml_client``, ...).
 
@@ -338,8 +444,27 @@ def deploy_model(model: object, *, endpoint: str, backend: str | Backend | None 
     name = check_endpoint_name(endpoint)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValidationError("timeout", "None (the backend's default) or a number of seconds > 0", timeout)
-    return _host(backend, workspace).deploy(model, name, instance_type=instance_type, instance_count=instance_count,
-                                            timeout=timeout)
+    local = {key: value for key, value in (("port", port), ("max_body_bytes", max_body_bytes),
+                                           ("auth_token", auth_token)) if value is not None}
+    _check_local_options(local)
+    host = _host(backend, workspace)
+    if local and not isinstance(host, LocalEndpoints):
+        argument = next(iter(local))
+        raise ValidationError(argument, "None on Azure ML (its endpoints set their own port, limits and keys)",
+                              "<token>" if argument == "auth_token" else local[argument])
+    return host.deploy(model, name, instance_type=instance_type, instance_count=instance_count, timeout=timeout,
+                       **local)
+
+
+def _check_local_options(local: dict[str, Any]) -> None:
+    port, limit, token = local.get("port"), local.get("max_body_bytes"), local.get("auth_token")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+        raise ValidationError("port", "a TCP port from 1 to 65535", port)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValidationError("max_body_bytes", "a number of bytes >= 1", limit)
+    if token is not None and (not isinstance(token, str) or len(token) < 8 or any(c.isspace() for c in token)):
+        raise ValidationError("auth_token", "a token of at least 8 characters without spaces",
+                              "<hidden>" if isinstance(token, str) else token)
 
 
 def get_endpoint(name: str, *, backend: str | Backend | None = None, **workspace: Any) -> Endpoint:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, Union, cast
+from typing import Any, Mapping, Union, cast
 
 from .environment import DEFAULT_BASE_IMAGE, DEFAULT_CONDA_FILE, PACKAGED_CONDA_FILES, read_conda_file
 from .errors import ValidationError
@@ -146,6 +146,16 @@ class TrainingJob:
             packaged conda file and reaches the packaged script as ``--keras-backend``.
             Several workers (``TensorflowDistribution``) train on TensorFlow only.
         arguments: passed unchanged after the rest, for a script of your own (``kerasjob submit ... -- ARGS``).
+        model: your own Keras model, trained by kerasjob's packaged trainer (``keras_fit.py``; see
+            ``kerasjob.fit``): a compiled ``keras.Model``, a ``.keras`` path, or a builder
+            ``fn(hyperparameters) -> compiled keras.Model``. It replaces ``source_dir`` and ``entry_script``
+            with a content-addressed package (``kerasjob.model_package``); ``hyperparameters`` then carry
+            ``fit``'s options (``epochs``, ``batch_size``, ``validation_split``, ``shuffle``, ``class_weight``,
+            ``seed``) and, for a builder, its own values.
+        x, y, validation_data, sample_weight: the model's data, as ``keras.Model.fit`` takes them (arrays, dicts
+            of arrays, a DataFrame/Series, an ``.npz`` file or folder of shards, ``"azureml:NAME[:VERSION]"``);
+            checked against the model and written once as a content-addressed ``.npz`` folder that becomes
+            ``data`` (``kerasjob.data_package``). Without ``x``, ``data`` names such a folder or asset.
 
     Example:
         >>> TrainingJob(compute="GPU cluster")
@@ -173,8 +183,14 @@ class TrainingJob:
     max_restarts: int = 0
     keras_backend: str = contract.DEFAULT_KERAS_BACKEND
     arguments: tuple[str, ...] = ()
+    model: Any = None
+    x: Any = field(default=None, repr=False)
+    y: Any = field(default=None, repr=False)
+    validation_data: Any = field(default=None, repr=False)
+    sample_weight: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        _package_model(self)
         _validate_source(self)
         _validate_hyperparameters(self)
         _validate_data(self)
@@ -192,6 +208,37 @@ class TrainingJob:
     @property
     def uses_packaged_script(self) -> bool:
         return self.source_dir.resolve() == DEFAULT_SOURCE_DIR.resolve() and self.entry_script == DEFAULT_ENTRY_SCRIPT
+
+    @property
+    def is_model_job(self) -> bool:
+        """Whether the job trains a model of the caller's (``model=``) with kerasjob's packaged trainer."""
+        return self.model is not None
+
+    @property
+    def primary_metric(self) -> tuple[str, str]:
+        """The metric a run's model is judged by and its goal: ``Final test accuracy`` for the packaged script;
+        for a model job ``val_<first compiled metric>`` with validation data, else the train one, else the loss.
+
+            >>> TrainingJob().primary_metric
+            ('Final test accuracy', 'maximize')
+        """
+        if not self.is_model_job:
+            return "Final test accuracy", "maximize"
+        from .model_package import package_model
+
+        summary = package_model(self.model).summary
+        prefix = "val_" if self._has_validation else ""
+        if summary.metrics:
+            metric = summary.metrics[0]
+            return prefix + metric, "minimize" if ("loss" in metric or "error" in metric) else "maximize"
+        return prefix + "loss", "minimize"
+
+    @property
+    def _has_validation(self) -> bool:
+        split = self.hyperparameters.get("validation_split", 0.0)
+        folder = self.local_data_folder
+        return bool(split) or (folder is not None and (folder / "validation").is_dir()) or (
+            folder is None and self.registered_dataset is not None)
 
     @property
     def worker_count(self) -> int:
@@ -233,7 +280,7 @@ class TrainingJob:
             'jax'
         """
         inputs = dict(self.hyperparameters)
-        if self.uses_packaged_script and self.keras_backend != contract.DEFAULT_KERAS_BACKEND:
+        if (self.uses_packaged_script or self.is_model_job) and self.keras_backend != contract.DEFAULT_KERAS_BACKEND:
             inputs["keras_backend"] = self.keras_backend
         return MappingProxyType(inputs)
 
@@ -245,6 +292,10 @@ class TrainingJob:
         an Azure dataset input); values are passed as the user gave them.
         """
         arguments: list = [contract.DATA_FOLDER_FLAG, data_folder]
+        if self.is_model_job:
+            from .model_package import package_model
+
+            arguments += list(package_model(self.model).arguments)
         for name, value in self.script_inputs.items():
             arguments += [contract.flag_for(name), value]
         return arguments + list(self.arguments)
@@ -259,7 +310,7 @@ class TrainingJob:
             50
         """
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        stays_packaged = self.uses_packaged_script and not ({"source_dir", "entry_script"} & set(changes))
+        stays_packaged = self.uses_packaged_script and not ({"source_dir", "entry_script", "model"} & set(changes))
         new_hyperparameters = changes.get("hyperparameters")
         if stays_packaged and isinstance(new_hyperparameters, Mapping):
             changes["hyperparameters"] = {**self.hyperparameters, **new_hyperparameters}
@@ -277,6 +328,61 @@ class TrainingJob:
 
 def _set(job: TrainingJob, name: str, value: object) -> None:
     object.__setattr__(job, name, value)  # normalising inside a frozen dataclass
+
+
+_DEFAULT_NAME = "keras-mnist"
+_FIT_OPTIONS: dict[str, tuple[str, object]] = {  # name -> (what it must be, a check)
+    "epochs": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "batch_size": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "validation_split": ("a number in [0, 1)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                         and 0 <= v < 1),
+    "shuffle": ("True or False", lambda v: isinstance(v, bool)),
+    "class_weight": ("a JSON object of class index -> weight", lambda v: isinstance(v, str)),
+    "seed": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+}
+
+
+def _package_model(job: TrainingJob) -> None:
+    """``model=``: the model packaged as the job's source folder, its data checked and written as ``data``."""
+    data_fields = ("x", "y", "validation_data", "sample_weight")
+    if job.model is None:
+        for name in data_fields:
+            if getattr(job, name) is not None:
+                raise ValidationError(name, "None unless `model` is given (x, y, ... are a model's data)",
+                                      type(getattr(job, name)).__name__,
+                                      hint="Pass model=<a compiled keras.Model> too, or use kerasjob.fit(model, x, y).")
+        return
+    from .model_package import package_model, pinned_conda_file
+    from .data_package import package_data
+
+    if not isinstance(job.hyperparameters, Mapping):
+        raise ValidationError("hyperparameters", "a mapping of names to str, int, float or bool", job.hyperparameters)
+    for name, (expected, check) in _FIT_OPTIONS.items():
+        if name in job.hyperparameters and not check(job.hyperparameters[name]):  # type: ignore[operator]
+            raise ValidationError(name, expected, job.hyperparameters[name])
+    package = package_model(job.model, builder_hyperparameters={
+        name: value for name, value in job.hyperparameters.items() if name not in _FIT_OPTIONS})
+    if job.x is not None:
+        data = package_data(package.summary, job.x, job.y, validation_data=job.validation_data,
+                            sample_weight=job.sample_weight)
+        _set(job, "data", data.data)
+        for name in data_fields:
+            _set(job, name, None)  # consumed: the job holds the written folder, never the caller's arrays
+    elif job.data is None:
+        raise ValidationError("x", "the training data (arrays, a DataFrame, an .npz file or folder, or "
+                              "'azureml:NAME[:VERSION]') for model=", None)
+    elif any(getattr(job, name) is not None for name in data_fields[1:]):
+        raise ValidationError("x", "the training inputs, given with y / validation_data / sample_weight", None)
+    _set(job, "model", package.folder)
+    _set(job, "source_dir", package.folder)
+    _set(job, "entry_script", "keras_fit.py")
+    derived = re.sub(r"[^A-Za-z0-9_-]+", "-", package.summary.name).strip("-_") or "keras-model"
+    if job.experiment == _DEFAULT_NAME:
+        _set(job, "experiment", derived)
+    if job.model_name == _DEFAULT_NAME:
+        _set(job, "model_name", derived)
+    if package.pickles:
+        _set(job, "conda_file", pinned_conda_file(Path(job.conda_file)))
 
 
 def _validate_source(job: TrainingJob) -> None:

@@ -1,4 +1,4 @@
-"""``predict(model, images)``: the trained model's digits for a few images, in one call.
+"""``predict(model, inputs)``: what a trained model says about a few inputs, in one call, through its signature.
 
 The model is a ``TrainingResult``, a folder (an MLflow model, or one holding
 ``model.keras``) or a model of the local MLflow registry: ``"NAME"`` (its
@@ -7,6 +7,12 @@ The model is a ``TrainingResult``, a folder (an MLflow model, or one holding
 or float 0-1), PNG files (28 x 28, grayscale or not), or an IDX images file.
 Everything about the images is checked before the model is loaded, and the
 model is loaded once per call.
+
+Any other model is fed what its MLflow signature (``ModelSchema``) says: a NumPy array or a dict of arrays
+(named tensors), a pandas DataFrame or a dict of columns (column-based signatures: a tabular model), or a
+file: ``.npy``, ``.npz`` (one array, or one per input), ``.csv`` (named columns), ``.json`` (MLflow's
+``{"inputs": ...}`` / ``{"dataframe_split": ...}``, a list of records, or a dict of columns). PNG and IDX
+files are images, taken only by image models (one input of 784 values or H x W [x 1] pixels).
 
 Example:
     >>> prediction = predict("models:/keras-mnist/1", "t10k-images-idx3-ubyte.gz")   # doctest: +SKIP
@@ -31,7 +37,8 @@ if TYPE_CHECKING:
 
     from .run import TrainingResult
 
-__all__ = ["Images", "Prediction", "load_images", "model_location", "predict"]
+__all__ = ["Images", "ModelSchema", "Prediction", "load_images", "load_inputs", "model_location", "predict",
+           "read_schema", "request_body"]
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -44,6 +51,24 @@ class Prediction:
 
     digits: list[int]
     probabilities: list[list[float]]
+    #: The model's raw outputs, as lists (a dict of them for a multi-output model); for a classifier the same
+    #: rows as ``probabilities``, for a regressor its values.
+    outputs: Any = None
+
+    @classmethod
+    def of(cls, values: Any) -> "Prediction":
+        """The prediction for a model's outputs: the class (argmax) of each row of several scores, if rows."""
+        import numpy as np
+
+        if isinstance(values, dict):
+            return cls(digits=[], probabilities=[], outputs={str(k): np.asarray(v).tolist() for k, v in values.items()})
+        if hasattr(values, "to_numpy"):
+            values = values.to_numpy()
+        array = np.asarray(values, dtype=np.float64)
+        if array.ndim == 2 and array.shape[1] > 1:
+            return cls(digits=array.argmax(axis=1).astype(int).tolist(), probabilities=np.round(array, 6).tolist(),
+                       outputs=array.tolist())
+        return cls(digits=[], probabilities=[], outputs=array.tolist())
 
     def accuracy(self, labels: Sequence[int]) -> float:
         """The share of ``labels`` predicted right."""
@@ -52,7 +77,9 @@ class Prediction:
         return sum(int(digit == int(label)) for digit, label in zip(self.digits, labels)) / max(len(labels), 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"digits": self.digits, "probabilities": self.probabilities}
+        if self.probabilities or self.outputs is None:
+            return {"digits": self.digits, "probabilities": self.probabilities}
+        return {"outputs": self.outputs}
 
 
 def _from_array(array: NDArray[Any], received: object) -> NDArray[np.float32]:
@@ -184,13 +211,231 @@ def _load(uri: str, tracking_uri: str | None) -> Any:
     return pyfunc.predict
 
 
-def predict(model: TrainingResult | str | os.PathLike[str], images: Images) -> Prediction:
-    """The digits ``model`` sees in ``images``, with their probabilities (see the module docstring)."""
+@dataclass(frozen=True)
+class ModelSchema:
+    """What a model's MLflow signature says it takes: one tensor, named tensors, or named columns."""
+
+    kind: str                                                  # "tensor", "tensors", "columns" or "unknown"
+    tensors: dict[str, tuple[tuple[int, ...], str]]            # name ("" for one) -> (shape with -1, dtype)
+    columns: tuple[str, ...] = ()
+    column_types: tuple[str, ...] = ()                         # MLflow's type names: "float", "double", "long", ...
+
+    @property
+    def image_shape(self) -> tuple[int, ...] | None:
+        """The pixel shape (without the batch) of an image model: 784, H x W or H x W x 1; else None."""
+        if self.kind == "unknown":
+            return (PIXELS,)
+        if self.kind != "tensor":
+            return None
+        shape = next(iter(self.tensors.values()))[0][1:]
+        if shape == (PIXELS,) or len(shape) in (2, 3) and -1 not in shape and (len(shape) == 2 or shape[2] == 1):
+            return shape
+        return None
+
+
+def read_schema(uri: str, tracking_uri: str | None) -> ModelSchema:
+    """The input schema of the MLflow model at ``uri`` (its MLmodel file only: the model is not loaded)."""
+    folder = Path(uri)
+    if folder.is_dir() and not (folder / "MLmodel").is_file():
+        return ModelSchema("unknown", {})
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    try:
+        signature = mlflow.models.get_model_info(uri).signature
+    except MlflowException as error:
+        raise ValidationError("model", "a registered model version or an MLflow model folder", uri,
+                              hint=str(error).splitlines()[0]) from None
+    schema = signature.inputs if signature is not None else None
+    if schema is None:
+        return ModelSchema("unknown", {})
+    if schema.is_tensor_spec():
+        tensors = {spec.name or "": (tuple(int(d) for d in spec.shape), str(spec.type)) for spec in schema.inputs}
+        return ModelSchema("tensor" if len(tensors) == 1 and "" in tensors else "tensors", tensors)
+    return ModelSchema("columns", {}, tuple(str(name) for name in schema.input_names()),
+                       tuple(str(getattr(kind, "name", kind)) for kind in schema.input_types()))
+
+
+def _read_file(path: Path, schema: ModelSchema) -> Any:
     import numpy as np
 
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files if key not in ("y", "sample_weight", "x_columns")
+                      and not key.startswith("y.")}
+            columns = archive["x_columns"].tolist() if "x_columns" in archive.files else None
+        arrays = {key[2:] if key.startswith("x.") else key: value for key, value in arrays.items()}
+        if columns and "x" in arrays:
+            import pandas as pd
+
+            return pd.DataFrame(arrays["x"], columns=columns)
+        return next(iter(arrays.values())) if len(arrays) == 1 else arrays
+    if suffix == ".csv":
+        import pandas as pd
+
+        return pd.read_csv(path)
+    if suffix == ".json":
+        import json
+
+        try:
+            return _from_json(json.loads(path.read_text()))
+        except ValueError as error:
+            raise ValidationError("inputs", "a JSON file", str(path), hint=str(error)) from None
+    raise ValidationError("inputs", "an .npy, .npz, .csv or .json file (PNG and IDX files for image models)", str(path))
+
+
+def _from_json(document: Any) -> Any:
+    """MLflow's request forms (``inputs``, ``instances``, ``dataframe_split``, ``dataframe_records``), a list of
+    records, a dict of columns, or nested lists."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(document, dict):
+        if "dataframe_split" in document:
+            split = document["dataframe_split"]
+            return pd.DataFrame(split.get("data"), columns=split.get("columns"))
+        if "dataframe_records" in document:
+            return pd.DataFrame(document["dataframe_records"])
+        for key in ("inputs", "instances"):
+            if key in document:
+                return _from_json(document[key])
+        if all(isinstance(value, list) for value in document.values()):
+            return {str(key): value for key, value in document.items()}
+    if isinstance(document, list) and document and all(isinstance(row, dict) for row in document):
+        return pd.DataFrame(document)
+    return np.asarray(document)
+
+
+def _check_tensor(array: Any, spec: tuple[tuple[int, ...], str], argument: str) -> Any:
+    import numpy as np
+
+    shape, dtype = spec
+    array = np.asarray(array)
+    if array.dtype == object or array.dtype.kind in "USV":
+        raise ValidationError(argument, "numbers", f"array of dtype {array.dtype}")
+    if array.ndim == len(shape) - 1:
+        array = array[None]  # one example
+    if array.ndim != len(shape) or any(want not in (-1, got) for want, got in zip(shape[1:], array.shape[1:])):
+        wanted = "(n, " + ", ".join("any" if d == -1 else str(d) for d in shape[1:]) + ")"
+        raise ValidationError(argument, f"an array of shape {wanted}, as the model's signature says",
+                              f"array of shape {tuple(array.shape)}")
+    if not np.isfinite(array.astype(np.float64)).all():
+        raise ValidationError(argument, "finite numbers (no NaN or inf)", f"array of shape {tuple(array.shape)}")
+    return array.astype(dtype if dtype not in ("", "object") else np.float32)
+
+
+def load_inputs(inputs: Any, schema: ModelSchema) -> Any:
+    """``inputs`` in any accepted form, checked against ``schema`` and shaped as the model takes them."""
+    import numpy as np
+
+    image_shape = schema.image_shape
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else (
+        list(inputs) if isinstance(inputs, (list, tuple)) and inputs and all(
+            isinstance(each, (str, os.PathLike)) for each in inputs) else None)
+    if paths is not None:
+        missing = [str(path) for path in paths if not Path(path).is_file()]
+        if missing:
+            if image_shape is not None:
+                raise ValidationError("images", "existing PNG or IDX files", missing)
+            raise ValidationError("inputs", "existing files", missing)
+        suffixes = {Path(path).suffix.lower() for path in paths}
+        if len(paths) == 1 and suffixes <= {".npy", ".npz", ".csv", ".json"}:
+            inputs = _read_file(Path(paths[0]), schema)
+        elif image_shape is None:
+            raise ValidationError("inputs", f"{_forms(schema)} (images only go to image models)",
+                                  [str(path) for path in paths])
+        else:
+            return load_images(inputs).reshape((-1, *image_shape))  # PNG files or an IDX file
+    if image_shape is not None and isinstance(inputs, np.ndarray):
+        return load_images(inputs).reshape((-1, *image_shape))
+    if schema.kind == "columns":
+        import pandas as pd
+
+        if isinstance(inputs, dict):
+            inputs = pd.DataFrame(inputs)
+        elif isinstance(inputs, np.ndarray) and inputs.ndim == 2 and inputs.shape[1] == len(schema.columns):
+            inputs = pd.DataFrame(inputs, columns=list(schema.columns))
+        if not isinstance(inputs, pd.DataFrame):
+            raise ValidationError("inputs", _forms(schema), type(inputs).__name__)
+        missing = [name for name in schema.columns if name not in inputs.columns]
+        if missing:
+            raise ValidationError("inputs", f"the columns {', '.join(schema.columns)}", list(map(str, inputs.columns)),
+                                  hint=f"Missing: {', '.join(missing)}.")
+        numpy_types = {"float": "float32", "double": "float64", "long": "int64", "integer": "int32",
+                       "boolean": "bool"}
+        chosen = inputs[list(schema.columns)]
+        try:
+            return chosen.astype({name: numpy_types[kind] for name, kind in zip(schema.columns, schema.column_types)
+                                  if kind in numpy_types})
+        except (TypeError, ValueError) as error:
+            raise ValidationError("inputs", "numbers in every column the model takes", "a DataFrame",
+                                  hint=str(error)) from None
+    if schema.kind == "tensors":
+        if not isinstance(inputs, dict):
+            raise ValidationError("inputs", _forms(schema), type(inputs).__name__)
+        missing = [name for name in schema.tensors if name not in inputs]
+        if missing:
+            raise ValidationError("inputs", f"a dict with the inputs {', '.join(schema.tensors)}", sorted(inputs),
+                                  hint=f"Missing: {', '.join(missing)}.")
+        return {name: _check_tensor(inputs[name], spec, f"inputs[{name!r}]") for name, spec in schema.tensors.items()}
+    if schema.kind == "tensor":
+        if hasattr(inputs, "to_numpy"):
+            inputs = inputs.to_numpy()
+        return _check_tensor(inputs, next(iter(schema.tensors.values())), "inputs")
+    return inputs
+
+
+def _forms(schema: ModelSchema) -> str:
+    if schema.kind == "columns":
+        return f"a DataFrame, a dict of columns, a CSV or JSON file with the columns {', '.join(schema.columns)}"
+    if schema.kind == "tensors":
+        return f"a dict of arrays (or an .npz file) with the inputs {', '.join(schema.tensors)}"
+    shape = next(iter(schema.tensors.values()))[0] if schema.tensors else ()
+    return f"an array of shape {shape} (or an .npy, .npz or JSON file)"
+
+
+def request_body(inputs: Any) -> dict[str, Any]:
+    """MLflow's scoring JSON for inputs ``load_inputs`` made: ``dataframe_split`` for a DataFrame, else ``inputs``."""
+    import numpy as np
+
+    if hasattr(inputs, "to_dict") and hasattr(inputs, "columns"):
+        return {"dataframe_split": inputs.to_dict(orient="split", index=False)}
+    if isinstance(inputs, dict):
+        return {"inputs": {name: np.asarray(value).tolist() for name, value in inputs.items()}}
+    return {"inputs": np.asarray(inputs).tolist()}
+
+
+def predict(model: TrainingResult | str | os.PathLike[str], inputs: Any) -> Prediction:
+    """What ``model`` predicts for ``inputs``, fed as its signature says (see the module docstring).
+
+    Example:
+        >>> predict("models:/tabular/1", {"age": [41.0], "income": [52.5]}).outputs   # doctest: +SKIP
+        [[0.12, 0.88]]
+    """
     PREDICT.require()
-    pixels = load_images(images)
-    uri, tracking_uri = model_location(model)
-    probabilities = np.asarray(_load(uri, tracking_uri)(pixels), dtype=np.float64)
-    return Prediction(digits=probabilities.argmax(axis=1).astype(int).tolist(),
-                      probabilities=np.round(probabilities, 6).tolist())
+    try:
+        uri, tracking_uri = model_location(model)
+    except ValidationError:
+        if _looks_like_images(inputs):
+            load_images(inputs)  # bad images are named first, as for the MNIST model: nothing was loaded
+        raise
+    schema = read_schema(uri, tracking_uri)
+    loaded = load_inputs(inputs, schema)
+    return Prediction.of(_load(uri, tracking_uri)(loaded))
+
+
+
+def _looks_like_images(inputs: Any) -> bool:
+    """Whether ``inputs`` has one of the MNIST forms (an array, PNG paths, a file that is no data file)."""
+    import numpy as np
+
+    if isinstance(inputs, np.ndarray):
+        return True
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs if isinstance(inputs, list) else []
+    return bool(paths) and all(isinstance(path, (str, os.PathLike)) and Path(path).suffix.lower()
+                               not in (".npy", ".npz", ".csv", ".json") for path in paths)

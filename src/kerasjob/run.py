@@ -54,6 +54,26 @@ class TrainingResult:
     run: JobRun = field(repr=False, compare=False)
     workers: int = 1
     champion: bool = False
+    #: Keras's history of a model job (``kerasjob.fit``): ``{"loss": [...], "val_loss": [...], ...}``, one value
+    #: per epoch; empty for a script's run.
+    history: dict[str, list[float]] = field(default_factory=dict)
+    #: The model job's source folder (``kerasjob.model_package``): where ``load_model`` finds its custom objects.
+    package: str | None = field(default=None, repr=False)
+    model_path: str = field(default="outputs/model", repr=False)
+
+    def load_model(self) -> Any:
+        """The trained ``keras.Model``, back in this process (custom objects of the caller's included).
+
+        Example:
+            >>> model = kerasjob.fit(model, x, y, epochs=2).load_model()   # doctest: +SKIP
+            >>> model.predict(x[:3]).shape                                   # doctest: +SKIP
+            (3, 10)
+        """
+        from .model_package import load_trained_model
+
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = self.run.download_files(self.model_path, Path(scratch) / "model")
+            return load_trained_model(folder, Path(self.package) if self.package else None)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape the CLI prints with ``--json`` (``status``: a ``RunStatus`` value)."""
@@ -95,11 +115,38 @@ def _ended(run: JobRun, on_line: LineSink | None) -> RunStatus:
     return status
 
 
-def _result(run: JobRun, status: RunStatus, registration: Registration, workers: int) -> TrainingResult:
+def _result(run: JobRun, status: RunStatus, registration: Registration, workers: int,
+            job: TrainingJob | None = None) -> TrainingResult:
     model = registration.model
+    model_job = job is not None and job.is_model_job
     return TrainingResult(run_id=run.id, status=status.value, metrics=registration.metrics, model_name=model.name,
                           model_version=model.version, url=run.url, backend=run.backend, run=run, workers=workers,
-                          champion=registration.champion)
+                          champion=registration.champion, history=read_history(run) if model_job else {},
+                          package=str(job.model) if job is not None and model_job else None,
+                          model_path=job.model_path if job is not None else "outputs/model")
+
+
+def read_history(run: JobRun) -> dict[str, list[float]]:
+    """Keras's history a model job's trainer wrote (``outputs/history.json``); empty when there is none."""
+    import json
+
+    local = getattr(run, "run_dir", None)
+    candidates = [Path(local) / "outputs" / "history.json"] if local is not None else []
+    with tempfile.TemporaryDirectory() as scratch:
+        if not any(path.is_file() for path in candidates):
+            try:
+                run.download_files("outputs/history.json", Path(scratch) / "history")
+            except Exception as exc:  # noqa: BLE001 - a run without history still has its metrics
+                logger.debug("No history.json for run %s: %s", run.id, exc)
+            candidates += sorted(Path(scratch).rglob("history.json"))
+        for path in candidates:
+            if path.is_file():
+                try:
+                    data = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                return {str(k): [float(v) for v in values] for k, values in data.items() if isinstance(values, list)}
+    return {}
 
 
 def finish_training(run: JobRun, job: TrainingJob, *, on_line: LineSink | None = None) -> TrainingResult:
@@ -108,7 +155,14 @@ def finish_training(run: JobRun, job: TrainingJob, *, on_line: LineSink | None =
     Raises ``TrainingFailed`` (carrying the log tail) when the run did not complete.
     """
     status = _ended(run, on_line)
-    return _result(run, status, register_trained_model(run, job), job.worker_count)
+    return _result(run, status, register_trained_model(run, job, criterion=criterion_of(job)), job.worker_count, job)
+
+
+def criterion_of(job: TrainingJob) -> Criterion:
+    """What a run of ``job`` is judged by: ``Final test accuracy`` for the packaged script, a model job's primary
+    metric (``TrainingJob.primary_metric``) otherwise."""
+    metric, goal = job.primary_metric
+    return SUBMIT_CRITERION if metric == SUBMIT_CRITERION.metric else Criterion(metric, goal)
 
 
 def finish_attached_run(run: JobRun, *, model_name: str | None = None, model_path: str = "outputs/model",
@@ -156,7 +210,8 @@ def register_trained_model(run: JobRun, job: TrainingJob, extra_tags: dict[str, 
 
 
 def register_run_model(run: JobRun, *, model_name: str, model_path: str, hyperparameters: Mapping[str, Any],
-                       tensorflow_version: str | None = None) -> ModelVersion:
+                       tensorflow_version: str | None = None, primary_metric: str | None = None,
+                       goal: str = "maximize") -> ModelVersion:
     """``register_trained_model`` for a completed run whose ``TrainingJob`` is gone (the local supervisor
     registers a ``wait=False`` run with what its launch recorded); once per run, champion rule included.
 
@@ -165,8 +220,9 @@ def register_run_model(run: JobRun, *, model_name: str, model_path: str, hyperpa
         ...                    hyperparameters={"epochs": 2}).version                      # doctest: +SKIP
         '5'
     """
+    criterion = Criterion(primary_metric, goal) if primary_metric else SUBMIT_CRITERION
     return _register(run, model_name=model_name, model_path=model_path, hyperparameters=hyperparameters,
-                     tensorflow_version=tensorflow_version, extra_tags=None, criterion=SUBMIT_CRITERION).model
+                     tensorflow_version=tensorflow_version, extra_tags=None, criterion=criterion).model
 
 
 def _register(run: JobRun, *, model_name: str, model_path: str, hyperparameters: Mapping[str, Any],

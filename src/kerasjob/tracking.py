@@ -55,13 +55,10 @@ def run_status(mlflow_status: str) -> RunStatus:
 
 
 def kerasjob_home() -> Path:
-    """``KERASJOB_HOME``, else the user's data directory for kerasjob."""
-    configured = os.environ.get("KERASJOB_HOME")
-    if configured:
-        return Path(configured).expanduser().absolute()
-    import platformdirs
+    """``KERASJOB_HOME``, else the user's data directory for kerasjob (``kerasjob.home``)."""
+    from .home import kerasjob_home as home
 
-    return Path(platformdirs.user_data_dir("kerasjob"))
+    return home()
 
 
 def tracking_uri() -> str:

@@ -140,15 +140,17 @@ class LocalBackend(Backend):
                 "params": {name: str(value) for name, value in job.hyperparameters.items()},
                 "tags": {"kerasjob.version": __version__, "kerasjob.backend": self.name,
                          "kerasjob.source_sha256": source_hash(job), "mlflow.source.name": job.entry_script,
-                         "mlflow.user": getpass.getuser(), **self.run_tags},
+                         "mlflow.user": getpass.getuser(), "kerasjob.primary_metric": job.primary_metric[0],
+                         **self.run_tags},
                 "dataset": describe_dataset(data_folder)}
 
     def _registration(self, job: TrainingJob) -> dict[str, Any] | None:
         """What the supervisor registers once the run completes (None: a sweep's trial, which the sweep ranks)."""
         if not self.register:
             return None
+        metric, goal = job.primary_metric
         return {"model_name": job.model_name, "model_path": job.model_path,
-                "hyperparameters": dict(job.hyperparameters)}
+                "hyperparameters": dict(job.hyperparameters), "primary_metric": metric, "goal": goal}
 
     def _start(self, job: TrainingJob, run_dir: Path, data_folder: Path, uri: str) -> subprocess.Popen:
         run_dir.mkdir(parents=True)
