@@ -366,6 +366,52 @@ def special_file(ctx: Ctx) -> None:
     _link_refused(ctx, lambda source: os.mkfifo(source / "pipe"), "pipe is a special file")
 
 
+def download_onto_a_symlinked_folder(ctx: Ctx) -> None:
+    run_id = ctx.submit("quick")
+    ctx.kj("runs", "wait", run_id, "--quiet")
+    real = ctx.home.parent / "real-folder"
+    real.mkdir()
+    link = ctx.home.parent / "linked"
+    link.symlink_to(real)
+    ctx.kj("models", "download", "keras-mnist", str(link))
+    assert link.is_symlink() and (real / "MLmodel").is_file()
+
+
+def tune_with_fewer_runs_than_the_default_concurrency(ctx: Ctx) -> None:
+    done = ctx.kj("tune", "--max-total-runs", "2", "--dry-run")
+    assert "2" in done.stdout
+
+
+def deploy_with_an_unwritable_home(ctx: Ctx) -> None:
+    home = ctx.home.parent / "a-file"
+    home.write_text("not a folder")
+    done = ctx.kj("deploy", "keras-mnist", "--endpoint", "mnist-local", env={"KERASJOB_HOME": str(home)}, expect=2)
+    assert "KERASJOB_HOME" in done.stderr
+
+
+def ctrl_c_during_deploy(ctx: Ctx) -> None:
+    import mlflow
+
+    code = ctx.home.parent / "model_code.py"
+    code.write_text(MODEL_CODE)
+    model = ctx.home.parent / "served-model"
+    mlflow.pyfunc.save_model(str(model), python_model=str(code))
+    deploying = subprocess.Popen([sys.executable, "-m", "kerasjob", "deploy", str(model), "--endpoint", "ctrl-c"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ctx.env)
+    ctx.pids.append(deploying.pid)
+    logs = ctx.home / "endpoints"
+    ctx.until(lambda: logs.is_dir() and any(logs.glob("ctrl-c-*.log")), "the server to start")
+    servers = [each.pid for each in psutil.Process(deploying.pid).children(recursive=True)]
+    ctx.pids += servers
+    deploying.send_signal(signal.SIGINT)
+    _, err = deploying.communicate(timeout=COMMAND_TIMEOUT_S)
+    # 130, or (rarely, seen under load) the interpreter's own exit by SIGINT after the command returned 130
+    assert deploying.returncode in (130, -signal.SIGINT) and "scoring server" in err and "stopped" in err, err
+    assert not (logs / "ctrl-c.json").exists()
+    listed = ctx.kj("endpoints", "list", "-o", "json")
+    assert json.loads(listed.stdout) == []
+
+
 @dataclass(frozen=True)
 class Fault:
     fault: str
@@ -414,6 +460,14 @@ FAULTS = [
     Fault("dangling symlink", "submit (and --dry-run)", "exit 2 naming it", "no run folder", dangling_symlink),
     Fault("FIFO in the source folder", "submit (and --dry-run)", "exit 2: a special file", "no run folder",
           special_file),
+    Fault("destination is a symlink to an empty folder", "models download", "downloaded", "the files in the "
+          "folder the link leads to; the link kept", download_onto_a_symlinked_folder),
+    Fault("--max-total-runs 2 with the default concurrency", "tune", "accepted (the default clamps)",
+          "nothing (a dry run)", tune_with_fewer_runs_than_the_default_concurrency),
+    Fault("KERASJOB_HOME not writable", "deploy", "exit 2 naming KERASJOB_HOME", "no server",
+          deploy_with_an_unwritable_home),
+    Fault("Ctrl-C", "deploy, while the server starts", "exit 130: 'the scoring server ... was stopped'",
+          "no server, no record; endpoints list empty", ctrl_c_during_deploy),
 ]
 
 
@@ -447,3 +501,63 @@ def test_fault(row: Fault, tmp_path: Path, isolated_home: Path) -> None:
             except OSError:
                 pass
     assert not orphans, f"processes left running: {orphans}"
+
+
+# --- the local endpoint's limits (issue 20, step 5) -------------------------------------------------------------
+
+MODEL_CODE = '''
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class Zeros(PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [0] * len(model_input)
+
+
+mlflow.models.set_model(Zeros())
+'''
+
+
+def _post(url: str, body: bytes, token: str | None = None) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_the_local_endpoint_limits_bodies_checks_its_token_and_takes_a_port(tmp_path: Path) -> None:
+    import mlflow
+
+    from kerasjob.endpoints import _free_port, deploy_model
+
+    code = tmp_path / "model_code.py"
+    code.write_text(MODEL_CODE)
+    model = tmp_path / "model"
+    mlflow.pyfunc.save_model(str(model), python_model=str(code))
+    token = "s3cret-token-4567"
+    port = _free_port()
+    endpoint = deploy_model(str(model), endpoint="limits-test", port=port, max_body_bytes=4096, auth_token=token)
+    try:
+        assert endpoint.url == f"http://127.0.0.1:{port}"
+        assert token not in json.dumps(endpoint.describe()) and endpoint.auth == "bearer token ...567"
+        small = json.dumps({"inputs": [[1.0], [2.0]]}).encode()
+        assert _post(endpoint.url + "/invocations", small)[0] == 401  # no token
+        assert _post(endpoint.url + "/invocations", small, "wrong-token-000")[0] == 401
+        status, answer = _post(endpoint.url + "/invocations", small, token)
+        assert status == 200 and json.loads(answer)["predictions"] == [0, 0]
+        junk = b'{"inputs": "' + b"J" * 10_000 + b'"}'
+        status, answer = _post(endpoint.url + "/invocations", junk, token)
+        assert status == 413 and b"JJJJ" not in answer and b"4096" in answer  # not echoed
+        assert _post(endpoint.url + "/invocations", small, token)[0] == 200  # still up
+        assert endpoint.alive()
+        assert token not in Path(endpoint.log_path).read_text()
+    finally:
+        endpoint.delete()
+    assert not endpoint.alive()

@@ -367,8 +367,8 @@ class LocalEndpoints(EndpointHost):
         every request but ``/ping`` must carry) are this server's.
         """
         PREDICT.require()
+        _ensure_endpoints_dir()  # before the model: the cheap mistake first
         model_uri, tracking_uri = model_location(model)
-        _ensure_endpoints_dir()
         previous = _find(name)
         started = _start_server(name, model_uri, tracking_uri, DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout,
                                 port, DEFAULT_MAX_BODY_BYTES if max_body_bytes is None else max_body_bytes, auth_token)

@@ -342,6 +342,8 @@ def download_model(result: TrainingResult | JobRun, destination: str | os.PathLi
     if not isinstance(run, JobRun):
         raise ValidationError("result", "a TrainingResult or a JobRun", result)
     target = check_destination(destination)
+    if target.is_symlink():  # a link to an empty folder: fill the folder it leads to, keep the link
+        target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:

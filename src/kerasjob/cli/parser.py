@@ -138,7 +138,8 @@ def build_parser() -> CommandParser:
     tune.add_argument("--set", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
                       help="fix a hyperparameter instead of searching it (repeatable)")
     tune.add_argument("--max-total-runs", type=int, default=20, help="trials in all (default 20)")
-    tune.add_argument("--max-concurrent-runs", type=int, default=4, help="trials at a time (default 4)")
+    tune.add_argument("--max-concurrent-runs", type=int,
+                      help="trials at a time (default 4, or --max-total-runs when fewer)")
     tune.add_argument("--sampling", default="random", help="random, grid or bayesian (default random)")
     tune.add_argument("--primary-metric", default="Accuracy", help="the metric that ranks trials (default "
                                                                    "Accuracy)")
@@ -206,6 +207,11 @@ def build_parser() -> CommandParser:
                                                           "starting with a letter)")
     deploy.add_argument("--instance-type", help="Azure ML: the VM size (default Standard_DS3_v2)")
     deploy.add_argument("--instance-count", type=int, help="Azure ML: how many instances (default 1)")
+    deploy.add_argument("--port", type=int, help="local: the port on 127.0.0.1 (default: a free one)")
+    deploy.add_argument("--max-body-mb", type=float, metavar="MB",
+                        help="local: the largest request body, bigger ones are answered 413 (default 50)")
+    deploy.add_argument("--auth-token", help="local: a bearer token every request must carry (default: the "
+                                             "KERASJOB_ENDPOINT_TOKEN environment variable, else none)")
     deploy.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _backend_flag(deploy, "local", "where to serve (default local)")
 

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ..errors import ValidationError
@@ -64,13 +65,26 @@ def _endpoint_options(args: argparse.Namespace) -> dict[str, Any]:
 def deploy(args: argparse.Namespace) -> int:
     from ..endpoints import deploy_model, describe
 
+    from ..serving_app import TOKEN_ENV
+
     sizing = {name: value for name, value in (("instance_type", args.instance_type),
                                               ("instance_count", args.instance_count)) if value is not None}
-    endpoint = deploy_model(args.model, endpoint=args.endpoint, **sizing, **_endpoint_options(args))
+    if args.max_body_mb is not None and not args.max_body_mb > 0:
+        raise ValidationError("max_body_mb", "a number of megabytes > 0", args.max_body_mb)
+    token = args.auth_token or (os.environ.get(TOKEN_ENV) if args.backend == "local" else None) or None
+    local: dict[str, Any] = {name: value for name, value in (
+        ("port", args.port), ("auth_token", token),
+        ("max_body_bytes", None if args.max_body_mb is None else int(args.max_body_mb * 1024 * 1024)))
+        if value is not None}
+    endpoint = deploy_model(args.model, endpoint=args.endpoint, **sizing, **local, **_endpoint_options(args))
     if args.json:
         print_json(describe(endpoint))
     else:
         print(f"Endpoint {endpoint.name!r} serves {endpoint.model} at {endpoint.url}")
+        auth = getattr(endpoint, "auth", None)
+        if auth:
+            print(f"Requests need the {auth}: Authorization: Bearer <token> (kerasjob endpoints invoke sends "
+                  f"${TOKEN_ENV})")
         where = "" if args.backend == "local" else f" --backend {args.backend}"
         print(f"Try it: kerasjob endpoints invoke {endpoint.name} IMAGE.png{where}")
     return 0

@@ -161,6 +161,8 @@ def tune(args: argparse.Namespace) -> int:
     sweep_options: dict[str, Any] = {"sampling": args.sampling, "primary_metric": args.primary_metric,
                                      "max_total_runs": args.max_total_runs,
                                      "max_concurrent_runs": args.max_concurrent_runs, "seed": args.seed}
+    if args.max_concurrent_runs is None:  # the default never refuses a total the user typed
+        sweep_options["max_concurrent_runs"] = min(Sweep.max_concurrent_runs, args.max_total_runs)
     if args.goal is not None:
         sweep_options["goal"] = args.goal
     sweep = Sweep(**sweep_options)
