@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
                                             KERAS_BACKEND_FLAG, KERAS_BACKENDS, OPTIONS, flag_for)
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
     from kerasjob.training.fused_epoch import make_trainer
-    from kerasjob.training.mlflow_model import preload, save_model
+    from kerasjob.training.mlflow_model import mnist_signature, preload, save_model, saved_message
     from kerasjob.training.mnist_data import MnistFormatError, load_mnist
     from kerasjob.training.multi_worker import (MultiWorkerTrainer, cluster_from_environment, is_chief,
                                                 weights_digest, worker_name)
@@ -43,7 +43,7 @@ else:  # at run time, sibling helpers: this folder is the job's whole source dir
                           KERAS_BACKENDS, OPTIONS, flag_for)
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
     from fused_epoch import make_trainer
-    from mlflow_model import preload, save_model
+    from mlflow_model import mnist_signature, preload, save_model, saved_message
     from mnist_data import MnistFormatError, load_mnist
     from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name
     from tracking import Tracker, save_history_plot, tracking_configured
@@ -263,13 +263,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({args.keras_backend})", flush=True)
 
     model_dir = OUTPUTS / "model"
-    as_mlflow = save_model(model, model_dir, data[2][:5])
-    plot = OUTPUTS / "training.png"
-    save_plot(history, plot)
-    tracker.artifact(plot)
-    tracker.close()
-    print(f"Model saved to {model_dir}" + (" (an MLflow model holding model.keras)" if as_mlflow
-                                           else "/model.keras (MLflow is not installed)"), flush=True)
+    as_mlflow = save_model(model, model_dir, data[2][:5], signature=mnist_signature)
+    save_plot(history, OUTPUTS / "training.png")
+    tracker.close(OUTPUTS / "training.png")
+    print(saved_message(model_dir, as_mlflow), flush=True)
     return 0
 
 

@@ -1,8 +1,10 @@
 """The trained model as an MLflow model: what ``outputs/model/`` holds, so that MLflow, Azure ML and Keras all load it.
 
 ``save_model`` writes the folder with ``mlflow.keras`` (the ``keras`` flavor and
-``python_function``), a signature of float32 ``(-1, 784)`` pixels in and
-``(-1, 10)`` probabilities out, an input example and pip requirements pinned to
+``python_function``), a signature (``mnist_signature()``: float32 ``(-1, 784)``
+pixels in and ``(-1, 10)`` probabilities out; for any other model one inferred
+from its data by ``infer_signature``: tensors, named for dict inputs, or one
+column per name for tabular data), an input example and pip requirements pinned to
 what trained it; the native ``model.keras`` sits beside ``MLmodel`` for
 ``keras.saving.load_model``. Without MLflow installed (``python keras_mnist.py``
 on a bare machine) only ``model.keras`` is written.
@@ -12,7 +14,9 @@ thread while the model trains (TensorFlow's kernels release the GIL).
 
 Example:
     >>> preload()                                          # doctest: +SKIP
-    >>> save_model(model, Path("outputs/model"), x_test[:5])  # doctest: +SKIP
+    >>> save_model(model, Path("outputs/model"), x_test[:5], signature=mnist_signature)  # doctest: +SKIP
+    True
+    >>> save_model(model, Path("outputs/model"), {"age": ages[:5], "image": images[:5]})  # doctest: +SKIP
     True
 """
 
@@ -25,7 +29,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["INPUT_PIXELS", "NUM_CLASSES", "preload", "save_model"]
+__all__ = ["INPUT_PIXELS", "NUM_CLASSES", "infer_signature", "input_example_for", "mnist_signature", "preload",
+           "save_model", "saved_message"]
 
 INPUT_PIXELS = 784
 NUM_CLASSES = 10
@@ -67,35 +72,132 @@ def _requirements() -> list[str]:
     return pinned
 
 
-def save_model(model: Any, folder: Path, input_example: Any) -> bool:
+def mnist_signature() -> Any:
+    """The seed model's signature: float32 ``(-1, 784)`` pixels in, ``(-1, 10)`` probabilities out."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, INPUT_PIXELS))]),
+                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, NUM_CLASSES))]))
+
+
+#: Floats as double: a DataFrame or a JSON request brings float64, which a float (32) column refuses.
+_COLUMN_TYPES = {"float32": "double", "float64": "double", "int32": "integer", "int64": "long", "bool": "boolean"}
+
+
+def _float32(array: Any) -> Any:
+    """Float arrays as float32 (Keras's floatx, what the model computes in); others as they are."""
+    import numpy as np
+
+    array = np.asarray(array)
+    return array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
+
+
+def _tensor_schema(structure: Any) -> Any:
+    """One TensorSpec per array (named by its key for a dict, by position for a list), batch dimension -1."""
+    import numpy as np
+    from mlflow.types import Schema, TensorSpec
+
+    def spec(array: Any, name: str | None) -> Any:
+        array = np.asarray(array)
+        return TensorSpec(array.dtype, (-1, *array.shape[1:]), name=name)
+
+    if isinstance(structure, dict):
+        return Schema([spec(array, str(name)) for name, array in structure.items()])
+    if isinstance(structure, (list, tuple)):
+        return Schema([spec(array, f"output_{index}") for index, array in enumerate(structure)])
+    return Schema([spec(structure, None)])
+
+
+def input_example_for(x: Any, columns: list[str] | None = None, rows: int = 5) -> Any:
+    """The first ``rows`` samples of ``x`` as MLflow takes them: a DataFrame for named columns, a dict of
+    arrays for a dict input, else an array (floats as float32)."""
+    if columns is not None:
+        import pandas as pd
+
+        return pd.DataFrame(_float32(x[:rows]), columns=list(columns))
+    if isinstance(x, dict):
+        return {name: _float32(array[:rows]) for name, array in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_float32(array[:rows]) for array in x]
+    return _float32(x[:rows])
+
+
+def infer_signature(model: Any, example: Any, columns: list[str] | None = None) -> Any:
+    """The signature of ``model`` on ``example`` (from ``input_example_for``): tensor-based, or column-based
+    (one ColSpec per column) when the data had named columns; outputs from the model's prediction."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    if columns is not None:
+        values = np.asarray(example)
+        inputs = Schema([ColSpec(_COLUMN_TYPES.get(str(values.dtype), "double"), str(name)) for name in columns])
+        prediction = model.predict(values, verbose=0)
+    else:
+        inputs = _tensor_schema(example)
+        prediction = model.predict(example, verbose=0)
+    return ModelSignature(inputs=inputs, outputs=_tensor_schema(prediction))
+
+
+def _save_tabular(model: Any, staging: Path, signature: Any, example: Any) -> None:
+    """mlflow.keras takes tensor signatures only: save without one, then write the column-based signature and
+    the DataFrame example into ``MLmodel`` (the keras flavor's pyfunc feeds a DataFrame's values to the model)."""
+    import mlflow.keras
+    from mlflow.models import Model
+    from mlflow.models.utils import _save_example
+
+    mlflow.keras.save_model(model, str(staging.resolve()), pip_requirements=_requirements())
+    description = Model.load(str(staging / "MLmodel"))
+    description.signature = signature
+    _save_example(description, example, str(staging))
+    description.save(str(staging / "MLmodel"))
+
+
+def save_model(model: Any, folder: Path, input_example: Any, signature: Any = None,
+               columns: list[str] | None = None, extra_files: list[Path] | None = None) -> bool:
     """Write ``folder`` as an MLflow model holding ``model.keras``; True when MLflow wrote it.
 
+    ``signature``: a ModelSignature, a function returning one, or None: inferred from ``input_example`` (``infer_signature``; ``columns`` names tabular
+    inputs). ``extra_files`` are copied into the folder (a custom objects pickle the model needs).
     The folder is built under a temporary name and renamed into place, so a crash
     never leaves half a model where a registry would pick it up.
     """
-    import numpy as np
-
     folder.parent.mkdir(parents=True, exist_ok=True)
     if _loader is not None:
         _loader.join()
     try:
         import mlflow.keras
-        from mlflow.models import ModelSignature
-        from mlflow.types import Schema, TensorSpec
     except ImportError:
         folder.mkdir(parents=True, exist_ok=True)
         model.save(folder / "model.keras")
+        for extra in extra_files or []:
+            shutil.copy2(extra, folder / extra.name)
         return False
     staging = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()  # mlflow.keras (Keras 3) writes the input example before it creates the folder
-    signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, INPUT_PIXELS))]),
-                               outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, NUM_CLASSES))]))
-    mlflow.keras.save_model(model, str(staging.resolve()), signature=signature,
-                            input_example=np.asarray(input_example, dtype=np.float32),
-                            pip_requirements=_requirements())
+    example = input_example_for(input_example, columns)
+    if signature is None:
+        signature = infer_signature(model, example, columns)
+    elif callable(signature):  # e.g. mnist_signature: built only once MLflow is known to be installed
+        signature = signature()
+    if columns is None:
+        mlflow.keras.save_model(model, str(staging.resolve()), signature=signature, input_example=example,
+                                pip_requirements=_requirements())
+    else:
+        _save_tabular(model, staging, signature, example)
     model.save(staging / "model.keras")
+    for extra in extra_files or []:
+        shutil.copy2(extra, staging / extra.name)
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(staging, folder)
     return True
+
+
+def saved_message(folder: Path, as_mlflow: bool) -> str:
+    """What the log says once ``save_model`` returned ``as_mlflow``."""
+    return f"Model saved to {folder}" + (" (an MLflow model holding model.keras)" if as_mlflow
+                                         else "/model.keras (MLflow is not installed)")

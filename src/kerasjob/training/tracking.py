@@ -59,7 +59,10 @@ class Tracker:
         if self.mlflow is not None:
             self.mlflow.log_artifact(str(path))
 
-    def close(self) -> None:
+    def close(self, *artifacts: Path) -> None:
+        """Upload ``artifacts`` (when MLflow is the channel), then end the run."""
+        for path in artifacts:
+            self.artifact(path)
         if self.mlflow is not None:
             self.mlflow.end_run()
 
