@@ -207,3 +207,111 @@ def test_a_bad_endpoint_name_is_refused_before_any_azure_call(backend, name, wor
     assert caught.value.argument == "endpoint"
     assert f"Received: endpoint={name!r}" in str(caught.value)
     assert azure.calls == []
+
+
+# --- kerasjob.fit: your own model and data, refused before anything starts, on every backend (local included) ----
+
+def _fit_model(compiled: bool = True):  # type: ignore[no-untyped-def]
+    import keras
+
+    inputs = keras.Input((4,), name="features")
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs), name="bad-input-net")
+    if compiled:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _fit_data(rows: int = 20):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    x = np.random.default_rng(0).random((rows, 4), dtype=np.float32)
+    return x, (x[:, 0] * 3).astype("int64").clip(0, 2)
+
+
+def _fit(t: Path, **changes):  # type: ignore[no-untyped-def]
+    x, y = _fit_data()
+    return {"model": _fit_model(), "x": x, "y": y, **changes}
+
+
+def _with_nan():  # type: ignore[no-untyped-def]
+    x, _ = _fit_data()
+    x[3, 2] = float("nan")
+    return x
+
+
+def _uncompiled_builder(hyperparameters):  # type: ignore[no-untyped-def]
+    return _fit_model(compiled=False)
+
+
+def _holding_a_file(t: Path):  # type: ignore[no-untyped-def]
+    handle = open(t / "held.txt", "w")  # noqa: SIM115 - a live file the builder holds on to
+
+    def build(hyperparameters):  # type: ignore[no-untyped-def]
+        handle.write("x")
+        return _fit_model()
+    return build
+
+
+def _npz_without_y(t: Path) -> str:
+    import numpy as np
+
+    np.savez(t / "only-x.npz", x=_fit_data()[0])
+    return str(t / "only-x.npz")
+
+
+FIT_CASES = [
+    ("fit-x-shape", "x", lambda t: _fit(t, x=_fit_data()[0][:, :3]), "shape (20, 3)"),
+    ("fit-x-text", "x", lambda t: _fit(t, x=[["a", "b", "c", "d"]] * 20), "dtype <U1"),
+    ("fit-y-length", "y", lambda t: _fit(t, y=_fit_data()[1][:5]), "shape (5,)"),
+    ("fit-x-nan", "x", lambda t: _fit(t, x=_with_nan()), "shape (20, 4)"),
+    ("fit-y-out-of-range", "y", lambda t: _fit(t, y=_fit_data()[1] + 7), "shape (20,)"),
+    ("fit-y-one-hot-for-sparse-loss", "y", lambda t: _fit(t, y=__import__("numpy").eye(3)[_fit_data()[1]]),
+     "shape (20, 3)"),
+    ("fit-model-uncompiled", "model", lambda t: _fit(t, model=_fit_model(compiled=False)), "bad-input-net"),
+    ("fit-builder-uncompiled", "model", lambda t: _fit(t, model=_uncompiled_builder), "_uncompiled_builder"),
+    ("fit-model-cannot-travel", "model", lambda t: _fit(t, model=_holding_a_file(t)), "build"),
+    ("fit-model-missing-file", "model", lambda t: _fit(t, model=str(t / "missing.keras")), "missing.keras"),
+    ("fit-x-dict-unknown-input", "x", lambda t: _fit(t, x={"pixels": _fit_data()[0]}), "pixels"),
+    ("fit-sample-weight-length", "sample_weight", lambda t: _fit(t, sample_weight=[1.0] * 3), "shape (3,)"),
+    ("fit-validation-shape", "validation_data[0]",
+     lambda t: _fit(t, validation_data=(_fit_data()[0][:, :2], _fit_data()[1])), "shape (20, 2)"),
+    ("fit-validation-not-a-tuple", "validation_data", lambda t: _fit(t, validation_data=[1, 2, 3, 4]), "list"),
+    ("fit-epochs-zero", "epochs", lambda t: _fit(t, epochs=0), "0"),
+    ("fit-class-weight-keys", "class_weight", lambda t: _fit(t, class_weight={"cat": 1.0}), "cat"),
+    ("fit-y-missing", "y", lambda t: _fit(t, y=None), "None"),
+    ("fit-npz-without-y", "x", lambda t: _fit(t, x=_npz_without_y(t), y=None), "only-x.npz"),
+]
+
+
+@pytest.mark.parametrize("backend", ["local", *sorted(FAKES)])
+@pytest.mark.parametrize("case, argument, build, received", FIT_CASES, ids=[case[0] for case in FIT_CASES])
+def test_bad_model_or_data_is_refused_before_anything_starts(backend, case, argument, build, received, tmp_path,
+                                                             workspace_config, isolated_home):
+    pytest.importorskip("keras")
+    from kerasjob import fit
+
+    kwargs = build(tmp_path)
+    fake = FAKES.get(backend)
+    with (fake() if fake else _no_fake()) as azure, pytest.raises(ValidationError) as caught:
+        if fake:
+            kwargs.setdefault("workspace_config", workspace_config)
+        fit(backend=backend, show_output=False, **kwargs)
+    message = str(caught.value)
+    assert caught.value.argument == argument, message
+    assert f"`{argument}`" in message and "Received:" in message
+    assert received in message, message
+    assert azure is None or azure.calls == []
+    assert not (isolated_home / "runs").exists() and not (isolated_home / "packages").exists()
+    assert not (isolated_home / "data").exists()  # nothing written: neither the model nor the data
+
+
+class _no_fake:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+def test_the_fit_table_has_at_least_12_cases():
+    assert len(FIT_CASES) >= 12

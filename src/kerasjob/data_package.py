@@ -34,7 +34,8 @@ from .model_package import ModelSummary
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["AZUREML_PREFIX", "DataPackage", "Described", "data_digest", "iter_shards", "package_data"]
+__all__ = ["AZUREML_PREFIX", "DataPackage", "Described", "PreparedData", "data_digest", "iter_shards", "package_data",
+           "prepare_data"]
 
 AZUREML_PREFIX = "azureml:"
 TRAIN_DIR = "train"
@@ -353,8 +354,30 @@ def _split(x: Any, y: Any, sample_weight: Any, summary: ModelSummary, arguments:
     return arrays, rows, columns
 
 
+@dataclass(frozen=True)
+class PreparedData:
+    """Data checked against the model, not yet written: ``write()`` gives its ``DataPackage``."""
+
+    splits: Mapping[str, Mapping[str, Any]]
+    columns: tuple[str, ...] = ()
+    rows: int | None = None
+    registered: str | None = None
+
+    def write(self) -> DataPackage:
+        if self.registered is not None:
+            return DataPackage(data=self.registered)
+        return DataPackage(data=_write(self.splits), columns=self.columns, rows=self.rows,
+                           validation=VALIDATION_DIR in self.splits)
+
+
 def package_data(summary: ModelSummary, x: Any, y: Any = None, *, validation_data: Any = None,
                  sample_weight: Any = None) -> DataPackage:
+    """``prepare_data`` then ``write``: the checked data as a content-addressed folder (see ``prepare_data``)."""
+    return prepare_data(summary, x, y, validation_data=validation_data, sample_weight=sample_weight).write()
+
+
+def prepare_data(summary: ModelSummary, x: Any, y: Any = None, *, validation_data: Any = None,
+                 sample_weight: Any = None) -> PreparedData:
     """Check ``x``, ``y``, ``validation_data`` and ``sample_weight`` against the model, then write them once.
 
     ``x``: an array, a dict of arrays (one per input), a DataFrame, a path to an ``.npz`` file or a folder of
@@ -366,7 +389,7 @@ def package_data(summary: ModelSummary, x: Any, y: Any = None, *, validation_dat
         for name, value in (("y", y), ("validation_data", validation_data), ("sample_weight", sample_weight)):
             if value is not None:
                 raise ValidationError(name, f"None when x is a registered data asset ({x!r} holds it)", value)
-        return DataPackage(data=x)
+        return PreparedData(splits={}, registered=x)
     if x is None:
         raise ValidationError("x", "the training inputs: arrays, a DataFrame, an .npz file or folder, or "
                               "'azureml:NAME[:VERSION]'", x)
@@ -383,7 +406,7 @@ def package_data(summary: ModelSummary, x: Any, y: Any = None, *, validation_dat
                                   "or an .npz file or folder", type(validation_data).__name__)
         splits[VALIDATION_DIR], _, _ = _split(val_x, val_y, val_weight, summary,
                                               ("validation_data[0]", "validation_data[1]", "validation_data[2]"))
-    return DataPackage(data=_write(splits), columns=columns, rows=rows, validation=VALIDATION_DIR in splits)
+    return PreparedData(splits=splits, columns=columns, rows=rows)
 
 
 def iter_shards(folder: Path) -> Iterator[Path]:

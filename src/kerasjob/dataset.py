@@ -33,7 +33,7 @@ from .training.mnist_data import MNIST_FILES, MnistFormatError
 
 __all__ = ["DATASET_SOURCES_TAG", "MNIST_MIRRORS", "MNIST_SHA256", "SEED_MNIST_URL", "blob_folder_uri",
            "check_data_asset", "check_data_folder", "dataset_input", "default_cache_dir", "download_mnist",
-           "get_or_register_mnist", "get_or_register_mnist_asset", "get_registered_dataset", "mirrors",
+           "CONTENT_TAG", "get_or_register_folder_asset", "get_or_register_mnist", "get_or_register_mnist_asset", "get_registered_dataset", "mirrors",
            "mnist_urls", "sources_digest"]
 
 logger = logging.getLogger(__name__)
@@ -272,5 +272,48 @@ def get_or_register_mnist_asset(ml_client: Any, name: str, urls: list[str] | Non
     asset = azure_call(ml_client.data.create_or_update, Data(
         name=name, version=version, path=folder, type=AssetTypes.URI_FOLDER,
         description="MNIST (four IDX files), registered by kerasjob", tags={DATASET_SOURCES_TAG: digest}))
+    logger.info("Registered data asset %s version %s from %s", name, asset.version, folder)
+    return f"azureml:{name}:{asset.version}"
+
+
+#: Tag of a model job's data (asset or FileDataset): the content address of its folder (``kerasjob.data_package``).
+CONTENT_TAG = "kerasjob.content_sha256"
+
+
+def _latest_asset(ml_client: Any, name: str) -> Any:
+    from .retry import azure_call
+    from .azure_errors import is_not_found
+
+    try:
+        return azure_call(ml_client.data.get, name=name, label="latest")
+    except Exception as error:  # noqa: BLE001 - only "not found" means register
+        if not is_not_found(error):
+            raise
+        return None
+
+
+def get_or_register_folder_asset(ml_client: Any, name: str, folder: Path) -> str:
+    """``azureml:NAME:VERSION`` of a model job's data folder as a ``uri_folder`` asset: the latest version when it
+    holds the same content (the folder's name is its content address), else a new version, uploaded by the SDK.
+
+    Example:
+        >>> get_or_register_folder_asset(ml_client, "tiny-net-data", data_folder)   # doctest: +SKIP
+        'azureml:tiny-net-data:1'
+    """
+    from azure.ai.ml.constants import AssetTypes
+    from azure.ai.ml.entities import Data
+
+    from .retry import azure_call
+
+    content = folder.name
+    latest = _latest_asset(ml_client, name)
+    if latest is not None and (latest.tags or {}).get(CONTENT_TAG) == content:
+        logger.info("Reusing data asset %s version %s (same content)", name, latest.version)
+        return f"azureml:{name}:{latest.version}"
+    version = str(int(latest.version) + 1) if latest is not None and str(latest.version).isdigit() else "1"
+    asset = azure_call(ml_client.data.create_or_update, Data(
+        name=name, version=version, path=str(folder), type=AssetTypes.URI_FOLDER,
+        description="Training data of a kerasjob.fit job (train/ and validation/ .npz shards)",
+        tags={CONTENT_TAG: content}))
     logger.info("Registered data asset %s version %s from %s", name, asset.version, folder)
     return f"azureml:{name}:{asset.version}"

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Union, cast
+from typing import Any, Callable, Mapping, Union, cast
 
 from .environment import DEFAULT_BASE_IMAGE, DEFAULT_CONDA_FILE, PACKAGED_CONDA_FILES, read_conda_file
 from .errors import ValidationError
@@ -190,7 +190,7 @@ class TrainingJob:
     sample_weight: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        _package_model(self)
+        write_model_job = _check_model_job(self)
         _validate_source(self)
         _validate_hyperparameters(self)
         _validate_data(self)
@@ -202,6 +202,8 @@ class TrainingJob:
         _validate_arguments(self)
         _validate_environment(self)
         _validate_snapshot(self)
+        if write_model_job is not None:
+            write_model_job()  # only once every check above has passed
 
     # --- derived views -------------------------------------------------------------
 
@@ -232,6 +234,20 @@ class TrainingJob:
             metric = summary.metrics[0]
             return prefix + metric, "minimize" if ("loss" in metric or "error" in metric) else "maximize"
         return prefix + "loss", "minimize"
+
+    @property
+    def model_arguments(self) -> tuple[str, ...]:
+        """A model job's ``--model model.keras`` (or ``--builder builder.pkl``) ``[--custom-objects ...]``, read by
+        the packaged trainer from its own folder; empty for a script.
+
+            >>> TrainingJob().model_arguments
+            ()
+        """
+        if not self.is_model_job:
+            return ()
+        from .model_package import package_model
+
+        return package_model(self.model).arguments
 
     @property
     def _has_validation(self) -> bool:
@@ -291,11 +307,7 @@ class TrainingJob:
         ``data_folder`` is whatever stands for the data on the backend (a path, or
         an Azure dataset input); values are passed as the user gave them.
         """
-        arguments: list = [contract.DATA_FOLDER_FLAG, data_folder]
-        if self.is_model_job:
-            from .model_package import package_model
-
-            arguments += list(package_model(self.model).arguments)
+        arguments: list = [contract.DATA_FOLDER_FLAG, data_folder, *self.model_arguments]
         for name, value in self.script_inputs.items():
             arguments += [contract.flag_for(name), value]
         return arguments + list(self.arguments)
@@ -342,8 +354,9 @@ _FIT_OPTIONS: dict[str, tuple[str, object]] = {  # name -> (what it must be, a c
 }
 
 
-def _package_model(job: TrainingJob) -> None:
-    """``model=``: the model packaged as the job's source folder, its data checked and written as ``data``."""
+def _check_model_job(job: TrainingJob) -> Callable[[], None] | None:
+    """``model=``: the model and its data checked against each other (nothing written); returns what writes the
+    model as the job's source folder and the data as its ``data``, run once every other check has passed."""
     data_fields = ("x", "y", "validation_data", "sample_weight")
     if job.model is None:
         for name in data_fields:
@@ -351,38 +364,50 @@ def _package_model(job: TrainingJob) -> None:
                 raise ValidationError(name, "None unless `model` is given (x, y, ... are a model's data)",
                                       type(getattr(job, name)).__name__,
                                       hint="Pass model=<a compiled keras.Model> too, or use kerasjob.fit(model, x, y).")
-        return
-    from .model_package import package_model, pinned_conda_file
-    from .data_package import package_data
+        return None
+    from .data_package import prepare_data
+    from .model_package import FIT_ENTRY_SCRIPT, pinned_conda_file, prepare_model
 
     if not isinstance(job.hyperparameters, Mapping):
         raise ValidationError("hyperparameters", "a mapping of names to str, int, float or bool", job.hyperparameters)
     for name, (expected, check) in _FIT_OPTIONS.items():
         if name in job.hyperparameters and not check(job.hyperparameters[name]):  # type: ignore[operator]
             raise ValidationError(name, expected, job.hyperparameters[name])
-    package = package_model(job.model, builder_hyperparameters={
+    prepared = prepare_model(job.model, builder_hyperparameters={
         name: value for name, value in job.hyperparameters.items() if name not in _FIT_OPTIONS})
+    data = None
     if job.x is not None:
-        data = package_data(package.summary, job.x, job.y, validation_data=job.validation_data,
+        data = prepare_data(prepared.summary, job.x, job.y, validation_data=job.validation_data,
                             sample_weight=job.sample_weight)
-        _set(job, "data", data.data)
-        for name in data_fields:
-            _set(job, name, None)  # consumed: the job holds the written folder, never the caller's arrays
     elif job.data is None:
         raise ValidationError("x", "the training data (arrays, a DataFrame, an .npz file or folder, or "
                               "'azureml:NAME[:VERSION]') for model=", None)
     elif any(getattr(job, name) is not None for name in data_fields[1:]):
         raise ValidationError("x", "the training inputs, given with y / validation_data / sample_weight", None)
-    _set(job, "model", package.folder)
-    _set(job, "source_dir", package.folder)
-    _set(job, "entry_script", "keras_fit.py")
-    derived = re.sub(r"[^A-Za-z0-9_-]+", "-", package.summary.name).strip("-_") or "keras-model"
+    _set(job, "source_dir", DEFAULT_SOURCE_DIR)  # checked as the trainer's folder; the package adds the model
+    _set(job, "entry_script", FIT_ENTRY_SCRIPT)
+    derived = re.sub(r"[^A-Za-z0-9_-]+", "-", prepared.summary.name).strip("-_") or "keras-model"
     if job.experiment == _DEFAULT_NAME:
         _set(job, "experiment", derived)
     if job.model_name == _DEFAULT_NAME:
         _set(job, "model_name", derived)
-    if package.pickles:
-        _set(job, "conda_file", pinned_conda_file(Path(job.conda_file)))
+    if job.dataset_name == "mnist-dataset":  # on Azure, the data asset (v2) or FileDataset (v1) of the model's data
+        _set(job, "dataset_name", f"{job.model_name}-data" if _ASSET_NAME.fullmatch(str(job.model_name)) else derived)
+    if data is not None and data.registered is not None:
+        _set(job, "data", data.registered)
+    for name in data_fields:
+        _set(job, name, None)  # consumed: the job holds the written folder, never the caller's arrays
+
+    def write() -> None:
+        package = prepared.write()
+        _set(job, "model", package.folder)
+        _set(job, "source_dir", package.folder)
+        if data is not None and data.registered is None:
+            _set(job, "data", data.write().data)
+        if package.pickles:
+            _set(job, "conda_file", pinned_conda_file(Path(job.conda_file)))
+
+    return write
 
 
 def _validate_source(job: TrainingJob) -> None:

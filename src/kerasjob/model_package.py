@@ -37,8 +37,8 @@ from typing import Any, Callable, Iterator, Mapping
 from .errors import ValidationError
 
 __all__ = ["BUILDER_FILE", "CUSTOM_OBJECTS_FILE", "FIT_ENTRY_SCRIPT", "MODEL_FILE", "PACKAGE_MARKER", "ModelPackage",
-           "ModelSummary", "build_from", "is_package", "load_custom_objects", "load_trained_model", "package_model",
-           "pinned_conda_file", "summarize"]
+           "ModelSummary", "PreparedModel", "build_from", "is_package", "load_custom_objects", "load_trained_model", "package_model",
+           "pinned_conda_file", "prepare_model", "summarize"]
 
 MODEL_FILE = "model.keras"
 BUILDER_FILE = "builder.pkl"
@@ -284,6 +284,24 @@ def build_from(builder: Callable[..., Any], hyperparameters: Mapping[str, Any], 
     return model
 
 
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model checked and serialized in memory, not yet written: ``write()`` makes it a package."""
+
+    summary: ModelSummary
+    files: Mapping[str, bytes]
+    builder: bool
+    pickles: bool
+    existing: ModelPackage | None = None
+
+    def write(self) -> ModelPackage:
+        if self.existing is not None:
+            return self.existing
+        folder = _write_package(self.files, self.summary, self.builder, self.pickles)
+        return ModelPackage(folder=folder, summary=self.summary, builder=self.builder, pickles=self.pickles,
+                            arguments=_arguments(self.builder, self.pickles))
+
+
 def package_model(model: Any, *, builder_hyperparameters: Mapping[str, Any] | None = None,
                   argument: str = "model") -> ModelPackage:
     """``model`` (a compiled ``keras.Model``, a ``.keras`` path, a builder or a package folder) as a package.
@@ -291,8 +309,15 @@ def package_model(model: Any, *, builder_hyperparameters: Mapping[str, Any] | No
     A builder is called once with ``builder_hyperparameters`` to check it returns a compiled model (and to
     read its inputs and metrics); it travels pickled.
     """
+    return prepare_model(model, builder_hyperparameters=builder_hyperparameters, argument=argument).write()
+
+
+def prepare_model(model: Any, *, builder_hyperparameters: Mapping[str, Any] | None = None,
+                  argument: str = "model") -> PreparedModel:
+    """Everything ``package_model`` checks and serializes, with nothing written yet."""
     if is_package(model):
-        return _read_package(Path(model))
+        existing = _read_package(Path(model))
+        return PreparedModel(existing.summary, {}, existing.builder, existing.pickles, existing=existing)
     import keras
 
     files: dict[str, bytes] = {}
@@ -337,10 +362,7 @@ def package_model(model: Any, *, builder_hyperparameters: Mapping[str, Any] | No
                               "fn(hyperparameters) -> compiled keras.Model", model)
     if custom:
         files[CUSTOM_OBJECTS_FILE] = _cloudpickle(custom, argument, f"custom objects ({', '.join(sorted(custom))})")
-    pickles = builder or bool(custom)
-    folder = _write_package(files, summary, builder, pickles)
-    return ModelPackage(folder=folder, summary=summary, builder=builder, pickles=pickles,
-                        arguments=_arguments(builder, pickles))
+    return PreparedModel(summary, files, builder, builder or bool(custom))
 
 
 def pinned_conda_file(conda_file: Path) -> Path:

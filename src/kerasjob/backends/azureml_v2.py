@@ -32,7 +32,7 @@ from typing import Any, Iterator
 from ..azure_errors import is_not_found
 from ..champion import ALIAS_TAG_VALUE, RegisteredVersion, TaggedAliasRegistry, tag_aliases
 from ..compute import get_or_create_compute_v2
-from ..dataset import check_data_asset, get_or_register_mnist_asset
+from ..dataset import check_data_asset, get_or_register_folder_asset, get_or_register_mnist_asset
 from ..environment import environment_version, get_or_create_environment, read_conda_file
 from ..errors import DataError, KerasJobError, WorkspaceNotFound, was_interrupted
 from ..job import MpiDistribution, TrainingJob
@@ -65,7 +65,9 @@ def data_input(job: TrainingJob, mnist_asset: str | None = None) -> Any:
     from azure.ai.ml.constants import AssetTypes, InputOutputModes
 
     mode = InputOutputModes.DOWNLOAD if job.data_mode == "download" else InputOutputModes.RO_MOUNT
-    if job.registered_dataset and not mnist_asset:
+    if job.is_model_job and mnist_asset:  # a model job's data, registered once as a versioned asset
+        path = mnist_asset
+    elif job.registered_dataset and not mnist_asset:
         name, version = job.registered_dataset
         path = f"azureml:{name}:{version}" if version else f"azureml:{name}@latest"
     elif job.local_data_folder is not None:
@@ -91,7 +93,7 @@ def command_line(job: TrainingJob) -> str:
     """``python SCRIPT --data-folder ${{inputs.data_folder}} --batch-size ${{inputs.batch_size}} ...``."""
     import shlex
 
-    parts = ["python", job.entry_script, DATA_FOLDER_FLAG, "${{inputs.%s}}" % DATA_INPUT]
+    parts = ["python", job.entry_script, DATA_FOLDER_FLAG, "${{inputs.%s}}" % DATA_INPUT, *job.model_arguments]
     for name in job.script_inputs:
         parts += [flag_for(name), "${{inputs.%s}}" % name]
     return " ".join(parts + [shlex.quote(argument) for argument in job.arguments])
@@ -229,6 +231,8 @@ class AzureMLv2Backend(AzureBackend):
         mnist_asset = None
         if job.registered_dataset is not None:
             mnist_asset = check_data_asset(client, *job.registered_dataset)
+        elif job.is_model_job and job.local_data_folder is not None:
+            mnist_asset = get_or_register_folder_asset(client, job.dataset_name, job.local_data_folder)
         elif job.local_data_folder is None:
             mnist_asset = get_or_register_mnist_asset(client, job.dataset_name)
         environment = get_or_create_environment(client, read_conda_file(job.conda_file, job.base_image))
