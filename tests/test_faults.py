@@ -561,3 +561,45 @@ def test_the_local_endpoint_limits_bodies_checks_its_token_and_takes_a_port(tmp_
     finally:
         endpoint.delete()
     assert not endpoint.alive()
+
+
+# --- resume (issue 20, step 3): a killed training process restarts from its checkpoint -------------------------
+
+def _final_checkpoint(run_dir: Path) -> list[Any]:
+    from kerasjob.training.checkpoint import latest_checkpoint
+
+    found = latest_checkpoint(run_dir / "outputs" / "checkpoints")
+    assert found is not None
+    return found.arrays
+
+
+def test_a_training_process_killed_after_epoch_2_of_4_resumes_and_ends_as_an_uninterrupted_run(tiny_mnist):
+    import numpy as np
+
+    from kerasjob import TrainingJob
+    from kerasjob.backends.local import LocalBackend
+    from kerasjob.tracking import client
+
+    hyperparameters = {"epochs": 4, "batch_size": 32, "first_layer_neurons": 16, "second_layer_neurons": 8,
+                       "seed": 7}
+    job = TrainingJob(data=tiny_mnist, hyperparameters=hyperparameters, max_restarts=1)
+    run = LocalBackend(grace_seconds=1).submit(job)
+    checkpoints = run.run_dir / "outputs" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not (checkpoints / "epoch-000001.npz").exists():  # epoch 2 of 4 is done and saved
+        assert time.monotonic() < deadline and not run.status().is_final, run.log_tail()
+        time.sleep(0.05)
+    child = run._state()["children"][0]["pid"]
+    os.kill(child, signal.SIGKILL)
+    assert run.wait().value == "completed", run.log_tail(40)
+    log = run.log_tail(10**6)
+    assert "(killed by signal 9 (SIGKILL)): restart 1 of 1" in log
+    history = client().get_metric_history(run.mlflow_run_id, "Accuracy")
+    assert sorted(metric.step for metric in history) == [0, 1, 2, 3]  # each epoch exactly once
+
+    straight = LocalBackend().submit(job.with_changes(max_restarts=0))
+    assert straight.wait().value == "completed", straight.log_tail(40)
+    resumed, uninterrupted = _final_checkpoint(run.run_dir), _final_checkpoint(straight.run_dir)
+    assert len(resumed) == len(uninterrupted)
+    for left, right in zip(resumed, uninterrupted):
+        np.testing.assert_allclose(left, right, rtol=0, atol=1e-6)

@@ -232,9 +232,14 @@ def test_kerasjobs_script_reports_through_the_supervisor_and_never_imports_mlflo
     assert "Accuracy" in (Path(result.run.run_dir) / "logs" / "metrics.jsonl").read_text()
 
 
-def test_a_store_failure_after_the_script_started_stops_it_and_the_run_ends_failed(tiny_mnist):
-    # The caller never opens the store (that is why --no-wait is instant): the supervisor does, while the
-    # script starts. A store it cannot use stops the script; the run ends failed, saying why.
+def test_a_store_failure_after_the_script_started_stops_it_and_the_run_ends_failed(tiny_mnist, monkeypatch):
+    # The caller only checks the store's first bytes (that is why --no-wait is instant): the supervisor opens it,
+    # while the script starts. A store that breaks after the caller's check (simulated: the check is skipped)
+    # stops the script; the run ends failed, saying why. A store damaged before submit is refused up front
+    # (tests/test_faults.py).
+    import kerasjob.tracking
+
+    monkeypatch.setattr(kerasjob.tracking, "check_store", lambda uri: None)
     store = Path(os.environ["KERASJOB_HOME"]) / "mlflow.db"
     store.parent.mkdir(parents=True, exist_ok=True)
     store.write_bytes(b"not an SQLite database" * 100)
