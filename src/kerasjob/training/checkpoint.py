@@ -135,13 +135,15 @@ def _mark_logged(folder: Path, epoch: int) -> None:
 
 def train_epochs(trainer: Any, epochs: int, folder: Path | None,
                  report: Callable[[int, dict[str, Any]], None],
-                 log: Callable[[str], None] = print) -> dict[str, list[Any]]:
+                 log: Callable[[str], None] = print,
+                 show: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, list[Any]]:
     """Train ``trainer`` (a ``fused_epoch.Trainer``) up to ``epochs``, resuming from ``folder``'s newest checkpoint.
 
     After each epoch: the checkpoint (with the history so far), then ``report(epoch, logs)`` (the trainer logs
-    its metrics there), then a marker that the epoch was reported. A resumed run reports only the epochs the
-    marker does not cover, so no epoch's metrics are logged twice and none is lost. Returns Keras's history
-    dict over all epochs, the resumed ones included.
+    its metrics there), then a marker that the epoch was reported, then ``show(epoch, logs)`` (the epoch's line
+    on stdout). A resumed run reports only the epochs the marker does not cover, so no epoch's metrics are
+    lost and none is logged twice unless the process dies between ``report`` and the marker (a file rename
+    apart). Returns Keras's history dict over all epochs, the resumed ones included.
     """
     history: dict[str, list[Any]] = {}
     start = 0
@@ -167,4 +169,6 @@ def train_epochs(trainer: Any, epochs: int, folder: Path | None,
         report(epoch, logs)
         if folder is not None:
             _mark_logged(folder, epoch)
+        if show is not None:
+            show(epoch, logs)
     return history

@@ -269,15 +269,17 @@ def main(argv: list[str] | None = None) -> int:
                            log=lambda line: print(line, flush=True))
     epoch_started = [time.perf_counter()]
 
-    def report(epoch: int, logs: dict[str, Any]) -> None:
-        scalars = {name: value for name, value in logs.items() if isinstance(value, float)}
-        tracker.metrics(scalars, step=epoch)
-        shown = " - ".join(f"{name} {value:.4f}" for name, value in scalars.items())
+    def scalars(logs: dict[str, Any]) -> dict[str, float]:
+        return {name: value for name, value in logs.items() if isinstance(value, float)}
+
+    def show(epoch: int, logs: dict[str, Any]) -> None:
+        shown = " - ".join(f"{name} {value:.4f}" for name, value in scalars(logs).items())
         print(f"Epoch {epoch + 1}/{args.epochs} - {time.perf_counter() - epoch_started[0]:.1f}s - {shown}", flush=True)
         epoch_started[0] = time.perf_counter()
 
-    history = train_epochs(trainer, args.epochs, checkpoint_dir_from(args.checkpoint_dir), report,
-                           log=lambda line: print(line, flush=True))
+    history = train_epochs(trainer, args.epochs, checkpoint_dir_from(args.checkpoint_dir),
+                           lambda epoch, logs: tracker.metrics(scalars(logs), step=epoch),
+                           log=lambda line: print(line, flush=True), show=show)
     trainer.write_back()
     print(f"Fit seconds: {time.perf_counter() - started:.2f} ({keras.backend.backend()}, "
           f"{'fused epoch' if trainer.fused else 'Keras fit'})", flush=True)

@@ -162,17 +162,19 @@ def save_plot(history: dict[str, list[float]], path: Path) -> None:
 
 
 def train_single(keras: Any, args: argparse.Namespace, data: Data, on_epoch: EpochCallback,
-                 checkpoint_dir: Path | None = None,
-                 history: dict[str, list[float]] | None = None) -> tuple[Any, float, float]:
+                 checkpoint_dir: Path | None = None, history: dict[str, list[float]] | None = None,
+                 show: EpochCallback | None = None) -> tuple[Any, float, float]:
     """One process, on the backend Keras was loaded with: one compiled program per epoch (``fused_epoch.py``),
     resuming from the newest checkpoint in ``checkpoint_dir`` and writing one after every epoch. ``history``,
-    when given, receives every epoch's metrics under the script's names, the resumed ones too."""
+    when given, receives every epoch's metrics under the script's names, the resumed ones too; ``on_epoch`` logs
+    an epoch's metrics, ``show`` prints its line once the checkpoint records them as logged."""
     x_train, y_train, x_test, y_test = data
     model = build_model(keras, args)
     trainer = make_trainer(model, x_train, y_train, validation=(x_test, y_test), batch_size=args.batch_size,
                            seed=args.seed)
     logs = train_epochs(trainer, args.epochs, checkpoint_dir,
-                        lambda epoch, logs: on_epoch(epoch, EpochMetrics.from_logs(logs)))
+                        lambda epoch, logs: on_epoch(epoch, EpochMetrics.from_logs(logs)),
+                        show=None if show is None else lambda epoch, logs: show(epoch, EpochMetrics.from_logs(logs)))
     trainer.write_back()
     epochs = [EpochMetrics.from_logs({name: values[epoch] for name, values in logs.items()})
               for epoch in range(len(logs.get("loss", [])))]
@@ -232,24 +234,30 @@ def main(argv: list[str] | None = None) -> int:
     history: dict[str, list[float]] = {name: [] for name in EPOCH_METRICS}
     epoch_started = [time.perf_counter()]
 
-    def on_epoch(epoch: int, metrics: EpochMetrics) -> None:
+    def record(epoch: int, metrics: EpochMetrics) -> None:
         if chief:
             if cluster is not None:  # train_single fills history itself, resumed epochs included
                 for name, value in metrics.named().items():
                     history[name].append(value)
             tracker.metrics(metrics.named(), step=epoch)
+
+    def show(epoch: int, metrics: EpochMetrics) -> None:
         evaluated = f" - Loss {metrics.test_loss:.4f} - Accuracy {metrics.test_accuracy:.4f}" if chief else ""
         print(f"Epoch {epoch + 1}/{args.epochs} - {time.perf_counter() - epoch_started[0]:.1f}s - "
               f"train loss {metrics.train_loss:.4f} - train accuracy {metrics.train_accuracy:.4f}{evaluated}",
               flush=True)
         epoch_started[0] = time.perf_counter()
 
+    def on_epoch(epoch: int, metrics: EpochMetrics) -> None:
+        record(epoch, metrics)
+        show(epoch, metrics)
+
     if chief:
         preload()  # MLflow imports while the model trains; outputs/model is an MLflow model
     started = time.perf_counter()
     if cluster is None:
-        model, loss, accuracy = train_single(keras, args, data, on_epoch, checkpoint_dir_from(args.checkpoint_dir),
-                                             history)
+        model, loss, accuracy = train_single(keras, args, data, record, checkpoint_dir_from(args.checkpoint_dir),
+                                             history, show)
     else:
         import tensorflow as tf
 
