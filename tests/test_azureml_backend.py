@@ -36,8 +36,12 @@ def test_the_seed_call_sequence_script_arguments_compute_environment_and_registr
     arguments = config.arguments
     assert arguments[0] == "--data-folder" and isinstance(arguments[1], DatasetConsumptionConfig)
     assert arguments[1].mode == "download"
-    assert arguments[2:] == ["--batch-size", 50, "--first-layer-neurons", 300, "--second-layer-neurons", 100,
-                             "--learning-rate", 0.001, "--epochs", 20]
+    assert arguments[2:-2] == ["--batch-size", 50, "--first-layer-neurons", 300, "--second-layer-neurons", 100,
+                               "--learning-rate", 0.001, "--epochs", 20]
+    from azureml.data import OutputFileDatasetConfig  # checkpoints on the datastore: a preempted node's restart resumes
+
+    assert arguments[-2] == "--checkpoint-dir" and isinstance(arguments[-1], OutputFileDatasetConfig)
+    assert arguments[-1].name == "checkpoints" and arguments[-1].mode == "mount"
     assert config.run_config.target == "gpu-cluster"
     environment = config.run_config.environment
     assert isinstance(environment, Environment)

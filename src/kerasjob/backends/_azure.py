@@ -24,8 +24,33 @@ from ..optional import Extra
 from ..workspace import check_workspace_arguments
 from .base import Backend, BackendOptions, RunStatus
 
-__all__ = ["FINAL_STATES", "STATUS_MAP", "AzureBackend", "map_status", "translate_distribution",
-           "workspace_arguments"]
+__all__ = ["CHECKPOINT_FLAG", "CHECKPOINT_OUTPUT", "FINAL_STATES", "STATUS_MAP", "AzureBackend", "keeps_checkpoints",
+           "map_status", "translate_distribution", "workspace_arguments"]
+
+#: The output that holds the packaged trainers' per-epoch checkpoints on Azure ML, and the flag they read it from.
+CHECKPOINT_OUTPUT, CHECKPOINT_FLAG = "checkpoints", "--checkpoint-dir"
+
+
+def keeps_checkpoints(job: Any) -> bool:
+    """Whether the job's script is one of kerasjob's trainers (``keras_mnist.py``, ``keras_fit.py``), which write a
+    checkpoint after every epoch into ``--checkpoint-dir`` and resume from the newest one when they start.
+
+    Why a location outside the node: a low-priority node is preempted when Azure needs it back, and Azure ML
+    then starts the same job again, from the beginning of its command, on another node ("the risk [...] of
+    having the job interrupted and later re-started", hi-ml: "Using Cheap Low Priority VMs",
+    https://hi-ml.readthedocs.io/en/latest/lowpriority.html; Azure Batch, on which AmlCompute runs, requeues a
+    preempted task and loses "all work that wasn't appropriately checkpointed", MicrosoftDocs azure-docs,
+    batch-spot-vms). The node's disk, ``./outputs`` included, does not come along, so the checkpoints go to
+    the workspace's default datastore, keyed by the job, which a restart of the same job sees again:
+
+    - v2: an output ``uri_folder`` in ``rw_mount`` mode (``azure.ai.ml.constants.InputOutputModes.RW_MOUNT``)
+      without a path, so the service puts it on the workspace's default datastore under the job's name and the
+      output's name (the SDK leaves the default to the service), passed as
+      ``--checkpoint-dir ${{outputs.checkpoints}}``;
+    - v1: ``OutputFileDatasetConfig(name="checkpoints").as_mount()`` (azureml/data/output_dataset_config.py:
+      destination defaults to ``workspaceblobstore`` at ``dataset/{run-id}/{output-name}``), passed the same way.
+    """
+    return bool(job.uses_packaged_script or getattr(job, "is_model_job", False))
 
 T = TypeVar("T")
 

@@ -29,7 +29,8 @@ from ..job import MpiDistribution, TrainingJob
 from ..optional import AZUREML
 from ..retry import azure_call, create_once
 from ..workspace import load_workspace
-from ._azure import STATUS_MAP, AzureBackend, map_status, translate_distribution, workspace_arguments
+from ._azure import (CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, STATUS_MAP, AzureBackend, keeps_checkpoints, map_status,
+                     translate_distribution, workspace_arguments)
 from .base import BackendOptions, JobRun, ModelVersion, RunStatus, safe_destination
 
 __all__ = ["DEFAULT_POLL_SECONDS", "DRIVER_LOG_MARKERS", "STATUS_MAP", "AzureMLBackend", "AzureMLModelRegistry",
@@ -60,9 +61,14 @@ def build_script_run_config(job: TrainingJob, *, data_input: Any, compute_target
     """The pure translation: ``TrainingJob`` -> ``ScriptRunConfig`` (nothing is sent)."""
     from azureml.core import ScriptRunConfig
 
+    arguments = list(job.script_arguments(data_input))
+    if keeps_checkpoints(job):  # on the workspace's datastore: a restart after preemption resumes from it
+        from azureml.data import OutputFileDatasetConfig
+
+        arguments += [CHECKPOINT_FLAG, OutputFileDatasetConfig(name=CHECKPOINT_OUTPUT).as_mount()]
     config = ScriptRunConfig(
         source_directory=str(job.source_dir), script=job.entry_script,
-        arguments=job.script_arguments(data_input), compute_target=compute_target, environment=environment,
+        arguments=arguments, compute_target=compute_target, environment=environment,
         max_run_duration_seconds=int(job.timeout) if job.timeout else None,
         distributed_job_config=distributed_job_config(job),
     )

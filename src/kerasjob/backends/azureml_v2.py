@@ -40,7 +40,8 @@ from ..optional import AZUREML_V2
 from ..retry import azure_call, create_once
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
 from ..workspace import load_ml_client, tracking_client
-from ._azure import FINAL_STATES, STATUS_MAP, AzureBackend, map_status, translate_distribution, workspace_arguments
+from ._azure import (CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, FINAL_STATES, STATUS_MAP, AzureBackend, keeps_checkpoints,
+                     map_status, translate_distribution, workspace_arguments)
 from .azureml_v2_log import JobLog, LineWriter, service_error
 from .base import BackendOptions, JobRun, LineSink, ModelVersion, RunStatus, move_files
 
@@ -96,6 +97,8 @@ def command_line(job: TrainingJob) -> str:
     parts = ["python", job.entry_script, DATA_FOLDER_FLAG, "${{inputs.%s}}" % DATA_INPUT, *job.model_arguments]
     for name in job.script_inputs:
         parts += [flag_for(name), "${{inputs.%s}}" % name]
+    if keeps_checkpoints(job):  # resumed from by a restart after preemption (see keeps_checkpoints)
+        parts += [CHECKPOINT_FLAG, "${{outputs.%s}}" % CHECKPOINT_OUTPUT]
     return " ".join(parts + [shlex.quote(argument) for argument in job.arguments])
 
 
@@ -105,10 +108,12 @@ def build_command_job(job: TrainingJob, *, environment: str, data: Any = None) -
     ``environment`` is ``"name:version"`` of an environment asset (see
     ``kerasjob.environment.environment_version``); ``data`` the data input (default: :func:`data_input`).
     """
-    from azure.ai.ml import command
+    from azure.ai.ml import Output, command
 
     inputs = {DATA_INPUT: data if data is not None else data_input(job), **job.script_inputs}
+    outputs = {CHECKPOINT_OUTPUT: Output(type="uri_folder", mode="rw_mount")} if keeps_checkpoints(job) else None
     return command(
+        outputs=outputs,
         code=str(job.source_dir),
         command=command_line(job),
         inputs=inputs,
