@@ -41,7 +41,7 @@ def test_v2_submits_the_model_file_and_a_data_asset_registered_once_and_register
     assert data_upload and (data_upload[0] / "train" / "data.npz").is_file()
     job = azure.submissions[0]
     assert job.inputs["data_folder"].path.endswith("data/azure-net-data/versions/1")
-    assert "python keras_fit.py --data-folder ${{inputs.data_folder}} --model model.keras" in job.command
+    assert "python fit_job.py --data-folder ${{inputs.data_folder}} --model model.keras" in job.command
     assert job.experiment_name == "azure-net"
     code = [path for path in azure.uploads if (path / "keras_fit.py").is_file()]
     assert code and (code[0] / "model.keras").is_file()

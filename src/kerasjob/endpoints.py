@@ -95,6 +95,8 @@ def prediction_from(outputs: Any) -> Prediction:
     values, or a dict of them for a multi-output model."""
     if isinstance(outputs, dict) and all(isinstance(value, list) for value in outputs.values()):
         return Prediction.of(outputs)
+    if isinstance(outputs, list) and outputs and all(isinstance(row, dict) for row in outputs):
+        outputs = [list(row.values()) for row in outputs]  # a DataFrame answered as records: one row of scores each
     if not isinstance(outputs, list) or not outputs or not all(
             isinstance(row, (int, float)) or isinstance(row, list) for row in outputs):
         raise KerasJobError(f"The endpoint answered {str(outputs)[:200]!r}, not rows of predictions.")

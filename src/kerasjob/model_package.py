@@ -43,7 +43,7 @@ __all__ = ["BUILDER_FILE", "CUSTOM_OBJECTS_FILE", "FIT_ENTRY_SCRIPT", "MODEL_FIL
 MODEL_FILE = "model.keras"
 BUILDER_FILE = "builder.pkl"
 CUSTOM_OBJECTS_FILE = "custom_objects.pkl"
-FIT_ENTRY_SCRIPT = "keras_fit.py"
+FIT_ENTRY_SCRIPT = "fit_job.py"
 #: What marks a folder as a package this module wrote (and what it says about the model).
 PACKAGE_MARKER = "kerasjob_model.json"
 _TRAINING_DIR = Path(__file__).with_name("training")

@@ -202,6 +202,7 @@ def _load(uri: str, tracking_uri: str | None) -> Any:
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     try:
+        uri = _with_custom_objects(uri)
         pyfunc = mlflow.pyfunc.load_model(uri)
     except MlflowException as error:
         if error.error_code != "RESOURCE_DOES_NOT_EXIST":
@@ -408,6 +409,22 @@ def request_body(inputs: Any) -> dict[str, Any]:
     if isinstance(inputs, dict):
         return {"inputs": {name: np.asarray(value).tolist() for name, value in inputs.items()}}
     return {"inputs": np.asarray(inputs).tolist()}
+
+
+def _with_custom_objects(uri: str) -> str:
+    """The model's local folder, with the custom objects it carries (``custom_objects.pkl``, written by
+    ``kerasjob.fit``'s trainer) registered with Keras first, so that its layers load in this process too."""
+    import mlflow
+
+    local = Path(uri) if Path(uri).is_dir() else Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    pickled = local / "custom_objects.pkl"
+    if pickled.is_file():
+        import cloudpickle
+        import keras
+
+        with open(pickled, "rb") as handle:
+            keras.saving.get_custom_objects().update(dict(cloudpickle.load(handle)))
+    return str(local)
 
 
 def predict(model: TrainingResult | str | os.PathLike[str], inputs: Any) -> Prediction:
