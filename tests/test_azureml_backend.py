@@ -31,8 +31,8 @@ def test_the_seed_call_sequence_script_arguments_compute_environment_and_registr
     assert isinstance(config, ScriptRunConfig)
     assert config.script == "keras_mnist.py"
     assert sorted(p.name for p in __import__("pathlib").Path(config.source_directory).glob("*.py")) == [
-        "__init__.py", "checkpoint.py", "contract.py", "fused_epoch.py", "keras_fit.py", "keras_mnist.py",
-        "mlflow_model.py", "mnist_data.py", "multi_worker.py", "tracking.py"]
+        "__init__.py", "checkpoint.py", "contract.py", "fit_job.py", "fused_epoch.py", "keras_fit.py",
+        "keras_mnist.py", "mlflow_model.py", "mnist_data.py", "multi_worker.py", "pyfunc_loader.py", "tracking.py"]
     arguments = config.arguments
     assert arguments[0] == "--data-folder" and isinstance(arguments[1], DatasetConsumptionConfig)
     assert arguments[1].mode == "download"

@@ -253,6 +253,13 @@ def test_the_script_trains_a_model_file_with_custom_objects_on_shards(job_inputs
     assert [spec["tensor-spec"]["shape"] for spec in signature["outputs"]] == [[-1, 2]]
     assert (model / "model.keras").is_file() and (model / "custom_objects.pkl").is_file()
     assert (tmp_path / "outputs" / "training.png").stat().st_size > 0
+    # Served in a process that never defined the custom layer: the pyfunc flavor registers it first.
+    served = subprocess.run(
+        [sys.executable, "-c", "import sys, numpy as np, mlflow.pyfunc; "
+         "print(mlflow.pyfunc.load_model(sys.argv[1]).predict(np.zeros((3, 4), 'float32')).shape)", str(model)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert served.stdout.strip().splitlines()[-1] == "(3, 2)"
     assert sorted(p.name for p in (tmp_path / "outputs" / "checkpoints").glob("*.npz")) == [
         "epoch-000000.npz", "epoch-000001.npz"]
 

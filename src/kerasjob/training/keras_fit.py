@@ -47,7 +47,7 @@ else:  # at run time, sibling helpers: this folder is the job's whole source dir
     from mlflow_model import preload, save_model, saved_message
     from tracking import Tracker, save_history_plot, write_json
 
-__all__ = ["Data", "load_data", "load_model", "main", "parse_args", "parse_value"]
+__all__ = ["Data", "load_data", "load_model", "main", "parse_args", "parse_value", "resolve"]
 
 OUTPUTS = Path("outputs")
 
@@ -125,6 +125,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     parser.add_argument("--fused", type=_boolean, default=True,
                         help="train one compiled program per epoch where the model allows (default true)")
     args, rest = parser.parse_known_args(argv)
+    for name in ("model", "builder", "custom_objects"):
+        if getattr(args, name):
+            setattr(args, name, resolve(getattr(args, name)))
     hyperparameters: dict[str, Any] = {}
     index = 0
     while index < len(rest):
@@ -188,6 +191,12 @@ def _load_pickle(path: str) -> Any:
 
     with open(path, "rb") as stream:
         return cloudpickle.load(stream)
+
+
+def resolve(path: str) -> str:
+    """``path`` as given when it exists, else beside this script (a job's files sit in its source folder)."""
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), path)
+    return beside if not os.path.exists(path) and not os.path.isabs(path) and os.path.exists(beside) else path
 
 
 def load_model(keras: Any, args: argparse.Namespace, hyperparameters: dict[str, Any]) -> Any:
@@ -286,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
 
     write_json(history, OUTPUTS / "history.json")
     model_dir = OUTPUTS / "model"
-    extra = [Path(args.custom_objects)] if args.custom_objects else []
-    as_mlflow = save_model(model, model_dir, data.x, columns=data.columns, extra_files=extra)
+    as_mlflow = save_model(model, model_dir, data.x, columns=data.columns,
+                           custom_objects=Path(args.custom_objects) if args.custom_objects else None)
     save_history_plot(history, OUTPUTS / "training.png", title=str(getattr(model, "name", "model")))
     tracker.close(OUTPUTS / "history.json", OUTPUTS / "training.png")
     print(saved_message(model_dir, as_mlflow), flush=True)

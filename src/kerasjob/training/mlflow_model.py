@@ -52,7 +52,7 @@ def preload() -> None:
         _loader.start()
 
 
-def _requirements() -> list[str]:
+def _requirements(cloudpickle: bool = False) -> list[str]:
     """The packages that serve the model, pinned to those that trained it where installed.
 
     Serving loads ``model.keras`` on Keras's default backend, TensorFlow, whichever
@@ -62,7 +62,7 @@ def _requirements() -> list[str]:
     from importlib import metadata
 
     pinned = []
-    for distribution in ("tensorflow", "keras", "mlflow"):
+    for distribution in ("tensorflow", "keras", "mlflow", *(["cloudpickle"] if cloudpickle else [])):
         try:
             pinned.append(f"{distribution}=={metadata.version(distribution)}")
         except metadata.PackageNotFoundError:
@@ -141,26 +141,39 @@ def infer_signature(model: Any, example: Any, columns: list[str] | None = None) 
     return ModelSignature(inputs=inputs, outputs=_tensor_schema(prediction))
 
 
-def _save_tabular(model: Any, staging: Path, signature: Any, example: Any) -> None:
+def _save_tabular(model: Any, staging: Path, signature: Any, example: Any, cloudpickle: bool) -> None:
     """mlflow.keras takes tensor signatures only: save without one, then write the column-based signature and
     the DataFrame example into ``MLmodel`` (the keras flavor's pyfunc feeds a DataFrame's values to the model)."""
     import mlflow.keras
     from mlflow.models import Model
     from mlflow.models.utils import _save_example
 
-    mlflow.keras.save_model(model, str(staging.resolve()), pip_requirements=_requirements())
+    mlflow.keras.save_model(model, str(staging.resolve()), pip_requirements=_requirements(cloudpickle))
     description = Model.load(str(staging / "MLmodel"))
     description.signature = signature
     _save_example(description, example, str(staging))
     description.save(str(staging / "MLmodel"))
 
 
+def _with_custom_objects(staging: Path, custom_objects: Path) -> None:
+    """Ship ``custom_objects`` and ``pyfunc_loader.py`` in the model, and make the latter its pyfunc loader."""
+    from mlflow.models import Model
+
+    shutil.copy2(custom_objects, staging / "custom_objects.pkl")
+    (staging / "code").mkdir(exist_ok=True)
+    shutil.copy2(Path(__file__).with_name("pyfunc_loader.py"), staging / "code" / "pyfunc_loader.py")
+    description = Model.load(str(staging / "MLmodel"))
+    description.flavors["python_function"].update(loader_module="pyfunc_loader", code="code")
+    description.save(str(staging / "MLmodel"))
+
+
 def save_model(model: Any, folder: Path, input_example: Any, signature: Any = None,
-               columns: list[str] | None = None, extra_files: list[Path] | None = None) -> bool:
+               columns: list[str] | None = None, custom_objects: Path | None = None) -> bool:
     """Write ``folder`` as an MLflow model holding ``model.keras``; True when MLflow wrote it.
 
     ``signature``: a ModelSignature, a function returning one, or None: inferred from ``input_example`` (``infer_signature``; ``columns`` names tabular
-    inputs). ``extra_files`` are copied into the folder (a custom objects pickle the model needs).
+    inputs). ``custom_objects``: a cloudpickle of ``{name: object}`` the model needs to load; the python_function
+    flavor then loads it first (``pyfunc_loader.py``).
     The folder is built under a temporary name and renamed into place, so a crash
     never leaves half a model where a registry would pick it up.
     """
@@ -172,8 +185,8 @@ def save_model(model: Any, folder: Path, input_example: Any, signature: Any = No
     except ImportError:
         folder.mkdir(parents=True, exist_ok=True)
         model.save(folder / "model.keras")
-        for extra in extra_files or []:
-            shutil.copy2(extra, folder / extra.name)
+        if custom_objects is not None:
+            shutil.copy2(custom_objects, folder / "custom_objects.pkl")
         return False
     staging = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -185,12 +198,12 @@ def save_model(model: Any, folder: Path, input_example: Any, signature: Any = No
         signature = signature()
     if columns is None:
         mlflow.keras.save_model(model, str(staging.resolve()), signature=signature, input_example=example,
-                                pip_requirements=_requirements())
+                                pip_requirements=_requirements(custom_objects is not None))
     else:
-        _save_tabular(model, staging, signature, example)
+        _save_tabular(model, staging, signature, example, custom_objects is not None)
     model.save(staging / "model.keras")
-    for extra in extra_files or []:
-        shutil.copy2(extra, staging / extra.name)
+    if custom_objects is not None:
+        _with_custom_objects(staging, custom_objects)
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(staging, folder)
