@@ -412,6 +412,24 @@ def ctrl_c_during_deploy(ctx: Ctx) -> None:
     assert json.loads(listed.stdout) == []
 
 
+def ctrl_c_during_tune(ctx: Ctx) -> None:
+    (ctx.source / "train.py").write_text(FAKE.replace('default="quick"', 'default="silent"'))
+    tuning = subprocess.Popen([sys.executable, "-m", "kerasjob", "tune", "--source-dir", str(ctx.source),
+                               "--data-folder", str(ctx.data), "--max-total-runs", "3", "--max-concurrent-runs", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ctx.env)
+    ctx.pids.append(tuning.pid)
+    runs = ctx.home / "runs"
+    ctx.until(lambda: runs.is_dir() and any((folder / "supervisor.json").exists() for folder in runs.iterdir()),
+              "a trial to start", timeout=90)
+    tuning.send_signal(signal.SIGINT)
+    _, err = tuning.communicate(timeout=COMMAND_TIMEOUT_S)
+    assert tuning.returncode in (130, -signal.SIGINT), err
+    folders = [folder for folder in runs.iterdir() if not folder.is_symlink()]
+    for folder in folders:  # every trial folder that exists is final: none is waited on forever
+        shown = ctx.kj("runs", "wait", folder.name, "--quiet", expect=None, timeout=COMMAND_TIMEOUT_S)
+        assert shown.returncode == 1 and ("canceled" in shown.stderr or "failed" in shown.stderr), shown.stderr
+
+
 @dataclass(frozen=True)
 class Fault:
     fault: str
@@ -468,6 +486,8 @@ FAULTS = [
           deploy_with_an_unwritable_home),
     Fault("Ctrl-C", "deploy, while the server starts", "exit 130: 'the scoring server ... was stopped'",
           "no server, no record; endpoints list empty", ctrl_c_during_deploy),
+    Fault("Ctrl-C", "tune, just after a trial started", "exit 130; runs wait on each trial: canceled, at once",
+          "every trial folder final; no process", ctrl_c_during_tune),
 ]
 
 

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -106,6 +107,22 @@ class LocalBackend(Backend):
             return self.attach(run_id).describe()
         except ValidationError:
             return tracking.show_run(run_id)
+
+    def runs_tagged(self, key: str, value: str) -> list["LocalRun"]:
+        """The local runs whose MLflow run is tagged ``key=value`` (a sweep's trials, by ``mlflow.parentRunId``),
+        from their folders: a trial started a moment before Ctrl-C is found even if its caller never heard of it."""
+        found = []
+        root = runs_root()
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            if folder.is_symlink():  # runs/<MLflow run id> leads to a folder listed under its own name
+                continue
+            try:
+                launch = json.loads((folder / LAUNCH_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if launch.get("mlflow_run", {}).get("tags", {}).get(key) == value:
+                found.append(LocalRun(folder))
+        return found
 
     def submit(self, job: TrainingJob) -> "LocalRun":
         self.check(job)

@@ -113,6 +113,9 @@ class LocalSweep:
                 self._poll()
         except BaseException:
             self._cancel_all()
+            for trial_run in backend.runs_tagged("mlflow.parentRunId", parent_id):  # one started as Ctrl-C came
+                with contextlib.suppress(Exception):
+                    trial_run.cancel()
             self.client.set_terminated(parent_id, "KILLED")
             raise
         return self._finish(parent_id)
