@@ -160,3 +160,25 @@ def test_an_npz_folder_of_shards_is_checked_shard_by_shard_and_linked_not_rewrit
         package_data(summary, shards)
     assert "NaN or inf" in str(caught.value) and "row 6" in str(caught.value)
     assert json.loads(json.dumps(summary.to_dict()))["metrics"] == ["accuracy"]
+
+
+def test_the_cli_fits_a_keras_file_on_an_npz_file(tmp_path):
+    import subprocess
+
+    x, y = tiny_data()
+    inputs = keras.Input((4,), name="features")
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs), name="cli-net")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    np.savez(tmp_path / "val.npz", x=x[:8], y=y[:8])
+    command = [sys.executable, "-m", "kerasjob.cli", "fit", str(tmp_path / "model.keras"), str(tmp_path / "train.npz")]
+    plan = subprocess.run(command + ["--epochs", "1", "--dry-run"], capture_output=True, text=True, timeout=300)
+    assert plan.returncode == 0 and "fit_job.py" in plan.stdout and "--model model.keras" in plan.stdout, plan.stderr
+    bad = subprocess.run(command + ["--epochs", "0"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "epochs" in bad.stderr
+    done = subprocess.run(command + ["--epochs", "2", "--batch-size", "8", "--validation-data", str(tmp_path / "val.npz"),
+                                     "--json"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads(done.stdout)
+    assert document["model"]["name"] == "cli-net" and "val_accuracy" in document["metrics"]

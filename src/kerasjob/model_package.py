@@ -255,21 +255,22 @@ def is_package(value: object) -> bool:
     return isinstance(value, (str, os.PathLike)) and (Path(value) / PACKAGE_MARKER).is_file()
 
 
-def _arguments(builder: bool, pickles: bool) -> tuple[str, ...]:
+def _arguments(builder: bool, custom_objects: bool) -> tuple[str, ...]:
     model = ("--builder", BUILDER_FILE) if builder else ("--model", MODEL_FILE)
-    return model + (("--custom-objects", CUSTOM_OBJECTS_FILE) if pickles else ())
+    return model + (("--custom-objects", CUSTOM_OBJECTS_FILE) if custom_objects else ())
 
 
 def _read_package(folder: Path) -> ModelPackage:
     meta = json.loads((folder / PACKAGE_MARKER).read_text())
     return ModelPackage(folder=folder, summary=ModelSummary.from_dict(meta["summary"]), builder=bool(meta["builder"]),
-                        pickles=bool(meta["pickles"]), arguments=_arguments(bool(meta["builder"]), bool(meta["pickles"])))
+                        pickles=bool(meta["pickles"]),
+                        arguments=_arguments(bool(meta["builder"]), (folder / CUSTOM_OBJECTS_FILE).is_file()))
 
 
 def build_from(builder: Callable[..., Any], hyperparameters: Mapping[str, Any], argument: str = "model") -> Any:
     """``builder(hyperparameters)``, checked: it must return a compiled ``keras.Model``."""
     try:
-        model = builder(dict(hyperparameters))
+        model = builder(hyperparameters if type(hyperparameters) is not dict else dict(hyperparameters))
     except Exception as exc:  # noqa: BLE001 - the user's code: say what it raised, with which values
         raise ValidationError(argument, "a builder fn(hyperparameters: dict) -> compiled keras.Model that runs",
                               getattr(builder, "__name__", builder),
@@ -299,7 +300,7 @@ class PreparedModel:
             return self.existing
         folder = _write_package(self.files, self.summary, self.builder, self.pickles)
         return ModelPackage(folder=folder, summary=self.summary, builder=self.builder, pickles=self.pickles,
-                            arguments=_arguments(self.builder, self.pickles))
+                            arguments=_arguments(self.builder, CUSTOM_OBJECTS_FILE in self.files))
 
 
 def package_model(model: Any, *, builder_hyperparameters: Mapping[str, Any] | None = None,

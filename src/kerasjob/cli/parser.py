@@ -131,6 +131,19 @@ def build_parser() -> CommandParser:
     _backend_flag(submit, None, "where to run (default: local, or azureml when a workspace is named)")
     submit.epilog = "Arguments after -- reach your script unchanged: kerasjob submit --source-dir DIR -- --my-flag 3"
 
+    fit = _command(commands, "fit", training.fit, "train your own compiled Keras model (a .keras file) on .npz "
+                                                    "data with kerasjob's trainer, anywhere, and register it")
+    fit.add_argument("model", metavar="MODEL.keras", help="a .keras file holding a compiled model")
+    fit.add_argument("data", metavar="DATA.npz", help="an .npz file (x and y) or a folder of .npz shards")
+    fit.add_argument("--epochs", type=int, default=1, help="passes over the data (default 1)")
+    fit.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
+    fit.add_argument("--validation-data", metavar="FILE", help="validation data: an .npz file or folder")
+    fit.add_argument("--validation-split", type=float, default=0.0, help="share of the data held out instead")
+    fit.add_argument("--no-shuffle", action="store_true", help="keep the examples' order in every epoch")
+    _job_flags(fit)
+    fit.add_argument("--no-wait", action="store_true", help="print the run id and return at once")
+    _backend_flag(fit, None, "where to run (default: local, or azureml when a workspace is named)")
+
     tune = _command(commands, "tune", training.tune, "search hyperparameters (the seed notebook's sweep by "
                                                        "default) and register the best model")
     _job_flags(tune)

@@ -18,7 +18,7 @@ from ..errors import ValidationError
 from ..training.contract import HYPERPARAMETERS, OPTIONS
 from .output import print_json
 
-__all__ = ["quiet_sdk_loggers", "run_document", "submit", "tune", "workspace_arguments"]
+__all__ = ["fit", "quiet_sdk_loggers", "run_document", "submit", "tune", "workspace_arguments"]
 
 
 def workspace_arguments(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,7 +90,28 @@ def submit(args: argparse.Namespace) -> int:
     from ..run import finish_training, make_job
 
     hyperparameters = {name: getattr(args, name) for name in HYPERPARAMETERS if getattr(args, name) is not None}
-    job = make_job(None, **_job_changes(args, hyperparameters))
+    return _run(args, make_job(None, **_job_changes(args, hyperparameters)))
+
+
+def fit(args: argparse.Namespace) -> int:
+    """``kerasjob fit MODEL.keras DATA.npz --epochs N --batch-size N [--validation-data FILE]``: ``kerasjob.fit``."""
+    from ..fit import fit_hyperparameters
+    from ..run import make_job
+
+    options = fit_hyperparameters(batch_size=args.batch_size, epochs=args.epochs,
+                                  validation_split=args.validation_split, shuffle=not args.no_shuffle)
+    changes = _job_changes(args, options)
+    changes.update(model=args.model, x=args.data, validation_data=args.validation_data)
+    return _run(args, make_job(None, **changes))
+
+
+def _run(args: argparse.Namespace, job: Any) -> int:
+    """What ``submit`` and ``fit`` do with their job: the plan, or the run (waited for unless --no-wait)."""
+    from ..azure_errors import azure_access
+    from ..backends import resolve_backend
+    from ..plan import build_plan
+    from ..run import finish_training
+
     backend = resolve_backend(args.backend, **workspace_arguments(args))
     backend.check(job)
     if args.dry_run:
@@ -112,9 +133,10 @@ def submit(args: argparse.Namespace) -> int:
     if args.json:
         print_json(run_document(run, job.worker_count, result))
         return 0
-    accuracy = result.metrics.get("Final test accuracy")
-    print(f"\nRun {result.run_id} {result.status}." + ("" if accuracy is None
-                                                       else f" Final test accuracy: {accuracy:.4f}"))
+    metric = job.primary_metric[0]
+    value = result.metrics.get(metric)
+    print(f"\nRun {result.run_id} {result.status}." + ("" if value is None else f" {metric[0].upper() + metric[1:]}"
+                                                                               f": {value:.4f}"))
     print(f"Model {result.model_name!r} version {result.model_version} registered."
           + (f" Trained by {result.workers} workers." if result.workers > 1 else ""))
     for line in run.next_steps(result.model_name, result.model_version):

@@ -38,7 +38,8 @@ from .results import Trial, TuningResult
 if TYPE_CHECKING:
     from .plan import SweepPlan
 
-__all__ = ["Trial", "TuningResult", "check_sweep", "fix_hyperparameters", "tune_training"]
+__all__ = ["Trial", "TuningResult", "check_builder_sweep", "check_sweep", "fix_hyperparameters", "representative",
+           "tune", "tune_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,12 @@ def check_sweep(job: TrainingJob, sweep: Sweep) -> None:
     """Everything about the sweep that can be refused before a trial starts."""
     if not isinstance(sweep, Sweep):
         raise ValidationError("sweep", "a kerasjob.Sweep", sweep)
+    if job.is_model_job:
+        metric = job.primary_metric[0]
+        if sweep.primary_metric.startswith("val_") and not metric.startswith("val_"):
+            raise ValidationError("primary_metric", "a metric logged without validation data (give validation_data "
+                                  "or validation_split for val_ metrics)", sweep.primary_metric)
+        return
     if job.uses_packaged_script:
         sweep.check_against(HYPERPARAMETERS, METRICS)
     else:
@@ -143,3 +150,112 @@ def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
     run_sweep = _sweeper(chosen)
     with azure_access():
         return run_sweep(chosen, job, sweep, show_output=show_output)
+
+
+def representative(distribution: Any) -> Any:
+    """A value ``distribution`` may draw, for calling a builder once before any trial (the first choice, the middle
+    of a range, the mean).
+
+    Example:
+        >>> from kerasjob import choice, loguniform
+        >>> representative(choice(64, 128)), round(representative(loguniform(-8, -4)), 4)
+        (64, 0.0025)
+    """
+    import math
+
+    from ..search_space import choice, loguniform, normal, quniform, uniform
+
+    if isinstance(distribution, choice):
+        return distribution.values[0]
+    if isinstance(distribution, loguniform):
+        return math.exp((distribution.min_value + distribution.max_value) / 2)
+    if isinstance(distribution, quniform):
+        value = round((distribution.min_value + distribution.max_value) / 2 / distribution.q) * distribution.q
+        return int(value) if float(distribution.q).is_integer() else value
+    if isinstance(distribution, uniform):
+        return (distribution.min_value + distribution.max_value) / 2
+    if isinstance(distribution, normal):
+        return distribution.mu
+    raise ValidationError("space", "choice, uniform, loguniform, quniform or normal", distribution)
+
+
+class _Reads(dict):
+    """The hyperparameters a builder receives, noting which names it reads."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: Any) -> Any:
+        self.read.add(name)
+        return super().__getitem__(name)
+
+    def get(self, name: Any, default: Any = None) -> Any:
+        self.read.add(name)
+        return super().get(name, default)
+
+
+def check_builder_sweep(builder: Any, sweep: Sweep, fixed: Mapping[str, Any], validation: bool) -> None:
+    """The preflight of a builder sweep, before any trial: the builder is called once with a value of each swept
+    name; a name it never reads, a builder that does not return a compiled model, or a primary metric the model
+    does not compile (``loss``, its compiled metrics, ``val_`` ones with validation data) is refused."""
+    from ..model_package import build_from, summarize
+
+    values = _Reads({**fixed, **{name: representative(d) for name, d in sweep.space.items()}})
+    summary = summarize(build_from(builder, values))
+    unread = [name for name in sweep.space if name not in values.read]
+    if unread:
+        raise ValidationError("space", "names the builder reads from its hyperparameters (hyperparameters['units'] "
+                              "or .get('units'))", unread[0],
+                              hint=f"Called with {dict(values)} it read {', '.join(sorted(values.read)) or 'none'}.")
+    logged = ["loss", *summary.metrics]
+    metrics = logged + ([f"val_{name}" for name in logged] if validation else [])
+    if sweep.primary_metric not in metrics:
+        raise ValidationError("primary_metric", f"a metric the model logs ({', '.join(metrics)})", sweep.primary_metric,
+                              hint="val_ metrics need validation_data or validation_split." if
+                              sweep.primary_metric.startswith("val_") and not validation else "")
+
+
+def tune(model: Any, x: Any = None, y: Any = None, *, space: Mapping[str, Any] | None = None,
+         sweep: Sweep | None = None, batch_size: int = 32, epochs: int = 1, validation_data: Any = None,
+         validation_split: float = 0.0, shuffle: bool = True, class_weight: Mapping[Any, float] | None = None,
+         sample_weight: Any = None, seed: int | None = None, fixed: Mapping[str, Any] | None = None,
+         **options: Any) -> Any:
+    """Sweep a builder ``fn(hyperparameters) -> compiled keras.Model`` over ``space``; register the best trial.
+
+    ``x``, ``y`` and the fit options are ``kerasjob.fit``'s; ``space`` (or ``sweep.space``) names what the builder
+    reads; ``sweep.primary_metric`` is any metric the compiled model logs (``val_accuracy``, ``loss``, ...).
+    Runs locally (Optuna) or on Azure ML (``backend=``, ``ml_client=``, ...), as ``tune_training``.
+
+    Example:
+        >>> result = kerasjob.tune(build_model, x, y, space={"units": choice(64, 128),
+        ...                        "learning_rate": loguniform(-8, -3)}, epochs=2, validation_data=(xv, yv),
+        ...                        sweep=Sweep(primary_metric="val_accuracy", max_total_runs=4))  # doctest: +SKIP
+        >>> result.best.parameters                                                               # doctest: +SKIP
+        {'units': 128, 'learning_rate': 0.0019}
+    """
+    from ..fit import fit_hyperparameters
+
+    if not callable(model) or hasattr(model, "fit"):
+        raise ValidationError("model", "a builder fn(hyperparameters: dict) -> compiled keras.Model (a sweep builds "
+                              "one model per trial)", model)
+    if sweep is None:
+        sweep = Sweep(space=dict(space or {}), primary_metric="val_loss" if validation_data is not None
+                      or validation_split else "loss", policy=None)
+    elif not isinstance(sweep, Sweep):
+        raise ValidationError("sweep", "a kerasjob.Sweep", sweep)
+    elif space is not None:
+        sweep = dataclasses.replace(sweep, space=dict(space))
+    held = dict(fixed or {})
+    check_builder_sweep(model, sweep, held, validation=validation_data is not None or bool(validation_split))
+    hyperparameters = {**held, **{name: representative(d) for name, d in sweep.space.items()},
+                       **fit_hyperparameters(batch_size=batch_size, epochs=epochs, validation_split=validation_split,
+                                             shuffle=shuffle, class_weight=class_weight, seed=seed)}
+    if "job" in options:
+        raise ValidationError("job", "no TrainingJob (tune builds its own from the builder and data)", options["job"])
+    job = make_job(None, model=model, x=x, y=y, validation_data=validation_data, sample_weight=sample_weight,
+                   hyperparameters=hyperparameters, **{k: v for k, v in options.items() if k in _JOB_FIELDS})
+    return tune_training(job, sweep, **{k: v for k, v in options.items() if k not in _JOB_FIELDS})
+
+
+_JOB_FIELDS = {each.name for each in dataclasses.fields(TrainingJob)}
