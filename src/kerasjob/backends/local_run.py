@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from .. import tracking
 from ..errors import SubmissionError, ValidationError
 from ..job import TrainingJob
-from ..processes import ProcessIdentity, stop_group
+from ..processes import ProcessIdentity, pid_running, stop_group
 from .base import JobRun, LineSink, ModelVersion, RunStatus, move_files
 from .local_files import (DRIVER_LOG, LAUNCH_FILE, STATE_FILE, SUPERVISOR_FILE, SUPERVISOR_LOG, CorruptRunFile,
                           read_json, read_run_id, runs_root, write_json_atomically)
@@ -156,6 +156,8 @@ class LocalRun(JobRun):
             return "" if identity.running() else "ended"
         if (self.run_dir / SUPERVISOR_FILE).exists():
             return ""  # a record without a start time (psutil could not read it): trust nothing, wait
+        if isinstance(state.get("supervisor_pid"), int):  # a run of an older kerasjob: its pid is all there is
+            return "" if pid_running(state["supervisor_pid"]) else "ended"
         creator = ProcessIdentity.from_record(state.get("creator"))
         if creator is not None:
             return "" if creator.running() else "abandoned"
