@@ -405,11 +405,10 @@ class _TensorflowTrainer(FusedTrainer):
         import tensorflow as tf
 
         full, last = self._batches(order, batch_size)
-        done = tf.constant(0)
-        for row in tf.range(tf.shape(full)[0]):  # a graph loop (AutoGraph): one compiled loop, no Python per step
-            logs = step(self._gather(data, tf.gather(full, row)))
-            with tf.control_dependencies(tf.nest.flatten(logs)):
-                done += 1
+        # A graph loop (AutoGraph): one compiled loop, no Python per step. The step's variable updates run in
+        # order through the function's automatic control dependencies; its returned logs are not needed.
+        for row in tf.range(tf.shape(full)[0]):
+            step(self._gather(data, tf.gather(full, row)))
         if last.shape[0]:  # fit's smaller last batch: one more step on the samples left over
             step(self._gather(data, last))
 
