@@ -3,6 +3,8 @@ content-addressed data asset (v2) registered once and reused, never in the snaps
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,22 @@ def test_v2_submits_the_model_file_and_a_data_asset_registered_once_and_register
     assert result.model_name == again.model_name == "azure-net"
     assert [m.version for m in azure.models["azure-net"]] == ["1", "2"]
     assert azure.models["azure-net"][0].type == "mlflow_model"
+
+
+def test_v1_uploads_the_data_once_as_a_file_dataset_and_registers_the_model():
+    from kerasjob.testing import FakeAzureML
+
+    x, y = tiny_data()
+    model = tiny_model()
+    with FakeAzureML(final_status="Completed", metrics={"val_accuracy": 0.9}) as azure:
+        for _ in range(2):
+            result = kerasjob.fit(model, x, y, epochs=1, validation_data=tiny_data(8), workspace=azure.workspace,
+                                  backend="azureml", show_output=False)
+    versions = azure.datasets["azure-net-data"]
+    assert len(versions) == 1 and versions[0].tags[CONTENT_TAG]  # unchanged content: uploaded and registered once
+    assert len(azure.uploads) == 1 and (azure.uploads[0] / "train" / "data.npz").is_file()
+    config = azure.submissions[0]
+    assert config.script == "fit_job.py" and config.arguments[2:4] == ["--model", "model.keras"]
+    assert (Path(config.source_directory) / "model.keras").is_file()
+    assert not list(Path(config.source_directory).rglob("*.npz"))  # the snapshot holds no data
+    assert result.model_name == "azure-net" and [m.name for m in azure.registered_models] == ["azure-net"] * 2

@@ -33,7 +33,7 @@ from .training.mnist_data import MNIST_FILES, MnistFormatError
 
 __all__ = ["DATASET_SOURCES_TAG", "MNIST_MIRRORS", "MNIST_SHA256", "SEED_MNIST_URL", "blob_folder_uri",
            "check_data_asset", "check_data_folder", "dataset_input", "default_cache_dir", "download_mnist",
-           "CONTENT_TAG", "get_or_register_folder_asset", "get_or_register_mnist", "get_or_register_mnist_asset", "get_registered_dataset", "mirrors",
+           "CONTENT_TAG", "get_or_register_folder_asset", "get_or_upload_folder_dataset", "get_or_register_mnist", "get_or_register_mnist_asset", "get_registered_dataset", "mirrors",
            "mnist_urls", "sources_digest"]
 
 logger = logging.getLogger(__name__)
@@ -317,3 +317,31 @@ def get_or_register_folder_asset(ml_client: Any, name: str, folder: Path) -> str
         tags={CONTENT_TAG: content}))
     logger.info("Registered data asset %s version %s from %s", name, asset.version, folder)
     return f"azureml:{name}:{asset.version}"
+
+
+def get_or_upload_folder_dataset(workspace: Any, name: str, folder: Path) -> Any:
+    """A model job's data folder as a registered v1 FileDataset: the latest version when it holds the same content
+    (the folder's name is its content address), else uploaded once to the workspace's default datastore
+    (``Dataset.File.upload_directory``, under ``kerasjob/data/<content>``) and registered as a new version.
+
+    Example:
+        >>> get_or_upload_folder_dataset(ws, "tiny-net-data", data_folder).version   # doctest: +SKIP
+        1
+    """
+    from azureml.core import Dataset
+    from azureml.data.datapath import DataPath
+
+    from .retry import azure_call
+
+    content = folder.name
+    existing = get_registered_dataset(workspace, name)
+    if existing is not None and (existing.tags or {}).get(CONTENT_TAG) == content:
+        logger.info("Reusing dataset %s version %s (same content)", name, getattr(existing, "version", "?"))
+        return existing
+    datastore = azure_call(workspace.get_default_datastore)
+    dataset = Dataset.File.upload_directory(src_dir=str(folder), target=DataPath(datastore, f"kerasjob/data/{content}"),
+                                            overwrite=False, show_progress=False)
+    logger.info("Registering dataset %s from %s", name, folder)
+    return azure_call(dataset.register, workspace=workspace, name=name, tags={CONTENT_TAG: content},
+                      description="Training data of a kerasjob.fit job (train/ and validation/ .npz shards)",
+                      create_new_version=True)

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 from ..azure_errors import is_not_found
 from ..champion import ALIAS_TAG_VALUE, RegisteredVersion, TaggedAliasRegistry, tag_aliases
 from ..compute import DEFAULT_TIMEOUT_MINUTES, get_or_create_compute
-from ..dataset import dataset_input, get_or_register_mnist, get_registered_dataset
+from ..dataset import dataset_input, get_or_register_mnist, get_or_upload_folder_dataset, get_registered_dataset
 from ..environment import build_environment, read_conda_file
 from ..errors import DataError, KerasJobError, ValidationError
 from ..job import MpiDistribution, TrainingJob
@@ -106,7 +106,7 @@ class AzureMLBackend(AzureBackend):
 
     def check(self, job: TrainingJob) -> None:
         super().check(job)
-        if job.local_data_folder is not None:
+        if job.local_data_folder is not None and not job.is_model_job:  # a model job's data is uploaded once
             raise ValidationError(
                 "data", "None (MNIST, registered for you) or 'azureml:NAME[:VERSION]' on backend='azureml'",
                 str(job.data), hint="A local folder is not uploaded by this version; register it as a FileDataset "
@@ -127,6 +127,8 @@ class AzureMLBackend(AzureBackend):
             if dataset is None:
                 raise DataError(f"No dataset {name!r} (version {version or 'latest'}) is registered in the workspace.")
             return dataset
+        if job.is_model_job and job.local_data_folder is not None:
+            return get_or_upload_folder_dataset(self.workspace, job.dataset_name, job.local_data_folder)
         return get_or_register_mnist(self.workspace, job.dataset_name)
 
     def build_run_config(self, job: TrainingJob) -> Any:
