@@ -430,6 +430,37 @@ def ctrl_c_during_tune(ctx: Ctx) -> None:
         assert shown.returncode == 1 and ("canceled" in shown.stderr or "failed" in shown.stderr), shown.stderr
 
 
+def endpoint_pid_reused(ctx: Ctx) -> None:
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    ctx.pids.append(stranger.pid)
+    folder = ctx.home / "endpoints"
+    folder.mkdir(parents=True)
+    (folder / "old.json").write_text(json.dumps({
+        "name": "old", "backend": "local", "url": "http://127.0.0.1:9", "model": "models:/m/1", "pid": stranger.pid,
+        "log_path": str(folder / "old.log"), "started": 1.0}))  # its pid, another process's start time
+    listed = json.loads(ctx.kj("endpoints", "list", "-o", "json").stdout)
+    assert [(each["name"], each["running"]) for each in listed] == [("old", False)]
+    ctx.kj("endpoints", "delete", "old")
+    assert stranger.poll() is None and not (folder / "old.json").exists()  # forgotten, never signalled
+    stranger.kill()
+    stranger.wait()
+
+
+def symlink_to_dev_zero(ctx: Ctx) -> None:
+    _link_refused(ctx, lambda source: (source / "zeros").symlink_to("/dev/zero"), "zeros -> /dev/zero")
+
+
+def linked_folder_inside(ctx: Ctx) -> None:
+    (ctx.source / "real").mkdir()
+    (ctx.source / "real" / "helper.py").write_text("VALUE = 1\n")
+    (ctx.source / "linked").symlink_to("real")
+    run_id = ctx.submit("quick")
+    ctx.kj("runs", "wait", run_id, "--quiet")
+    copied = ctx.run_dir(run_id) / "linked" / "helper.py"
+    assert copied.is_file() and not copied.is_symlink() and not (ctx.run_dir(run_id) / "linked").is_symlink()
+    assert (ctx.run_dir(run_id) / "real" / "helper.py").is_file()  # the folder itself too
+
+
 @dataclass(frozen=True)
 class Fault:
     fault: str
@@ -488,6 +519,12 @@ FAULTS = [
           "no server, no record; endpoints list empty", ctrl_c_during_deploy),
     Fault("Ctrl-C", "tune, just after a trial started", "exit 130; runs wait on each trial: canceled, at once",
           "every trial folder final; no process", ctrl_c_during_tune),
+    Fault("endpoint pid reused", "after the server ended", "endpoints list: not running; delete: forgotten",
+          "the stranger still runs", endpoint_pid_reused),
+    Fault("symlink to /dev/zero", "submit (and --dry-run)", "exit 2 naming link and target", "no run folder, no "
+          "endless copy", symlink_to_dev_zero),
+    Fault("symlinked folder inside the source", "submit", "completed", "the folder's files copied, as files",
+          linked_folder_inside),
 ]
 
 

@@ -102,13 +102,12 @@ def scan_snapshot(source_dir: str | os.PathLike, allow_symlinks: bool = False) -
     spec = _ignore_spec(root)
     files: dict[str, int] = {}
     targets: dict[str, Path] = {}
-    seen: set[Path] = set()
 
-    def walk(folder: Path, prefix: str) -> None:
+    def walk(folder: Path, prefix: str, ancestors: frozenset[Path] = frozenset()) -> None:
         resolved_folder = folder.resolve()
-        if resolved_folder in seen:  # a link back up the tree
+        if resolved_folder in ancestors:  # a link back up the tree: a cycle
             return
-        seen.add(resolved_folder)
+        ancestors = ancestors | {resolved_folder}
         for entry in sorted(os.scandir(folder), key=lambda each: each.name):
             relative = prefix + entry.name
             path = Path(entry.path)
@@ -117,7 +116,7 @@ def scan_snapshot(source_dir: str | os.PathLike, allow_symlinks: bool = False) -
                 continue
             target = _link_target(path, relative, real_root, allow_symlinks) if entry.is_symlink() else None
             if is_dir:
-                walk(path, relative + "/")
+                walk(path, relative + "/", ancestors)
                 continue
             info = path.stat()
             if not stat.S_ISREG(info.st_mode):
