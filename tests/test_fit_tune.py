@@ -73,3 +73,16 @@ def test_the_preflight_refuses_what_the_builder_or_model_cannot_do_before_any_tr
     with pytest.raises(ValidationError, match="validation_data"):
         kerasjob.tune(build_model, x, y, sweep=sweep())  # val_accuracy without validation data
     assert not (isolated_home / "runs").exists()
+
+
+def test_the_same_sweep_runs_as_hyperdrive_on_the_v1_fake():
+    from kerasjob.testing import FakeAzureML
+
+    x, y = tiny_data()
+    metrics = [{"val_accuracy": [0.4, 0.5 + 0.1 * i]} for i in range(4)]
+    with FakeAzureML(trial_metrics=metrics) as azure:
+        result = kerasjob.tune(build_model, x, y, sweep=sweep(), epochs=1, validation_data=tiny_data(16, seed=1),
+                               backend="azureml", workspace=azure.workspace, show_output=False)
+    assert len(result.trials) == 4 and result.best.metric == pytest.approx(0.8)
+    assert [m.name for m in azure.registered_models] == ["build_model"]
+    assert len(azure.datasets["build_model-data"]) == 1
