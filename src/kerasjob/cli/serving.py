@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from typing import Any
 
@@ -26,6 +27,9 @@ def _images(files: list[str]) -> Any:
 
 
 def _print_predictions(names: list[str], prediction: Any, limit: int = 20) -> None:
+    if not prediction.digits and prediction.outputs is not None:  # a regressor, or several outputs: the values
+        print(json.dumps(prediction.outputs if isinstance(prediction.outputs, dict) else prediction.outputs[:limit]))
+        return
     for name, digit, probabilities in list(zip(names, prediction.digits, prediction.probabilities))[:limit]:
         print(f"{name}: {digit} (p={probabilities[digit]:.3f})")
     if len(prediction.digits) > limit:
