@@ -35,7 +35,7 @@ def main(folder: str) -> None:
     hidden = keras.layers.Conv2D(16, 3, activation="relu")(Rescale()(inputs))
     hidden = keras.layers.Flatten()(keras.layers.MaxPooling2D()(hidden))
     model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden), name="mnist-convnet")
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     started = time.perf_counter()
     result = kerasjob.fit(model, x_train, y_train, epochs=2, batch_size=128, validation_data=(x_test, y_test),
                           show_output=False)

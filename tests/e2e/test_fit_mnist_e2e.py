@@ -20,6 +20,7 @@ def test_a_convnet_with_a_main_layer_reaches_97_percent_and_comes_back_and_serve
                           timeout=1200, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
+    print(figures)
     assert figures["val_accuracy"] >= 0.97 and figures["metric"] == pytest.approx(figures["val_accuracy"], abs=1e-6)
     assert figures["load_model_accuracy"] == pytest.approx(figures["val_accuracy"], abs=2e-3)
     assert figures["pyfunc_shape"] == [1000, 10] and figures["pyfunc_accuracy"] >= 0.95
