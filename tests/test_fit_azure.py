@@ -11,6 +11,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import kerasjob
+from conftest import run_in_own_process
 from kerasjob.dataset import CONTENT_TAG
 from kerasjob.testing import FakeMLClient
 
@@ -53,7 +54,9 @@ def test_v2_submits_the_model_file_and_a_data_asset_registered_once_and_register
     assert azure.models["azure-net"][0].type == "mlflow_model"
 
 
-def test_v1_uploads_the_data_once_as_a_file_dataset_and_registers_the_model():
+def test_v1_uploads_the_data_once_as_a_file_dataset_and_registers_the_model(request):
+    if run_in_own_process(request):
+        return
     from kerasjob.testing import FakeAzureML
 
     x, y = tiny_data()

@@ -9,6 +9,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import kerasjob
+from conftest import run_in_own_process
 from kerasjob import Sweep, ValidationError, choice, loguniform
 from kerasjob.testing import FakeMLClient
 
@@ -75,7 +76,9 @@ def test_the_preflight_refuses_what_the_builder_or_model_cannot_do_before_any_tr
     assert not (isolated_home / "runs").exists()
 
 
-def test_the_same_sweep_runs_as_hyperdrive_on_the_v1_fake():
+def test_the_same_sweep_runs_as_hyperdrive_on_the_v1_fake(request):
+    if run_in_own_process(request):
+        return
     from kerasjob.testing import FakeAzureML
 
     x, y = tiny_data()

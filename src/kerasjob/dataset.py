@@ -322,7 +322,7 @@ def get_or_register_folder_asset(ml_client: Any, name: str, folder: Path) -> str
 def get_or_upload_folder_dataset(workspace: Any, name: str, folder: Path) -> Any:
     """A model job's data folder as a registered v1 FileDataset: the latest version when it holds the same content
     (the folder's name is its content address), else uploaded once to the workspace's default datastore
-    (``Dataset.File.upload_directory``, under ``kerasjob/data/<content>``) and registered as a new version.
+    (``AzureBlobDatastore.upload``, under ``kerasjob/data/<content>``) and registered as a new version.
 
     Example:
         >>> get_or_upload_folder_dataset(ws, "tiny-net-data", data_folder).version   # doctest: +SKIP
@@ -339,8 +339,11 @@ def get_or_upload_folder_dataset(workspace: Any, name: str, folder: Path) -> Any
         logger.info("Reusing dataset %s version %s (same content)", name, getattr(existing, "version", "?"))
         return existing
     datastore = azure_call(workspace.get_default_datastore)
-    dataset = Dataset.File.upload_directory(src_dir=str(folder), target=DataPath(datastore, f"kerasjob/data/{content}"),
-                                            overwrite=False, show_progress=False)
+    target = f"kerasjob/data/{content}"
+    # The blob datastore's own upload (Dataset.File.upload_directory would also validate the new dataset by
+    # running azureml-dataprep in this process); the files land once: a content address never changes.
+    datastore.upload(src_dir=str(folder), target_path=target, overwrite=False, show_progress=False)
+    dataset = Dataset.File.from_files(path=DataPath(datastore, target), validate=False)
     logger.info("Registering dataset %s from %s", name, folder)
     return azure_call(dataset.register, workspace=workspace, name=name, tags={CONTENT_TAG: content},
                       description="Training data of a kerasjob.fit job (train/ and validation/ .npz shards)",

@@ -147,7 +147,7 @@ class FakeAzureML(FakeService):
         self.registered_models: list[FakeModel] = []
         self._assets: dict[str, str] = {}  # asset id -> the run folder it holds
         self.datasets: dict[str, list[Any]] = {}
-        self.uploads: list[Path] = []  # local folders uploaded to the default datastore (upload_directory)
+        self.uploads: list[Path] = []  # local folders uploaded to the default datastore (AzureBlobDatastore.upload)
         self._numbers = itertools.count(1)
         self.workspace: Any = None
         self.submissions: list[Any] = []  # the submitted run configurations, in order
@@ -257,7 +257,7 @@ class FakeAzureML(FakeService):
         from azureml.core import Run
         from azureml.core.authentication import AbstractAuthentication
         from azureml.core.compute import ComputeTarget
-        from azureml.data.dataset_factory import FileDatasetFactory
+        from azureml.data.azure_storage_datastore import AzureBlobDatastore
         from azureml.data.datastore_client import _DatastoreClient
         from azureml.data.file_dataset import FileDataset
 
@@ -481,11 +481,11 @@ class FakeAzureML(FakeService):
             return fake._record("Datastore.get_default", workspace.name, lambda: AzureBlobDatastore(
                 workspace, "workspaceblobstore", "fake-container", "fakeaccount"))
 
-        def upload_directory(src_dir: Any, target: Any, pattern: Any = None, overwrite: Any = False,
+        def upload_directory(datastore: Any, src_dir: Any, target_path: Any = None, overwrite: Any = False,
                              show_progress: Any = True) -> None:
-            # imitates FileDatasetFactory._upload_directory (azureml-dataprep copying the files to the
-            # datastore path): records the folder instead of uploading it
-            fake._record("Datastore.upload_directory", str(src_dir), lambda: fake.uploads.append(Path(src_dir)))
+            # imitates AzureBlobDatastore.upload (the folder's files put to the container under target_path):
+            # records the folder instead of uploading it
+            fake._record("Datastore.upload", str(src_dir), lambda: fake.uploads.append(Path(src_dir)))
 
         def compute_create(workspace: Any, name: Any, provisioning_configuration: Any) -> Any:
             # imitates ComputeTarget.create (+ its provisioning poll, see FakeComputeTarget)
@@ -540,7 +540,7 @@ class FakeAzureML(FakeService):
             mock.patch.object(abstract_dataset, "_dto_to_dataset", lambda workspace, found: found),
             mock.patch.object(FileDataset, "register", register_dataset),
             mock.patch.object(_DatastoreClient, "_get_default", staticmethod(get_default_datastore)),
-            mock.patch.object(FileDatasetFactory, "_upload_directory", staticmethod(upload_directory)),
+            mock.patch.object(AzureBlobDatastore, "upload", upload_directory),
         ]
 
     def _add_compute(self, name: str, vm_size: str) -> None:
