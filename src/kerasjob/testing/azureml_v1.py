@@ -54,7 +54,7 @@ from typing import Any
 from types import SimpleNamespace
 from unittest import mock
 
-from ._service import FakeService, LostResponse, spread
+from ._service import FakeService, LostResponse, azure_resolves, spread
 
 __all__ = ["BLOB", "DRIVER_LOG", "FAKE_HOST", "STUDIO", "FakeAzureML", "FakeComputeTarget", "FakeModel", "LostResponse"]
 
@@ -542,7 +542,7 @@ class FakeAzureML(FakeService):
     def __enter__(self) -> "FakeAzureML":
         from azureml.core import Workspace
 
-        for patch in self._patches():
+        for patch in [*self._patches(), azure_resolves()]:
             self._stack.enter_context(patch)
         self._pending_config = None
         from azureml.core.workspace import InteractiveLoginAuthentication

@@ -57,7 +57,7 @@ from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
-from ._service import FakeService, spread
+from ._service import FakeService, azure_resolves, spread
 
 __all__ = ["ARM", "FINAL", "GROUPS", "LOGS_HOST", "MLMODEL", "SCORING_HOST", "SUBSCRIPTION", "VERSIONED",
            "FakeCredential", "FakeMLClient", "FakeRunHistory", "FakeTransport", "SignatureScorer", "count_bright_pixels",
@@ -1177,6 +1177,7 @@ class FakeMLClient(FakeService):
             mock.patch.object(job_module, "download_artifact_from_aml_uri", self._download),
             mock.patch.object(plugin_store, "AzureMLRestStore", self._plugin_store),
             mock.patch.dict(_AzureMLServiceContextLoader._tracking_uri_to_service_context),
+            azure_resolves(),
         ]
         for patch in patches:
             self._stack.enter_context(patch)
