@@ -140,7 +140,7 @@ class FakeTransport:
         """azure-core's pollers wait between polls through the transport: the fake's operations need no wait."""
 
     def send(self, request: Any, **kwargs: Any) -> Any:
-        from urllib.parse import urlparse
+        from urllib.parse import unquote, urlparse
 
         url = urlparse(request.url)
         if request.url.startswith(LOGS_HOST):
@@ -156,7 +156,7 @@ class FakeTransport:
         match = _WORKSPACE_PATH.match(url.path)
         if not match:
             raise AssertionError(f"FakeMLClient: unexpected request {request.method} {request.url}")
-        rest = [part for part in (match.group(4) or "").split("/") if part]
+        rest = [unquote(part) for part in (match.group(4) or "").split("/") if part]  # names arrive URL-encoded
         body = json.loads(request.body) if request.body else None
         status, payload, *headers = self.fake._workspace.handle(request.method, url.path, rest, body)
         return self._response(request, status, payload, headers=headers[0] if headers else None)
@@ -226,12 +226,17 @@ class _Workspace:
             error = {} if state == "Succeeded" else {"error": {"code": "QuotaExceeded", "message": f"Cluster {state}"}}
             return 200, {"status": state, **error}
         if method == "PUT":
+            refused = self._refused_put(rest, body)
+            if refused is not None:
+                fake._record(f"{group}.create_or_update", key)
+                return refused
+            existed = key in self.resources
             fake._record(f"{group}.create_or_update", key, lambda: self._put(path, rest, body))
             if rest[0] == "computes":
                 workspace = path.split("/computes/")[0]
                 return 201, self._get(rest), {"Azure-AsyncOperation": f"{ARM}{workspace}/operationResults/{rest[1]}",
                                               "Retry-After": "0"}
-            return 200, self._get(rest)
+            return 200 if existed else 201, self._get(rest)
         if len(rest) == 2 and rest[0] in VERSIONED:
             fake._record(f"{group}.get_container", rest[1])
             return self._container(path, rest)
@@ -264,6 +269,45 @@ class _Workspace:
                           "details please go to https://aka.ms/ARMResourceNotFoundFix", 404)
         return None
 
+    def _refused_put(self, rest: list[str], body: dict) -> tuple[int, dict] | None:
+        """The service's 400s for a PUT it refuses (the exact replies are not all documented; each is the
+        ``UserError`` the REST API documents for a bad request, in the words below):
+
+        - a name outside ARM's rule for these resources (a letter or digit, then letters, digits, ``-``, ``_``
+          and, for versioned assets, ``.``; at most 255);
+        - a model version re-sent with another path: "Asset paths cannot be updated." (``ASSET_PATH_ERROR`` in
+          ``_artifacts/_constants.py``, which ``ModelOperations.create_or_update`` looks for);
+        - a job re-sent under its name with a changed definition: only description, tags, display name,
+          properties and archive state may change (``JobBase`` REST model: the other properties are immutable);
+        - a job on a compute the workspace lacks.
+        """
+        name = rest[1] if len(rest) > 1 else ""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", name) or (
+                rest[0] == "jobs" and "." in name):
+            return _error("UserError", f"Invalid name {name!r}: use letters, digits, '-' and '_' (and '.' for an "
+                          "asset), starting with a letter or a digit.", 400)
+        stored = self.resources.get("/".join(rest))
+        properties = (body or {}).get("properties") or {}
+        if rest[0] == "models" and len(rest) == 4 and stored is not None:
+            if properties.get("modelUri") != stored["properties"].get("modelUri"):
+                return _error("UserError", "Asset paths cannot be updated.", 400)
+        if rest[0] == "jobs" and len(rest) == 2:
+            if stored is not None:
+                mutable = {"description", "tags", "displayName", "properties", "isArchived", "status", "services"}
+                before = {k: v for k, v in stored["properties"].items() if k not in mutable}
+                after = {k: v for k, v in properties.items() if k not in mutable}
+                if before != after:
+                    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+                    return _error("UserError", f"Job {name} exists and its {', '.join(changed)} cannot be changed: "
+                                  "only description, tags, display name, properties and archive state can be "
+                                  "updated. Submit it under a new name.", 400)
+                return None
+            compute = str(properties.get("computeId") or "").rstrip("/").rsplit("/", 1)[-1]
+            if compute and f"computes/{compute}" not in self.resources:
+                return _error("UserError", f"Compute {compute} was not found in the workspace; create it first "
+                              "(ml_client.compute.begin_create_or_update).", 400)
+        return None
+
     def _get(self, rest: list[str]) -> Any:
         if rest[0] == "datastores" and len(rest) == 2:
             return self.fake._datastore_json(rest[1])
@@ -279,7 +323,13 @@ class _Workspace:
             properties.setdefault("flavors", {})  # the service fills in an empty map
         if rest[0] == "computes":
             properties["provisioningState"] = "Creating"
-        if rest[0] == "jobs" and "/".join(rest) not in self.resources:
+        stored = self.resources.get("/".join(rest))
+        if rest[0] == "jobs" and stored is not None:  # an update: only what may change, changes
+            for key in ("description", "tags", "displayName", "properties", "isArchived"):
+                if key in properties:
+                    stored["properties"][key] = properties[key]
+            return
+        if rest[0] == "jobs":
             self.fake._start_job(rest[1], resource)
         self.resources["/".join(rest)] = resource
 
@@ -994,8 +1044,9 @@ class FakeMLClient(FakeService):
         experiment = properties.get("experimentName") or "Default"
         self._jobs[name] = {"status": "NotStarted", "pending": list(self.statuses) + [self.final_status],
                             "submitted": True}
-        self._run_ids[name] = self._create_tracking_run(experiment, self.metrics, {})
-        if properties.get("jobType") == "Sweep":
+        sweep = properties.get("jobType") == "Sweep"  # a sweep parent trains nothing: its trials log the metrics
+        self._run_ids[name] = self._create_tracking_run(experiment, {} if sweep else self.metrics, {})
+        if sweep:
             self._start_trials(name, resource)
 
     def _start_trials(self, parent: str, sweep: dict) -> None:
@@ -1078,7 +1129,10 @@ class FakeMLClient(FakeService):
         return "\n".join(lines[-tail:] if tail else lines)
 
     def _log_text(self, name: str) -> str:
-        """The job's driver log so far: all of it once the job runs (lines end with newlines, as a log file)."""
+        """The job's driver log so far: all of it once the job runs (lines end with newlines, as a log file).
+        A sweep parent's log is the sweep service's, one line per trial, no training output."""
+        if name in self._children:
+            return "".join(f"[{_now()}] Trial {child} submitted\n" for child in self._children[name])
         return "".join(line + "\n" for line in self.log_lines)
 
     # -- MLflow: the store behind the workspace's azureml:// tracking URI ----------------------------
@@ -1140,6 +1194,9 @@ class FakeMLClient(FakeService):
     def _download(self, uri: str, destination: str, datastore_operation: Any) -> str:
         """Mirrors ``download_artifact_from_aml_uri``: the job's files under ``destination``."""
         self._record("Storage.download", uri)
+        job = re.search(r"dcid\.([^/]+)", uri)
+        if job and job.group(1) in self._children:  # a sweep parent holds no files: its trials do
+            return destination
         for relative, content in self.run_files.items():
             target = Path(destination) / relative
             target.parent.mkdir(parents=True, exist_ok=True)
