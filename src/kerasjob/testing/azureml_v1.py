@@ -414,6 +414,13 @@ class FakeAzureML(FakeService):
             experiment = project_object.history.name
             config = fake._pending_config
             def submit() -> None:
+                # Run history refuses a run id that exists; _start_internal's _raise_request_error turns the
+                # execution service's 4xx into ExperimentExecutionException (azureml/_execution/_commands.py).
+                if run_id in fake._runs:
+                    from azureml.exceptions import ExperimentExecutionException
+
+                    raise ExperimentExecutionException(json.dumps({"error": {
+                        "code": "UserError", "message": f"Run {run_id} already exists in the workspace."}}))
                 fake._new_run(run_id, experiment, config)
                 fake.submissions.append(config)
 

@@ -435,6 +435,7 @@ class _OnlineEndpoints:
         self.deployments: dict[str, dict[str, dict]] = {}  # endpoint -> deployment name -> resource
         self.operations: dict[str, dict] = {}
         self.sent: list[tuple[str, dict]] = []  # ("endpoint" | "deployment", the resource as the SDK sent it)
+        self.put_answers: list[tuple[str, int, str]] = []  # (kind/name, HTTP status, provisioning state)
         self.scoring_requests: list[dict] = []
 
     # -- ARM -----------------------------------------------------------------------------------------
@@ -631,6 +632,8 @@ class _OnlineEndpoints:
         A PUT answers 201 when it created the resource, 200 when it updated one (ARM's rule for PUT)."""
         operation_id = uuid.uuid4().hex
         final = "Failed" if error else "Succeeded"
+        if resource is not None:
+            self.put_answers.append((what, 201 if created else 200, resource["properties"].get("provisioningState")))
         self.operations[operation_id] = {"what": what, "done": done, "error": error,
                                          "pending": ["InProgress"] * self.fake.provisioning_polls + [final]}
         subscription = path.split("/")[2]
@@ -983,6 +986,12 @@ class FakeMLClient(FakeService):
         return [OnlineDeployment._from_rest_object(self._rest("OnlineDeployment", {
             **body, "properties": {**DEPLOYMENT_DEFAULTS, **body["properties"]}}))
             for kind, body in copy.deepcopy(self._online.sent) if kind == "deployment"]
+
+    @property
+    def put_answers(self) -> list[tuple[str, int, str]]:
+        """Each endpoint or deployment PUT as the service answered it: ``("deployments/NAME", 201 | 200,
+        provisioning state while the operation runs)``, in order."""
+        return self._online.put_answers
 
     @property
     def scoring_requests(self) -> list[dict[str, Any]]:
