@@ -195,3 +195,11 @@ def test_the_suite_makes_at_least_30_sdk_calls():
     source = Path(__file__).read_text()
     calls = re.findall(r"ml_client\.\w+\.\w+\(", source)
     assert len(calls) >= 30, calls
+
+
+def test_the_readmes_deployment_test_passes_as_written(tmp_path):
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    block = re.search(r"<!-- azure-example-test -->\n```python\n(.*?)```", readme.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, str(readme), "exec"), namespace)
+    namespace["test_the_rollout_sends_all_traffic_to_the_new_deployment"](tmp_path)
