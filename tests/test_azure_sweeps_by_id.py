@@ -94,3 +94,16 @@ def test_runs_wait_on_a_sweep_with_no_completed_trial_refuses_and_registers_noth
         err = capsys.readouterr().err
         assert f"No trial of sweep {sweep_id} completed" in err and "Traceback" not in err
     assert (azure.registered_models if backend == "azureml" else azure.models) in ([], {})
+
+
+@pytest.mark.parametrize("backend", sorted(FAKES))
+def test_ctrl_c_during_runs_wait_on_a_sweep_stops_every_trial_and_exits_130(backend, workspace_config, capsys):
+    workspace = ["--backend", backend, "--workspace-config", str(workspace_config)]
+    with FAKES[backend](statuses=["Running"] * 50, trial_statuses=["Running"] * TRIALS) as azure:
+        sweep_id = _start_sweep(backend, workspace_config)
+        azure.interrupt_after = azure._status_reads + 3
+        assert main(["runs", "wait", sweep_id, "--quiet", *workspace]) == 130
+        assert _trial_states(backend, azure, sweep_id) == ["Canceled"] * TRIALS
+        if backend == "azureml":
+            assert ("HyperDrive.cancel", sweep_id) in azure.calls
+    assert "canceled" in capsys.readouterr().err
