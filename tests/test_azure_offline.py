@@ -58,9 +58,11 @@ def _commands(backend: str, config: Path, idx: Path) -> list[list[str]]:
         ["runs", "show", "some-run", *where],
         ["runs", "wait", "some-run", *where],
         ["runs", "cancel", "some-run", *where],
+        ["runs", "logs", "some-run", *where],
         ["deploy", "keras-mnist:1", "--endpoint", "mnist", "--json", *where],
         ["endpoints", "list", *where],
         ["endpoints", "invoke", "mnist", str(idx), "--json", *where],
+        ["endpoints", "logs", "mnist", *where],
         ["endpoints", "delete", "mnist", *where],
     ]
 

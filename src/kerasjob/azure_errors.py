@@ -17,9 +17,12 @@ walks the whole cause chain and names the fix; :func:`azure_access` applies it t
 block of calls. The types are matched by name, so neither SDK is imported here.
 
 Example:
-    >>> class ClientAuthenticationError(Exception): ...
-    >>> type(translate_access_error(ClientAuthenticationError("no token"))).__name__
-    'NotAuthenticated'
+    >>> class HttpResponseError(Exception):
+    ...     status_code = 403
+    >>> type(translate_access_error(HttpResponseError("AuthorizationFailed"))).__name__
+    'AccessDenied'
+    >>> unresolved_host(OSError("Failed to resolve 'management.azure.com' (Name or service not known)"))
+    'management.azure.com'
 """
 
 from __future__ import annotations
