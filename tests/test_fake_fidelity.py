@@ -245,6 +245,8 @@ def test_f10_a_v1_hyperdrive_parent_cannot_register_a_model_as_the_sdk_says():
 
         parent = Run.get(azure.workspace, azure.runs[0].run_id)
         assert type(parent).__name__ == "HyperDriveRun"
+        assert parent.get_metrics() == {}
+        assert list(parent.get_details_with_logs()["logFiles"]) == ["azureml-logs/hyperdrive.txt"]
         with pytest.raises(ModelPathNotFoundException):
             parent.register_model(model_name="from-parent", model_path="outputs/model")
 

@@ -56,12 +56,13 @@ from unittest import mock
 
 from ._service import FakeService, LostResponse, azure_resolves, spread
 
-__all__ = ["BLOB", "DRIVER_LOG", "FAKE_HOST", "STUDIO", "FakeAzureML", "FakeComputeTarget", "FakeModel", "LostResponse"]
+__all__ = ["BLOB", "DRIVER_LOG", "FAKE_HOST", "HYPERDRIVE_LOG", "STUDIO", "FakeAzureML", "FakeComputeTarget", "FakeModel", "LostResponse"]
 
 FAKE_HOST = "https://fake.api.azureml.invalid"
 STUDIO = "https://ml.azure.com"  # the portal, as service discovery names it
 BLOB = "https://fake.blob.invalid"
 DRIVER_LOG = "azureml-logs/70_driver_log.txt"
+HYPERDRIVE_LOG = "azureml-logs/hyperdrive.txt"
 
 
 @dataclass
@@ -208,9 +209,15 @@ class FakeAzureML(FakeService):
                       run_definition={"arguments": record.arguments})
 
     def _logs(self, record: _RunRecord) -> dict:
+        if record.run_type == "hyperdrive":  # the parent runs no script: HyperDrive's own log, no driver log
+            return {HYPERDRIVE_LOG: f"{BLOB}/{record.run_id}/{HYPERDRIVE_LOG}"}
         return {DRIVER_LOG: f"{BLOB}/{record.run_id}/{DRIVER_LOG}"}
 
     def _log_text(self, url: str) -> str:
+        if url.endswith(HYPERDRIVE_LOG):
+            parent = url[len(BLOB) + 1:].split("/", 1)[0]
+            return "".join(f"[{child.run_id}] trial submitted\n" for child in self._runs.values()
+                           if child.parent == parent)
         return "\n".join(self.log_lines) + "\n" if url.startswith(BLOB) else ""
 
     def _submit_hyperdrive(self, config: Any, run_id: str, experiment: str, sent: dict[str, Any]) -> _RunRecord:
