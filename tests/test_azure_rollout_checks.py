@@ -125,3 +125,13 @@ def test_a_new_deployment_whose_server_refuses_the_example_is_deleted_with_the_s
     with pytest.raises(DeploymentFailed, match="does not match expected shape"):
         deploy(azure, "keras-mnist:2")
     assert azure.online_endpoints["mnist"].traffic == {old: 100}
+
+
+def test_a_model_whose_files_cannot_be_read_here_is_deployed_untried_with_a_warning(caplog):
+    with FakeMLClient(failures={"Storage.download": [OSError("This request is not authorized (storage firewall)")]}) \
+            as azure:
+        register(azure, "1")
+        endpoint = deploy(azure)
+    assert azure.online_endpoints["mnist"].traffic == {endpoint.deployment: 100}
+    assert "Scoring.invoke" not in azure.service_calls
+    assert "storage firewall" in caplog.text and "not tried" in caplog.text

@@ -454,7 +454,15 @@ class AzureEndpoints(EndpointHost):
                                   hint=f"If its files are an MLflow model (kerasjob's outputs/model is), register "
                                        f"them as one and deploy that version: {fix}.")
         with tempfile.TemporaryDirectory(prefix="kerasjob-model-") as folder:
-            azure_call(self.ml_client.models.download, model_name, version, download_path=folder)
+            try:
+                azure_call(self.ml_client.models.download, model_name, version, download_path=folder)
+            except Exception as error:  # noqa: BLE001 - storage this machine can't read need not stop a deploy
+                if translate_access_error(error) is not None:
+                    raise
+                logger.warning("Could not read the input example of model %s:%s (%s): the new deployment is not "
+                               "tried before the traffic moves to it", model_name, version,
+                               str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+                return None
             example = input_example(folder)
         if example is None:
             logger.warning("Model %s:%s has no input example and no tensor signature: the new deployment is not "
