@@ -147,6 +147,18 @@ def test_f4_mirror_traffic_is_at_most_50_and_never_to_a_deployment_with_live_tra
     assert client.online_endpoints.get("fid").mirror_traffic == {"green": 10}
 
 
+def test_f4_a_mirror_gets_its_share_of_the_requests_routed_by_traffic(azure, tmp_path):
+    client = _endpoint(azure, deployments=("blue", "green"))
+    endpoint = client.online_endpoints.get("fid")
+    endpoint.traffic, endpoint.mirror_traffic = {"blue": 100}, {"green": 10}
+    client.online_endpoints.begin_create_or_update(endpoint).result()
+    for _ in range(20):
+        _invoke(client, tmp_path, {"input_data": [ROW]})
+    _invoke(client, tmp_path, {"input_data": [ROW]}, deployment_name="blue")  # named: never mirrored
+    served = [(each["deployment"], each.get("mirrored", False)) for each in azure.scoring_requests]
+    assert served.count(("blue", False)) == 21 and served.count(("green", True)) == 2
+
+
 # --- F5, F6, F7: what may change, and names ---------------------------------------------------------------------
 
 

@@ -436,6 +436,7 @@ class _OnlineEndpoints:
         self.operations: dict[str, dict] = {}
         self.sent: list[tuple[str, dict]] = []  # ("endpoint" | "deployment", the resource as the SDK sent it)
         self.put_answers: list[tuple[str, int, str]] = []  # (kind/name, HTTP status, provisioning state)
+        self.routed: dict[str, int] = {}  # endpoint -> requests routed by its traffic (for mirroring)
         self.scoring_requests: list[dict] = []
 
     # -- ARM -----------------------------------------------------------------------------------------
@@ -697,6 +698,8 @@ class _OnlineEndpoints:
             return 404, {"error": {"message": f"Deployment {chosen} not found on endpoint {endpoint}."}}
         if deployment["properties"].get("provisioningState") != "Succeeded":
             return 424, {"error": {"message": f"Deployment {chosen} is not ready to serve."}}
+        if not named:
+            self._mirror(endpoint, headers, payload)
         if deployment["properties"].get("codeConfiguration"):
             return 200, fake._score_script(chosen, payload)
         try:
@@ -704,6 +707,19 @@ class _OnlineEndpoints:
             return 200, (fake.scorer or SignatureScorer(fake.run_files_text("outputs/model/MLmodel")))(rows)
         except ValueError as error:
             return 400, {"error": {"message": str(error)}}
+
+    def _mirror(self, endpoint: str, headers: Any, payload: Any) -> None:
+        """Copy a request routed by the traffic to each mirror deployment, its share of the time (every 10th request
+        for 10 %), as Azure's ``mirror_traffic`` does; the copy's answer is dropped. A request named by the header
+        is never mirrored. The copies are in ``scoring_requests`` with ``"mirrored": True``."""
+        mirror = {key: int(value) for key, value in
+                  (self.endpoints[endpoint]["properties"].get("mirrorTraffic") or {}).items()}
+        self.routed[endpoint] = count = self.routed.get(endpoint, 0) + 1
+        for deployment, share in mirror.items():
+            if share and count * share // 100 != (count - 1) * share // 100:
+                self.scoring_requests.append({"endpoint": endpoint, "deployment": deployment, "payload": payload,
+                                              "authorization": headers.get("Authorization"), "mirrored": True})
+                self.fake._record("Scoring.mirror", f"{endpoint}/{deployment}")
 
     def _accepted_tokens(self, endpoint: str) -> set[str]:
         """What an ``Authorization`` header may carry for ``endpoint``: its key or token; for ``aad_token``
