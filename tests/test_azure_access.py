@@ -15,6 +15,13 @@ from kerasjob.testing import FakeAzureML, FakeMLClient
 FAKES = {"azureml": FakeAzureML, "azureml-v2": FakeMLClient}
 
 
+@pytest.fixture(autouse=True)
+def azure_is_reachable(monkeypatch):
+    """These refusals come from a reachable Azure (offline, a login refusal is AzureUnreachable:
+    test_azure_offline.py)."""
+    monkeypatch.setattr("kerasjob.azure_errors.resolves", lambda host, timeout=3.0: True)
+
+
 def _http_error(status: int, message: str):
     from azure.core.exceptions import HttpResponseError
 

@@ -32,7 +32,7 @@ def test_ctrl_c_inside_the_sdks_hyperdrive_wait_cancels_the_sweep_on_the_service
         tune(azure, Sweep(max_total_runs=2, max_concurrent_runs=2), show_output=True)
     sweep = azure.runs[0]
     assert sweep.run_type == "hyperdrive" and sweep.canceled
-    assert "Run.cancel" in azure.service_calls and azure.registered_models == []
+    assert "HyperDrive.cancel" in azure.service_calls and azure.registered_models == []
 
 
 def test_a_failed_sweep_is_training_failed_not_the_sdks_activity_failed():

@@ -96,7 +96,8 @@ def test_ctrl_c_cancels_the_run_or_sweep_on_the_service_and_exits_130(backend, c
     with FAKES[backend](statuses=["Running"] * 20, interrupt_after=4) as azure:
         assert main(arguments) == 130
         if backend == "azureml":
-            assert azure.runs[0].canceled and "Run.cancel" in azure.service_calls
+            cancel = "Run.cancel" if command == "submit" else "HyperDrive.cancel"  # a sweep: HyperDriveRun.cancel
+            assert azure.runs[0].canceled and cancel in azure.service_calls
         else:
             assert azure.ml_client.jobs.get(azure.submissions[0].name).status == "Canceled"
     assert "the run was canceled" in capsys.readouterr().err

@@ -6,12 +6,20 @@ deployment"), so a deployment names only the model, the VM size and the count.
 ``azureml`` one's: SDK v1's ACI/AKS web services are deprecated, so a v1 workspace
 deploys through azure-ai-ml, see :func:`v1_workspace_endpoints`).
 
-``deploy`` is a safe rollout: get or create the endpoint (key auth); create a new
-deployment under a fresh name; wait until it is provisioned; only then send it
-100% of the traffic; only then delete the old deployments. A new deployment that
-fails to provision is deleted after its log tail is read, the traffic stays where
-it was, and ``DeploymentFailed`` carries the log. Ctrl-C while waiting raises
-``DeploymentInterrupted`` naming what exists on Azure and how to remove it.
+``deploy`` is a safe rollout: read the registered model's input example (its
+``input_example.json``, else a zero row shaped by its signature); get or create the
+endpoint (key auth); create a new deployment under a fresh name; wait until it is
+provisioned; invoke it by name (at 0% traffic) with the input example; only when it
+answers well-formed predictions (one row of numbers per input row) send it 100% of
+the traffic; only then delete the old deployments. A new deployment that fails to
+provision or answers badly is deleted after its log tail is read, the traffic stays
+where it was (the old deployment keeps serving), and ``DeploymentFailed`` carries
+the log. Ctrl-C while waiting raises ``DeploymentInterrupted`` naming what exists on
+Azure and how to remove it.
+
+Every invoke runs with azure-ai-ml's class-level invoke headers emptied before and
+after (:func:`clean_invoke_headers`): ``OnlineEndpointOperations.invoke`` writes the
+deployment name into ``EndpointInvokeFields.DEFAULT_HEADER`` and never takes it out.
 
 Scoring: Azure's no-code MLflow server reads ``{"input_data": ROWS}`` and answers
 the model's output as a JSON list, one row per input (``run`` and
@@ -30,13 +38,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
+import math
 import os
 import re
 import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .azure_errors import azure_access, is_not_found, translate_access_error
 from .endpoints import Endpoint, EndpointHost, prediction_from
@@ -45,8 +55,11 @@ from .optional import AZUREML_V2
 from .prediction import Images, Prediction, load_images
 from .retry import azure_call
 
-__all__ = ["INSTANCE_TYPE", "LOG_TAIL_LINES", "MAX_LOG_LINES", "AzureEndpoint", "AzureEndpoints", "deployment_name",
-           "registered_model", "scoring_payload", "v1_workspace_endpoints"]
+__all__ = ["INSTANCE_TYPE", "LOG_TAIL_LINES", "MAX_LOG_LINES", "AzureEndpoint", "AzureEndpoints", "clean_invoke_headers",
+           "deployment_name", "input_example", "malformed_answer", "registered_model", "scoring_payload",
+           "v1_workspace_endpoints"]
+
+logger = logging.getLogger(__name__)
 
 #: Azure VM sizes as managed online deployments take them (``Standard_DS3_v2``, ``Standard_F4s_v2``, ...).
 INSTANCE_TYPE = re.compile(r"^Standard_[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*$")
@@ -110,6 +123,98 @@ def scoring_payload(rows: list[list[float]]) -> dict[str, Any]:
     return {"input_data": rows}
 
 
+@contextlib.contextmanager
+def clean_invoke_headers() -> Iterator[None]:
+    """Run an ``online_endpoints.invoke`` with azure-ai-ml's shared invoke headers emptied before and after.
+
+    ``OnlineEndpointOperations.invoke`` (``operations/_online_endpoint_operations.py``) does
+    ``headers = EndpointInvokeFields.DEFAULT_HEADER`` and then writes ``azureml-model-deployment`` into it: a
+    class-level dict (``constants/_endpoint.py``), so after one invoke by deployment name every later invoke in
+    the process would go to that deployment, whatever the traffic says.
+
+    Example:
+        >>> with clean_invoke_headers():                                   # doctest: +SKIP
+        ...     ml_client.online_endpoints.invoke("mnist", request_file="request.json")
+    """
+    from azure.ai.ml.constants._endpoint import EndpointInvokeFields
+
+    def clean() -> None:
+        for key in (EndpointInvokeFields.MODEL_DEPLOYMENT, EndpointInvokeFields.AUTHORIZATION):
+            EndpointInvokeFields.DEFAULT_HEADER.pop(key, None)
+
+    clean()
+    try:
+        yield
+    finally:
+        clean()
+
+
+def _invoke(ml_client: Any, endpoint: str, payload: Any, deployment: str | None = None) -> str:
+    """POST ``payload`` to ``endpoint`` (to ``deployment`` by name when given) through ``online_endpoints.invoke``,
+    which reads its payload from a file; the answer's text."""
+    with tempfile.TemporaryDirectory(prefix="kerasjob-invoke-") as folder:
+        request = Path(folder) / "request.json"
+        request.write_text(json.dumps(payload))
+        with clean_invoke_headers():
+            return str(azure_call(ml_client.online_endpoints.invoke, endpoint_name=endpoint,
+                                  request_file=str(request), **({"deployment_name": deployment} if deployment else {})))
+
+
+def input_example(folder: str | os.PathLike[str]) -> list[Any] | None:
+    """The rows to test a deployment of the MLflow model in ``folder`` with: its ``input_example.json`` (rows; pandas
+    ``split``; ``{"inputs": ...}``), else one zero row shaped by its signature's ``(-1, N)`` tensor; None when the
+    model says neither.
+
+    Example:
+        >>> input_example("outputs/model")[0][:3]   # doctest: +SKIP
+        [0.0, 0.0, 0.0]
+    """
+    root = Path(folder)
+    example = next(iter(sorted(root.rglob("input_example.json"))), None)
+    if example is not None:
+        data = json.loads(example.read_text())
+        if isinstance(data, dict):
+            data = data.get("data", data.get("inputs", data.get("input_data")))
+        if isinstance(data, list) and data:
+            return data if isinstance(data[0], list) else [data]
+    mlmodel = next(iter(sorted(root.rglob("MLmodel"))), None)
+    if mlmodel is not None:
+        import yaml
+
+        signature = (yaml.safe_load(mlmodel.read_text()) or {}).get("signature") or {}
+        inputs = json.loads(signature.get("inputs") or "[]")
+        shape = inputs[0].get("tensor-spec", {}).get("shape") if len(inputs) == 1 else None
+        if shape and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0:
+            return [[0.0] * shape[1]]
+    return None
+
+
+def malformed_answer(answer: str, rows: int) -> str:
+    """Why ``answer`` (a scoring server's reply text) is not well-formed predictions for ``rows`` input rows:
+    JSON, one row (a list of finite numbers, or a number) per input row; "" when it is.
+
+    Example:
+        >>> malformed_answer("[[0.1, 0.9]]", 1), malformed_answer('{"error": "boom"}', 1)
+        ('', "not a list of predictions: {'error': 'boom'}")
+    """
+    try:
+        data = json.loads(answer)
+    except (TypeError, ValueError):
+        return f"not JSON: {str(answer)[:120]!r}"
+    if isinstance(data, dict) and isinstance(data.get("predictions"), list):
+        data = data["predictions"]
+    if not isinstance(data, list):
+        return f"not a list of predictions: {str(data)[:120]}"
+    if len(data) != rows:
+        return f"{len(data)} prediction(s) for {rows} input row(s)"
+    for row in data:
+        values = row if isinstance(row, list) else [row]
+        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                 for v in values):
+            return f"a prediction that is not finite numbers: {str(row)[:120]}"
+    return ""
+
+
 def _model_reference(arm_id: str | None) -> str:
     """``azureml:NAME:VERSION`` for a deployment's model (the service answers its ARM id)."""
     match = _MODEL_ARM_ID.search(arm_id or "")
@@ -148,6 +253,7 @@ def _wait(start: Callable[[], Any], timeout: float | None) -> Any:
 _CREATING = "creating the endpoint"
 _PROVISIONING = "provisioning the new deployment"
 _DROPPING = "deleting the failed deployment"
+_CHECKING = "invoking the new deployment with the model's input example"
 _MOVING = "moving the traffic to the new deployment"
 _CLEANING = "deleting the old deployments"
 
@@ -179,7 +285,7 @@ class _Rollout:
         if not self.new:
             return (f"Endpoint {name!r} was created and has no deployment; remove it with {remove_endpoint}."
                     if self.created_endpoint else "Nothing was changed on Azure.")
-        if self.step == _PROVISIONING:
+        if self.step in (_PROVISIONING, _CHECKING):
             return (f"Endpoint {name!r} exists; deployment {self.new!r} is still provisioning on Azure (that goes on "
                     f"without you) and has no traffic: {self.serving()}. Remove the new deployment with "
                     f"{remove_deployment(name, self.new)} (or ml_client.online_deployments.begin_delete({self.new!r}, "
@@ -218,12 +324,8 @@ class AzureEndpoint(Endpoint):
         """POST ``images`` (any form ``predict`` takes) through ``online_endpoints.invoke`` as
         ``{"input_data": ...}``; the digits and probabilities the model answers."""
         payload = scoring_payload(load_images(images).tolist())
-        with tempfile.TemporaryDirectory(prefix="kerasjob-invoke-") as folder:
-            request = Path(folder) / "request.json"  # invoke reads its payload from a file
-            request.write_text(json.dumps(payload))
-            with azure_access(self._where):
-                answer = azure_call(self.ml_client.online_endpoints.invoke, endpoint_name=self.name,
-                                    request_file=str(request))
+        with azure_access(self._where):
+            answer = _invoke(self.ml_client, self.name, payload)  # routed by the traffic, never a stale header
         try:
             rows = json.loads(answer)
         except json.JSONDecodeError:
@@ -287,7 +389,7 @@ class AzureEndpoints(EndpointHost):
         from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
 
         client, name = self.ml_client, rollout.endpoint
-        self._check_model(model)
+        example = self._check_model(model)
         endpoint = self._find(name)
         if endpoint is None:
             rollout.step, rollout.created_endpoint = _CREATING, True
@@ -304,6 +406,9 @@ class AzureEndpoints(EndpointHost):
             self._fail_if_not_provisioned(rollout, error)
             raise
         self._fail_if_not_provisioned(rollout, None)
+        if example is not None:
+            rollout.step = _CHECKING
+            self._check_answers(rollout, example)
         rollout.step = _MOVING
         endpoint.traffic = {rollout.new: 100}
         endpoint = _wait(lambda: client.online_endpoints.begin_create_or_update(endpoint), timeout)
@@ -312,8 +417,26 @@ class AzureEndpoints(EndpointHost):
             _wait(lambda: client.online_deployments.begin_delete(name=old, endpoint_name=name), timeout)
         return self._handle(endpoint, [created])
 
-    def _check_model(self, model: str) -> None:
-        """Refuse a model the workspace lacks, or one Azure can't serve without a scoring script."""
+    def _check_answers(self, rollout: _Rollout, example: list[Any]) -> None:
+        """Invoke the new deployment by name (it has no traffic yet) with the model's input example; unless it
+        answers well-formed predictions, delete it and raise ``DeploymentFailed`` (the old one keeps serving)."""
+        try:
+            answer, problem = _invoke(self.ml_client, rollout.endpoint, scoring_payload(example), rollout.new), ""
+        except Exception as error:  # noqa: BLE001 - a 4xx/5xx from the scoring server is the check failing
+            from azure.core.exceptions import HttpResponseError
+
+            if not isinstance(error, HttpResponseError) or translate_access_error(error) is not None:
+                raise
+            problem = f"an error: {str(error).strip().splitlines()[0][:200]}"
+        else:
+            problem = malformed_answer(answer, len(example))
+        if problem:
+            self._drop(rollout, f"it answered the model's input example with {problem}")
+        logger.info("Deployment %s answered the input example with well-formed predictions", rollout.new)
+
+    def _check_model(self, model: str) -> list[Any] | None:
+        """Refuse a model the workspace lacks, or one Azure can't serve without a scoring script; return the rows
+        of its input example (None when the model has neither an example nor a tensor signature)."""
         _, model_name, version = model.split(":")
         try:
             asset = azure_call(self.ml_client.models.get, model_name, version=version)
@@ -330,6 +453,21 @@ class AzureEndpoints(EndpointHost):
                                   f"{model_name}:{version} of type {asset.type}",
                                   hint=f"If its files are an MLflow model (kerasjob's outputs/model is), register "
                                        f"them as one and deploy that version: {fix}.")
+        with tempfile.TemporaryDirectory(prefix="kerasjob-model-") as folder:
+            try:
+                azure_call(self.ml_client.models.download, model_name, version, download_path=folder)
+            except Exception as error:  # noqa: BLE001 - storage this machine can't read need not stop a deploy
+                if translate_access_error(error) is not None:
+                    raise
+                logger.warning("Could not read the input example of model %s:%s (%s): the new deployment is not "
+                               "tried before the traffic moves to it", model_name, version,
+                               str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+                return None
+            example = input_example(folder)
+        if example is None:
+            logger.warning("Model %s:%s has no input example and no tensor signature: the new deployment is not "
+                           "tried before the traffic moves to it", model_name, version)
+        return example
 
     def _fail_if_not_provisioned(self, rollout: _Rollout, error: BaseException | None) -> None:
         """When the new deployment ended in Failed: read its log, delete it (traffic never moved to it) and raise
@@ -343,6 +481,11 @@ class AzureEndpoints(EndpointHost):
             return
         if state == "Succeeded" or (error is not None and state not in ("Failed", "Canceled")):
             return
+        self._drop(rollout, str(error).strip().splitlines()[0] if error is not None else f"provisioning state {state}")
+
+    def _drop(self, rollout: _Rollout, reason: str) -> None:
+        """Read the new deployment's log tail, delete it (no traffic ever went to it) and raise ``DeploymentFailed``."""
+        client, name = self.ml_client, rollout.endpoint
         try:
             log_tail = str(azure_call(client.online_deployments.get_logs, name=rollout.new, endpoint_name=name,
                                       lines=LOG_TAIL_LINES))
@@ -350,7 +493,6 @@ class AzureEndpoints(EndpointHost):
             log_tail = ""
         rollout.step = _DROPPING
         _wait(lambda: client.online_deployments.begin_delete(name=rollout.new, endpoint_name=name), None)
-        reason = str(error).strip().splitlines()[0] if error is not None else f"provisioning state {state}"
         raise DeploymentFailed(f"Deployment {rollout.new!r} to endpoint {name!r} failed: {reason}. It was deleted, "
                                f"and no traffic was moved to it: {rollout.serving()}.", endpoint=name,
                                deployment=rollout.new, log_tail=log_tail)

@@ -6,26 +6,45 @@ their own words and types, often wrapped in another exception: azure-identity's
 azureml-core's ``AuthenticationException``, an HTTP 403 inside an
 ``HttpResponseError`` or ``ProjectSystemException``, azureml-core's
 ``ProjectSystemException("workspace not found.")`` (``resource_error_handling``
-in ``azureml/_base_sdk_common/common.py``). :func:`translate_access_error` walks
-the whole cause chain and names the fix; :func:`azure_access` applies it to a
+in ``azureml/_base_sdk_common/common.py``). Without a network, both blame the
+login: azureml-core raises an ``AuthenticationException`` with no text,
+``DefaultAzureCredential`` a ``ClientAuthenticationError`` listing every
+credential; a host that does not resolve reaches the caller as azure-core's
+``ServiceRequestError`` or a ``requests.ConnectionError``. So a failed name
+lookup in the chain, or a login refusal while Azure Resource Manager's host does
+not resolve, is ``AzureUnreachable`` naming the host. :func:`translate_access_error`
+walks the whole cause chain and names the fix; :func:`azure_access` applies it to a
 block of calls. The types are matched by name, so neither SDK is imported here.
 
 Example:
-    >>> class ClientAuthenticationError(Exception): ...
-    >>> type(translate_access_error(ClientAuthenticationError("no token"))).__name__
-    'NotAuthenticated'
+    >>> class HttpResponseError(Exception):
+    ...     status_code = 403
+    >>> type(translate_access_error(HttpResponseError("AuthorizationFailed"))).__name__
+    'AccessDenied'
+    >>> unresolved_host(OSError("Failed to resolve 'management.azure.com' (Name or service not known)"))
+    'management.azure.com'
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import socket
+import threading
 from typing import Iterator
 
-from .errors import AccessDenied, AzureAccessError, NotAuthenticated, WorkspaceNotFound, causes
+from .errors import AccessDenied, AzureAccessError, AzureUnreachable, NotAuthenticated, WorkspaceNotFound, causes
 from .retry import status_code
 
-__all__ = ["LOGIN_FIX", "azure_access", "is_not_found", "translate_access_error"]
+__all__ = ["ARM_HOST", "LOGIN_FIX", "azure_access", "is_not_found", "resolves", "translate_access_error",
+           "unresolved_host"]
+
+#: Azure Resource Manager, which every login and workspace lookup of both SDKs reaches first.
+ARM_HOST = "management.azure.com"
+# What a failed name lookup looks like in urllib3's, requests' and the OS's words.
+_NAME_LOOKUP = re.compile(r"Failed to resolve|Name or service not known|nodename nor servname|getaddrinfo failed|"
+                          r"Temporary failure in name resolution|No address associated with hostname", re.IGNORECASE)
+_HOST = re.compile(r"Failed to resolve '([^']+)'|host='([^']+)'")
 
 LOGIN_FIX = ("Run `az login` and pass --auth cli (auth='cli'), or set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
              "AZURE_CLIENT_SECRET and pass --auth service-principal (auth='service-principal').")
@@ -54,16 +73,55 @@ def is_not_found(error: BaseException) -> bool:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:300]
+    return text.splitlines()[0][:300].rstrip(". ")
+
+
+def resolves(host: str, timeout: float = 3.0) -> bool:
+    """Whether ``host``'s name resolves within ``timeout`` seconds (a lookup left running is abandoned)."""
+    answer: list[bool] = []
+
+    def look_up() -> None:
+        try:
+            socket.getaddrinfo(host, 443)
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    worker = threading.Thread(target=look_up, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(answer and answer[0])
+
+
+def unresolved_host(error: BaseException) -> str | None:
+    """The host whose name did not resolve, when that is what ``error`` (or a cause) says; else None."""
+    for each in causes(error):
+        names = {cls.__name__ for cls in type(each).__mro__}
+        text = str(each)
+        if "gaierror" in names or _NAME_LOOKUP.search(text):
+            found = _HOST.search(text)
+            return next((group for group in found.groups() if group), ARM_HOST) if found else ARM_HOST
+    return None
+
+
+def _unreachable(host: str, where: str) -> AzureUnreachable:
+    return AzureUnreachable(f"Azure cannot be reached for {where}: the host {host} does not resolve (no network, "
+                            "or DNS, a proxy or a firewall blocks it). Check the connection (and HTTPS_PROXY), then "
+                            "run the command again.", host=host)
 
 
 def translate_access_error(error: BaseException, where: str = "the Azure ML workspace") -> AzureAccessError | None:
     """The kerasjob error for ``error`` when it means no login, no workspace or no permission; else None."""
+    host = unresolved_host(error)
+    if host is not None:
+        return _unreachable(host, where)
     for each in causes(error):
         if isinstance(each, AzureAccessError):
             return each
         names = {cls.__name__ for cls in type(each).__mro__}
         if names & _AUTHENTICATION_TYPES or status_code(each) == 401:
+            if not resolves(ARM_HOST):  # offline, either SDK blames the login
+                return _unreachable(ARM_HOST, where)
             return NotAuthenticated(f"Azure did not accept the login for {where}: {_first_line(each)}. {LOGIN_FIX}")
         if status_code(each) == 403 or (names & _AZUREML_ERRORS and _FORBIDDEN.search(str(each))):
             return AccessDenied(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-__all__ = ["AccessDenied", "AzureAccessError", "BackendUnavailable", "DataError", "DeploymentFailed",
+__all__ = ["AccessDenied", "AzureAccessError", "AzureUnreachable", "BackendUnavailable", "DataError", "DeploymentFailed",
            "DeploymentInterrupted", "KerasJobError",
            "NotAuthenticated", "SubmissionError", "TrainingFailed", "ValidationError", "WorkspaceNotFound", "causes",
            "was_interrupted"]
@@ -90,6 +90,14 @@ class AzureAccessError(KerasJobError):
 
 class NotAuthenticated(AzureAccessError):
     """No usable Azure login (not logged in, expired token, missing service principal)."""
+
+
+class AzureUnreachable(AzureAccessError):
+    """Azure can't be reached from this machine: ``host`` does not resolve (no network, DNS, proxy or firewall)."""
+
+    def __init__(self, message: str, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
 
 
 class WorkspaceNotFound(AzureAccessError):

@@ -27,7 +27,7 @@ from .job import TrainingJob
 from .plan import SubmissionPlan, build_plan
 
 __all__ = ["Registration", "TrainingResult", "check_destination", "download_model", "finish_attached_run",
-           "finish_training", "make_job", "model_registry_of", "register_run_model", "register_trained_model",
+           "finish_attached_sweep", "finish_training", "make_job", "model_registry_of", "register_run_model", "register_trained_model",
            "submit_training"]
 
 logger = logging.getLogger(__name__)
@@ -177,12 +177,37 @@ def finish_attached_run(run: JobRun, *, model_name: str | None = None, model_pat
         >>> finish_attached_run(LocalBackend().attach(run.id)).model_version  # doctest: +SKIP
         '4'
     """
+    if getattr(run, "is_sweep", False):  # a sweep parent holds no model: its best trial's is registered
+        return finish_attached_sweep(run, model_name=model_name, model_path=model_path, on_line=on_line)[0]
     status = _ended(run, on_line)
     recorded = run.registered_model()
     name = model_name or (recorded.name if recorded is not None else DEFAULT_MODEL_NAME)
     registration = _register(run, model_name=name, model_path=model_path, hyperparameters={},
                              tensorflow_version=None, extra_tags=None, criterion=SUBMIT_CRITERION)
     return _result(run, status, registration, int(getattr(run, "workers", 1)))
+
+
+def finish_attached_sweep(run: JobRun, *, model_name: str | None = None, model_path: str = "outputs/model",
+                          on_line: LineSink | None = None) -> tuple[TrainingResult, Any]:
+    """Follow a sweep submitted earlier (``kerasjob runs wait SWEEP_ID``) to its end and register its best
+    trial's model as ``tune`` does: judged by the sweep's own metric and goal (the champion rule), tagged
+    with the sweep, once. Returns the result (the best trial's) and the run's ``sweep_best()``.
+
+    Raises ``TrainingFailed`` when no trial completed (nothing is registered).
+
+    Example:
+        >>> result, best = finish_attached_sweep(backend.attach("HD_1234"))   # doctest: +SKIP
+        >>> best.run.id, result.model_version                                  # doctest: +SKIP
+        ('HD_1234_3', '2')
+    """
+    run.wait(on_line=on_line)
+    best = run.sweep_best()  # type: ignore[attr-defined]  # the Azure runs' hook (backends._azure.SweepBest)
+    recorded = best.run.registered_model()
+    name = model_name or (recorded.name if recorded is not None else DEFAULT_MODEL_NAME)
+    registration = _register(best.run, model_name=name, model_path=model_path, hyperparameters=best.parameters,
+                             tensorflow_version=None, extra_tags={"sweep_run_id": run.id},
+                             criterion=Criterion(best.metric, best.goal))
+    return _result(best.run, RunStatus.COMPLETED, registration, 1), best
 
 
 def model_registry_of(run: JobRun) -> ModelRegistry:

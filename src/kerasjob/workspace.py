@@ -14,15 +14,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 from .errors import ValidationError
 
-__all__ = ["AUTH_CHOICES", "AUTH_METHODS", "CONFIG_NAMES", "SERVICE_PRINCIPAL_VARIABLES", "WorkspaceIds",
-           "authentication", "check_workspace_arguments", "credential_for", "find_config",
+__all__ = ["AUTH_CHOICES", "AUTH_METHODS", "CONFIG_NAMES", "INTERACTIVE_BANNER", "SERVICE_PRINCIPAL_VARIABLES",
+           "WorkspaceIds", "authentication", "sdk_output_to_stderr", "check_workspace_arguments", "credential_for", "find_config",
            "load_ml_client", "load_workspace", "read_config", "tracking_client"]
 
 #: auth choice -> (``azureml.core.authentication`` class for SDK v1, ``azure.identity`` credential for SDK v2).
@@ -169,10 +172,52 @@ def load_workspace(config: str | os.PathLike[str] | None = None, *, subscription
     from .retry import azure_call
 
     credentials = authentication(auth)
-    if path is None:
-        return azure_call(Workspace, subscription_id=subscription_id, resource_group=resource_group,
-                          workspace_name=workspace_name, auth=credentials)
-    return azure_call(Workspace.from_config, path=str(path), auth=credentials)
+    with sdk_output_to_stderr():
+        if path is None:
+            return azure_call(Workspace, subscription_id=subscription_id, resource_group=resource_group,
+                              workspace_name=workspace_name, auth=credentials)
+        return azure_call(Workspace.from_config, path=str(path), auth=credentials)
+
+
+#: What azureml-core prints on stdout before its own login (``InteractiveLoginAuthentication``).
+INTERACTIVE_BANNER = "Performing interactive authentication"
+
+
+class _ToStderr(io.TextIOBase):
+    """A stdout for the SDK's prints: each line goes to stderr, but for the login banner."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if INTERACTIVE_BANNER not in line:
+                sys.stderr.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending and INTERACTIVE_BANNER not in self._pending:
+            sys.stderr.write(self._pending)
+        self._pending = ""
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def sdk_output_to_stderr() -> Iterator[None]:
+    """Keep what azureml-core prints while it logs in off stdout (``submit --json`` prints JSON there and nothing
+    else): its "Performing interactive authentication..." banner is dropped, anything else it prints (a device
+    code's instructions) goes to stderr as it comes."""
+    writer = _ToStderr()
+    try:
+        with contextlib.redirect_stdout(writer):
+            yield
+    finally:
+        writer.flush()
 
 
 def load_ml_client(config: str | os.PathLike[str] | None = None, *, subscription_id: str | None = None,

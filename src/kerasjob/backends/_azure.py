@@ -4,6 +4,8 @@
   states) onto :class:`RunStatus`;
 - :func:`translate_distribution`: the one shape of the distribution translation,
   each SDK giving its own TensorFlow and MPI constructors;
+- :class:`SweepBest` and :func:`best_of`: a sweep followed by id (``runs wait``) ends as ``tune`` does,
+  with its best completed trial judged by the sweep's own metric and goal;
 - :class:`AzureBackend`: the workspace arguments (a client object, else
   ``config.json`` or explicit ids with a login), their offline check, and the
   dry-run's words for the data.
@@ -16,16 +18,18 @@ Example:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, TypeVar
 
 from ..dataset import mnist_urls
 from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
 from ..optional import Extra
 from ..workspace import check_workspace_arguments
-from .base import Backend, BackendOptions, RunStatus
+from ..errors import TrainingFailed
+from .base import Backend, BackendOptions, JobRun, RunStatus
 
-__all__ = ["CHECKPOINT_FLAG", "CHECKPOINT_OUTPUT", "FINAL_STATES", "STATUS_MAP", "AzureBackend", "keeps_checkpoints",
-           "map_status", "translate_distribution", "workspace_arguments"]
+__all__ = ["CHECKPOINT_FLAG", "CHECKPOINT_OUTPUT", "FINAL_STATES", "STATUS_MAP", "AzureBackend", "SweepBest", "best_of",
+           "keeps_checkpoints", "map_status", "translate_distribution", "workspace_arguments"]
 
 #: The output that holds the packaged trainers' per-epoch checkpoints on Azure ML, and the flag they read it from.
 CHECKPOINT_OUTPUT, CHECKPOINT_FLAG = "checkpoints", "--checkpoint-dir"
@@ -67,6 +71,28 @@ STATUS_MAP: dict[str, RunStatus] = {
 }
 #: The native states after which a run never changes.
 FINAL_STATES = ("Completed", "Failed", "Canceled")
+
+
+@dataclass(frozen=True)
+class SweepBest:
+    """A sweep's best completed trial: its handle, the sweep's metric and goal, its value, its swept values."""
+
+    run: JobRun
+    metric: str
+    goal: str
+    value: float | None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def best_of(sweep_id: str, scored: list[tuple[float | None, str]], goal: str, states: dict[str, str]) -> str:
+    """The id of the best completed trial among ``scored`` (``(metric value, trial id)``); ``TrainingFailed``
+    with ``tune``'s words when no trial completed with the metric (``states``: trial id -> native state)."""
+    values = [(value, trial) for value, trial in scored if value is not None]
+    if not values:
+        listed = ", ".join(f"{trial} {state.lower()}" for trial, state in sorted(states.items())) or "none"
+        raise TrainingFailed(f"No trial of sweep {sweep_id} completed ({listed}); nothing was registered",
+                             run_id=sweep_id, status="failed")
+    return (max if goal == "maximize" else min)(values, key=lambda pair: pair[0])[1]
 
 
 def map_status(state: str | None) -> RunStatus:

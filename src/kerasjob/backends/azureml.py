@@ -12,7 +12,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import time
 import uuid
@@ -29,12 +31,12 @@ from ..job import MpiDistribution, TrainingJob
 from ..optional import AZUREML
 from ..retry import azure_call, create_once
 from ..workspace import load_workspace
-from ._azure import (CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, STATUS_MAP, AzureBackend, keeps_checkpoints, map_status,
-                     translate_distribution, workspace_arguments)
+from ._azure import (CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, STATUS_MAP, AzureBackend, SweepBest, best_of,
+                     keeps_checkpoints, map_status, translate_distribution, workspace_arguments)
 from .base import BackendOptions, JobRun, ModelVersion, RunStatus, safe_destination
 
 __all__ = ["DEFAULT_POLL_SECONDS", "DRIVER_LOG_MARKERS", "STATUS_MAP", "AzureMLBackend", "AzureMLModelRegistry",
-           "AzureMLRun", "build_script_run_config", "distributed_job_config", "new_run_id"]
+           "AzureMLRun", "build_script_run_config", "distributed_job_config", "last_metric", "new_run_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +214,14 @@ class AzureMLModelRegistry(TaggedAliasRegistry):
             azure_call(entity.update_tags_properties, remove_tags=[tag])
 
 
+def last_metric(run: Any, name: str) -> float | None:
+    """The last value ``run`` (an ``azureml.core`` run) logged for metric ``name``; None when absent or NaN."""
+    value = azure_call(run.get_metrics).get(name)
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
 def new_run_id(experiment_name: str) -> str:
     """A run id fixed before the first submit, as ``Experiment.submit`` would make one."""
     return f"{experiment_name}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
@@ -256,13 +266,47 @@ class AzureMLRun(JobRun):
                 return
             time.sleep(self.poll_seconds)
 
+    @property
+    def is_sweep(self) -> bool:
+        """Whether this is a HyperDrive parent (``Run.get`` hands one back as a ``HyperDriveRun``)."""
+        try:
+            from azureml.train.hyperdrive import HyperDriveRun
+        except ImportError:  # azureml-train-core absent: no run can be one
+            return False
+        return isinstance(self.run, HyperDriveRun)
+
     def cancel(self) -> None:
-        """Cancel on the service. ``Run.cancel`` is what ``ScriptRun.cancel`` does for a remote target, without
+        """Cancel on the service. A HyperDrive parent goes through ``HyperDriveRun.cancel``, the HyperDrive
+        service's ``cancel_experiment``, which stops its trials too; ``Run.cancel`` would only post a "canceled"
+        event to run history and leave the trials running (azureml/train/hyperdrive/run.py, azureml/core/run.py).
+        Any other run: ``Run.cancel`` is what ``ScriptRun.cancel`` does for a remote target, without
         first rebuilding the run's ``RunConfiguration`` from the service, which fails for a run this process
         did not submit (``attach``): azureml/core/script_run.py, a None project path in runconfig.py."""
         from azureml.core import Run
 
-        azure_call(Run.cancel, self.run)
+        if self.is_sweep:
+            azure_call(self.run.cancel)
+        else:
+            azure_call(Run.cancel, self.run)
+
+    def sweep_best(self) -> SweepBest | None:
+        """For a HyperDrive parent: its best completed trial by the sweep's own primary metric and goal
+        (``HyperDriveConfig._primary_metric_config``, rebuilt from the parent's system tags by ``Run.get``) and
+        the values HyperDrive gave it (``get_hyperparameters``); None for any other run. A parent holds no
+        ``outputs/model``: its ``register_model`` raises ``ModelPathNotFoundException``."""
+        if not self.is_sweep:
+            return None
+        config = self.run.hyperdrive_config._primary_metric_config
+        metric, goal = str(config["name"]), str(config["goal"]).lower()
+        children = {child.id: child for child in azure_call(lambda: list(self.run.get_children()))}
+        states = {trial: str(azure_call(child.get_status)) for trial, child in children.items()}
+        scored = [(last_metric(children[trial], metric), trial) for trial, state in states.items()
+                  if state == "Completed"]
+        best = best_of(self.id, scored, goal, states)
+        sampled = json.loads(azure_call(self.run.get_hyperparameters).get(best) or "{}")
+        parameters = {flag.lstrip("-").replace("-", "_"): value for flag, value in sampled.items()}
+        value = next(value for value, trial in scored if trial == best)
+        return SweepBest(AzureMLRun(children[best], poll_seconds=self.poll_seconds), metric, goal, value, parameters)
 
     def metrics(self) -> dict[str, float]:
         values = azure_call(self.run.get_metrics)

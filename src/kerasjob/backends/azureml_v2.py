@@ -40,8 +40,8 @@ from ..optional import AZUREML_V2
 from ..retry import azure_call, create_once
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
 from ..workspace import load_ml_client, tracking_client
-from ._azure import (CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, FINAL_STATES, STATUS_MAP, AzureBackend, keeps_checkpoints,
-                     map_status, translate_distribution, workspace_arguments)
+from ._azure import (CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, FINAL_STATES, STATUS_MAP, AzureBackend, SweepBest, best_of,
+                     keeps_checkpoints, map_status, translate_distribution, workspace_arguments)
 from .azureml_v2_log import JobLog, LineWriter, service_error
 from .base import BackendOptions, JobRun, LineSink, ModelVersion, RunStatus, move_files
 
@@ -348,8 +348,34 @@ class AzureMLv2Run(JobRun):
             self.cancel()
             raise
 
+    @property
+    def is_sweep(self) -> bool:
+        """Whether this is a sweep job (its trials are child jobs)."""
+        return str(getattr(self.job, "type", "")).lower() == "sweep"
+
     def cancel(self) -> None:
+        """``jobs.begin_cancel``: for a sweep, the service cancels its unfinished trials too."""
         azure_call(self.ml_client.jobs.begin_cancel, self.id).result()
+
+    def sweep_best(self) -> SweepBest | None:
+        """For a sweep job: its best completed trial by the sweep's own objective (the service's
+        ``best_child_run_id`` when set, else the trials' MLflow metrics) and the swept values the trial's
+        script logged; None for any other job. A sweep parent holds no ``outputs/model`` to register."""
+        if not self.is_sweep:
+            return None
+        objective = self.job.objective
+        metric, goal = str(objective.primary_metric), str(objective.goal).lower()
+        children = [child for child in azure_call(lambda: list(self.ml_client.jobs.list(parent_job_name=self.id)))
+                    if child is not None]
+        states = {child.name: str(child.status) for child in children}
+        completed = [name for name, state in states.items() if state == "Completed"]
+        named = (self.job.properties or {}).get("best_child_run_id")
+        runs = {name: AzureMLv2Run(self.ml_client, name) for name in completed}
+        scored = [(runs[name].metrics().get(metric), name) for name in completed]
+        best = named if named in runs else best_of(self.id, scored, goal, states)
+        params = runs[best].params()
+        swept = {name: params[name] for name in (self.job.search_space or {}) if name in params}
+        return SweepBest(runs[best], metric, goal, dict((name, value) for value, name in scored).get(best), swept)
 
     def metrics(self) -> dict[str, float]:
         """The job's last value of each metric, read through MLflow from the workspace."""

@@ -94,10 +94,17 @@ def run_logs(args: argparse.Namespace) -> int:
 
 
 def wait_run(args: argparse.Namespace) -> int:
-    from ..run import finish_attached_run
+    from ..run import finish_attached_run, finish_attached_sweep
 
     run = _attach(args)
-    result = finish_attached_run(run, on_line=None if args.quiet else (lambda line: print(line, flush=True)))
+    on_line = None if args.quiet else (lambda line: print(line, flush=True))
+    if getattr(run, "is_sweep", False):  # as tune ends: the best trial's model, under the sweep's own rule
+        result, best = finish_attached_sweep(run, on_line=on_line)
+        value = "" if best.value is None else f" ({best.metric} {best.value:.4f})"
+        print(f"Sweep {run.id} {run.status().value}: best trial {best.run.id}{value}. Model {result.model_name!r} "
+              f"version {result.model_version} registered{' (champion)' if result.champion else ''}.")
+        return 0
+    result = finish_attached_run(run, on_line=on_line)
     print(f"Run {run.id} {result.status}. Model {result.model_name!r} version {result.model_version} registered.")
     return 0
 

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
@@ -18,6 +19,10 @@ from .parser import build_parser, command_parser
 from .refusals import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exit_code, in_flags
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "build_parser", "main"]
+
+#: Loggers that warn on stderr before a login fails: ``DefaultAzureCredential``'s list of every credential it
+#: tried (azure-identity), azureml-core's "unable to load cloud metadata" when Azure can't be reached.
+SDK_LOGIN_LOGGERS = ("azure.identity", "azureml._vendor.azure_cli_core")
 
 #: The commands that pass what follows ``--`` to a training script.
 TAKES_SCRIPT_ARGUMENTS = ("submit",)
@@ -34,6 +39,8 @@ def _split_script_arguments(argv: list[str]) -> tuple[list[str], list[str] | Non
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kerasjob`` console script; returns the exit code."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's "Creating initial database tables..."
+    for name in SDK_LOGIN_LOGGERS:  # a failure is one line of ours, not the SDKs' warnings before it
+        logging.getLogger(name).setLevel(logging.ERROR)
     parser = build_parser()
     own, script_arguments = _split_script_arguments(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)  # argparse exits 2 on bad flags, as we do

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .output import print_json, print_table
-from .training import workspace_arguments
+from .training import quiet_loggers, workspace_arguments
 
 __all__ = ["delete_endpoint", "deploy", "endpoint_logs", "invoke_endpoint", "list_endpoints", "predict"]
 
@@ -62,8 +62,15 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def _endpoint_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Where the endpoint lives: the backend and, on Azure, the workspace."""
-    return {"backend": args.backend, **workspace_arguments(args)}
+    """Where the endpoint lives: the backend and, on Azure, the workspace. Azure ML serves through azure-ai-ml
+    (both SDKs' workspaces), whose INFO lines on stderr ("Found the config file in: ...") are kept quiet."""
+    from ..backends import resolve_backend
+    from ..backends._azure import AzureBackend
+
+    options = {"backend": args.backend, **workspace_arguments(args)}
+    if isinstance(resolve_backend(**options), AzureBackend):
+        quiet_loggers(("azure.ai.ml",))
+    return options
 
 
 def deploy(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from ..errors import ValidationError
 from ..training.contract import HYPERPARAMETERS, OPTIONS
 from .output import print_json
 
-__all__ = ["fit", "quiet_sdk_loggers", "run_document", "submit", "tune", "workspace_arguments"]
+__all__ = ["fit", "quiet_loggers", "quiet_sdk_loggers", "run_document", "submit", "tune", "workspace_arguments"]
 
 
 def workspace_arguments(args: argparse.Namespace) -> dict[str, Any]:
@@ -29,11 +29,20 @@ def workspace_arguments(args: argparse.Namespace) -> dict[str, Any]:
 def quiet_sdk_loggers(backend: Backend) -> None:
     """Some SDKs give their loggers an INFO handler on stderr at import (azure-ai-ml: "Found the config file
     in: ..."); the command keeps stderr for kerasjob's own words, so those loggers show warnings only."""
+    quiet_loggers(backend.chatty_loggers)
+
+
+def quiet_loggers(packages: tuple[str, ...]) -> None:
+    """The loggers of ``packages`` (imported here: the import creates them) show warnings only; a package that
+    is not installed is skipped."""
     import importlib
     import logging
 
-    for package in backend.chatty_loggers:
-        importlib.import_module(package)  # the import creates the loggers
+    for package in packages:
+        try:
+            importlib.import_module(package)  # the import creates the loggers
+        except ImportError:
+            continue
         for name in list(logging.root.manager.loggerDict):
             if name.startswith(package):
                 logging.getLogger(name).setLevel(logging.WARNING)

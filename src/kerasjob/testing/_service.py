@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ACCESS", "FakeService", "LostResponse", "press_ctrl_c", "spread"]
+__all__ = ["ACCESS", "FakeService", "LostResponse", "azure_resolves", "press_ctrl_c", "spread"]
 
 
 class LostResponse(Exception):
@@ -38,6 +38,14 @@ def spread(kind: str, parameters: list[Any], index: int, total: int) -> Any:
 
 
 ACCESS = ("ok", "not-logged-in", "forbidden", "no-workspace")
+
+
+def azure_resolves() -> Any:
+    """A patch for ``kerasjob.azure_errors.resolves``: the fake's Azure is reachable, so a login it refuses is the
+    login's fault (kerasjob asks whether Azure Resource Manager's host resolves before it blames a login)."""
+    from unittest import mock
+
+    return mock.patch("kerasjob.azure_errors.resolves", lambda host, timeout=3.0: True)
 
 
 def press_ctrl_c() -> None:

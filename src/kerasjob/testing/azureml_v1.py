@@ -28,7 +28,8 @@ Call names in ``calls`` are the service operations: ``Workspace.get``,
 ``ComputeTarget`` (the RP GET), ``ComputeTarget.create``, ``Dataset.get_by_name``,
 ``FileDataset.register``, ``Experiment.submit`` (the start-run POST, or the
 HyperDrive create), ``Run.get_status`` (a status read), ``Run.get_details_with_logs``
-(a log read), ``Run.get_metrics``, ``Run.cancel``, ``Run.get_children``,
+(a log read), ``Run.get_metrics``, ``Run.cancel`` (run history's "canceled" event),
+``HyperDrive.cancel`` (``HyperDriveRun.cancel``: the parent and its trials), ``Run.get_children``,
 ``Run.register_model``, ``Model.list``, ``Model.update`` (a tag change), ``Run.get_file_names``,
 ``Run.download_file``, ``Run.get``. ``failures={"<name>": [...]}`` raises at that operation; a
 ``LostResponse(exc)`` carries the operation out first, then raises ``exc`` (a
@@ -53,14 +54,15 @@ from typing import Any
 from types import SimpleNamespace
 from unittest import mock
 
-from ._service import FakeService, LostResponse, spread
+from ._service import FakeService, LostResponse, azure_resolves, spread
 
-__all__ = ["BLOB", "DRIVER_LOG", "FAKE_HOST", "STUDIO", "FakeAzureML", "FakeComputeTarget", "FakeModel", "LostResponse"]
+__all__ = ["BLOB", "DRIVER_LOG", "FAKE_HOST", "HYPERDRIVE_LOG", "STUDIO", "FakeAzureML", "FakeComputeTarget", "FakeModel", "LostResponse"]
 
 FAKE_HOST = "https://fake.api.azureml.invalid"
 STUDIO = "https://ml.azure.com"  # the portal, as service discovery names it
 BLOB = "https://fake.blob.invalid"
 DRIVER_LOG = "azureml-logs/70_driver_log.txt"
+HYPERDRIVE_LOG = "azureml-logs/hyperdrive.txt"
 
 
 @dataclass
@@ -208,9 +210,15 @@ class FakeAzureML(FakeService):
                       run_definition={"arguments": record.arguments})
 
     def _logs(self, record: _RunRecord) -> dict:
+        if record.run_type == "hyperdrive":  # the parent runs no script: HyperDrive's own log, no driver log
+            return {HYPERDRIVE_LOG: f"{BLOB}/{record.run_id}/{HYPERDRIVE_LOG}"}
         return {DRIVER_LOG: f"{BLOB}/{record.run_id}/{DRIVER_LOG}"}
 
     def _log_text(self, url: str) -> str:
+        if url.endswith(HYPERDRIVE_LOG):
+            parent = url[len(BLOB) + 1:].split("/", 1)[0]
+            return "".join(f"[{child.run_id}] trial submitted\n" for child in self._runs.values()
+                           if child.parent == parent)
         return "\n".join(self.log_lines) + "\n" if url.startswith(BLOB) else ""
 
     def _submit_hyperdrive(self, config: Any, run_id: str, experiment: str, sent: dict[str, Any]) -> _RunRecord:
@@ -347,13 +355,19 @@ class FakeAzureML(FakeService):
         def run_id_of(container: str) -> str:
             return container.split("dcid.", 1)[1]
 
+        def files_of(run_id: str) -> list[str]:
+            # A HyperDrive parent uploads no files of its own (its trials do): so RunHistoryFacade.register_model
+            # finds nothing under outputs/model and raises ModelPathNotFoundException (run_history_facade.py).
+            record = fake._runs.get(run_id)
+            return [] if record is not None and record.run_type == "hyperdrive" else sorted(fake.run_files)
+
         def get_file_paths(client: Any, origin: Any, container: Any, **kwargs: Any) -> Any:
-            return fake._record("Run.get_file_names", run_id_of(container), lambda: sorted(fake.run_files))
+            return fake._record("Run.get_file_names", run_id_of(container), lambda: files_of(run_id_of(container)))
 
         def get_files_by_artifact_prefix_id(client: Any, prefix_id: Any, **kwargs: Any) -> Any:
             _, container, prefix = prefix_id.split("/", 2)
             if container.startswith("dcid.") and not prefix.startswith(("user_logs", "system_logs")):
-                return [(name, f"{BLOB}/{name}") for name in sorted(fake.run_files) if name.startswith(prefix)]
+                return [(name, f"{BLOB}/{name}") for name in files_of(run_id_of(container)) if name.startswith(prefix)]
             return []
 
         def download_artifact(client: Any, origin: Any, container: Any, path: Any, output_file_path: Any, *args: Any,
@@ -410,6 +424,13 @@ class FakeAzureML(FakeService):
             experiment = project_object.history.name
             config = fake._pending_config
             def submit() -> None:
+                # Run history refuses a run id that exists; _start_internal's _raise_request_error turns the
+                # execution service's 4xx into ExperimentExecutionException (azureml/_execution/_commands.py).
+                if run_id in fake._runs:
+                    from azureml.exceptions import ExperimentExecutionException
+
+                    raise ExperimentExecutionException(json.dumps({"error": {
+                        "code": "UserError", "message": f"Run {run_id} already exists in the workspace."}}))
                 fake._new_run(run_id, experiment, config)
                 fake.submissions.append(config)
 
@@ -429,12 +450,15 @@ class FakeAzureML(FakeService):
             return create_hyperdrive(client, f"HD_{next(fake._numbers):08d}", config_file)
 
         def cancel_hyperdrive(client: Any, run_id: Any, run_history_host: Any, **kwargs: Any) -> Any:
+            # mirrors HyperDriveClient.cancel_experiment, which HyperDriveRun.cancel calls
+            # (azureml/train/hyperdrive/run.py): the service cancels the parent and every unfinished trial.
+            # Run.cancel on the same parent only posts run history's "canceled" event (post_event_canceled).
             def cancel() -> None:
                 for record in fake._runs.values():
                     if record.run_id == run_id or (record.parent == run_id and not record.status(False) in
                                                    ("Completed", "Failed")):
                         record.canceled = True
-            fake._record("Run.cancel", run_id, cancel)
+            fake._record("HyperDrive.cancel", run_id, cancel)
             return True
 
         def spy_submit(experiment: Any, config: Any, *args: Any, **kwargs: Any) -> Any:
@@ -551,7 +575,7 @@ class FakeAzureML(FakeService):
     def __enter__(self) -> "FakeAzureML":
         from azureml.core import Workspace
 
-        for patch in self._patches():
+        for patch in [*self._patches(), azure_resolves()]:
             self._stack.enter_context(patch)
         self._pending_config = None
         from azureml.core.workspace import InteractiveLoginAuthentication

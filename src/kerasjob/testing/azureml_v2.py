@@ -57,10 +57,11 @@ from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
-from ._service import FakeService, spread
+from ._service import FakeService, azure_resolves, spread
 
-__all__ = ["ARM", "FINAL", "GROUPS", "LOGS_HOST", "SCORING_HOST", "SUBSCRIPTION", "VERSIONED", "FakeCredential",
-           "FakeMLClient", "FakeRunHistory", "FakeTransport", "count_bright_pixels"]
+__all__ = ["ARM", "FINAL", "GROUPS", "LOGS_HOST", "MLMODEL", "SCORING_HOST", "SUBSCRIPTION", "VERSIONED",
+           "FakeCredential", "FakeMLClient", "FakeRunHistory", "FakeTransport", "SignatureScorer", "count_bright_pixels",
+           "mlflow_rows", "reset_invoke_headers"]
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 ARM = "https://management.azure.com"
@@ -139,7 +140,7 @@ class FakeTransport:
         """azure-core's pollers wait between polls through the transport: the fake's operations need no wait."""
 
     def send(self, request: Any, **kwargs: Any) -> Any:
-        from urllib.parse import urlparse
+        from urllib.parse import unquote, urlparse
 
         url = urlparse(request.url)
         if request.url.startswith(LOGS_HOST):
@@ -155,7 +156,7 @@ class FakeTransport:
         match = _WORKSPACE_PATH.match(url.path)
         if not match:
             raise AssertionError(f"FakeMLClient: unexpected request {request.method} {request.url}")
-        rest = [part for part in (match.group(4) or "").split("/") if part]
+        rest = [unquote(part) for part in (match.group(4) or "").split("/") if part]  # names arrive URL-encoded
         body = json.loads(request.body) if request.body else None
         status, payload, *headers = self.fake._workspace.handle(request.method, url.path, rest, body)
         return self._response(request, status, payload, headers=headers[0] if headers else None)
@@ -225,12 +226,17 @@ class _Workspace:
             error = {} if state == "Succeeded" else {"error": {"code": "QuotaExceeded", "message": f"Cluster {state}"}}
             return 200, {"status": state, **error}
         if method == "PUT":
+            refused = self._refused_put(rest, body)
+            if refused is not None:
+                fake._record(f"{group}.create_or_update", key)
+                return refused
+            existed = key in self.resources
             fake._record(f"{group}.create_or_update", key, lambda: self._put(path, rest, body))
             if rest[0] == "computes":
                 workspace = path.split("/computes/")[0]
                 return 201, self._get(rest), {"Azure-AsyncOperation": f"{ARM}{workspace}/operationResults/{rest[1]}",
                                               "Retry-After": "0"}
-            return 200, self._get(rest)
+            return 200 if existed else 201, self._get(rest)
         if len(rest) == 2 and rest[0] in VERSIONED:
             fake._record(f"{group}.get_container", rest[1])
             return self._container(path, rest)
@@ -263,6 +269,45 @@ class _Workspace:
                           "details please go to https://aka.ms/ARMResourceNotFoundFix", 404)
         return None
 
+    def _refused_put(self, rest: list[str], body: dict) -> tuple[int, dict] | None:
+        """The service's 400s for a PUT it refuses (the exact replies are not all documented; each is the
+        ``UserError`` the REST API documents for a bad request, in the words below):
+
+        - a name outside ARM's rule for these resources (a letter or digit, then letters, digits, ``-``, ``_``
+          and, for versioned assets, ``.``; at most 255);
+        - a model version re-sent with another path: "Asset paths cannot be updated." (``ASSET_PATH_ERROR`` in
+          ``_artifacts/_constants.py``, which ``ModelOperations.create_or_update`` looks for);
+        - a job re-sent under its name with a changed definition: only description, tags, display name,
+          properties and archive state may change (``JobBase`` REST model: the other properties are immutable);
+        - a job on a compute the workspace lacks.
+        """
+        name = rest[1] if len(rest) > 1 else ""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", name) or (
+                rest[0] == "jobs" and "." in name):
+            return _error("UserError", f"Invalid name {name!r}: use letters, digits, '-' and '_' (and '.' for an "
+                          "asset), starting with a letter or a digit.", 400)
+        stored = self.resources.get("/".join(rest))
+        properties = (body or {}).get("properties") or {}
+        if rest[0] == "models" and len(rest) == 4 and stored is not None:
+            if properties.get("modelUri") != stored["properties"].get("modelUri"):
+                return _error("UserError", "Asset paths cannot be updated.", 400)
+        if rest[0] == "jobs" and len(rest) == 2:
+            if stored is not None:
+                mutable = {"description", "tags", "displayName", "properties", "isArchived", "status", "services"}
+                before = {k: v for k, v in stored["properties"].items() if k not in mutable}
+                after = {k: v for k, v in properties.items() if k not in mutable}
+                if before != after:
+                    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+                    return _error("UserError", f"Job {name} exists and its {', '.join(changed)} cannot be changed: "
+                                  "only description, tags, display name, properties and archive state can be "
+                                  "updated. Submit it under a new name.", 400)
+                return None
+            compute = str(properties.get("computeId") or "").rstrip("/").rsplit("/", 1)[-1]
+            if compute and f"computes/{compute}" not in self.resources:
+                return _error("UserError", f"Compute {compute} was not found in the workspace; create it first "
+                              "(ml_client.compute.begin_create_or_update).", 400)
+        return None
+
     def _get(self, rest: list[str]) -> Any:
         if rest[0] == "datastores" and len(rest) == 2:
             return self.fake._datastore_json(rest[1])
@@ -278,7 +323,13 @@ class _Workspace:
             properties.setdefault("flavors", {})  # the service fills in an empty map
         if rest[0] == "computes":
             properties["provisioningState"] = "Creating"
-        if rest[0] == "jobs" and "/".join(rest) not in self.resources:
+        stored = self.resources.get("/".join(rest))
+        if rest[0] == "jobs" and stored is not None:  # an update: only what may change, changes
+            for key in ("description", "tags", "displayName", "properties", "isArchived"):
+                if key in properties:
+                    stored["properties"][key] = properties[key]
+            return
+        if rest[0] == "jobs":
             self.fake._start_job(rest[1], resource)
         self.resources["/".join(rest)] = resource
 
@@ -293,14 +344,75 @@ class _Workspace:
             "latestVersion": latest, "nextVersion": str(max(numeric, default=0) + 1)}}
 
 
-def count_bright_pixels(rows: list[list[float]]) -> list[list[float]]:
-    """The fake deployments' default answer, a stand-in that reads no model: each row's digit is how many of
-    its pixels are above 0.5, modulo 10, with probability 0.91 (0.01 for each other digit)."""
+def count_bright_pixels(rows: list[list[float]], classes: int = 10) -> list[list[float]]:
+    """The fake deployments' stand-in answer, which reads no model: each row's class is how many of its values
+    are above 0.5, modulo ``classes``, with probability 0.91 (the rest shared by the other classes)."""
+    other = round(0.09 / max(classes - 1, 1), 6)
     answer = []
     for row in rows:
-        digit = sum(1 for pixel in row if pixel > 0.5) % 10
-        answer.append([0.91 if index == digit else 0.01 for index in range(10)])
+        digit = sum(1 for pixel in row if pixel > 0.5) % classes
+        answer.append([0.91 if index == digit else other for index in range(classes)])
     return answer
+
+
+#: What the fake's jobs hold under ``outputs/model`` by default: an MLflow model as kerasjob's script saves it
+#: (``training/mlflow_model.py``: float32 ``(-1, 784)`` in, ``(-1, 10)`` out, an input example of one row).
+MLMODEL = """flavors:
+  python_function:
+    loader_module: mlflow.keras
+saved_input_example_info:
+  artifact_path: input_example.json
+  type: ndarray
+signature:
+  inputs: '[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 784]}}]'
+  outputs: '[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 10]}}]'
+"""
+
+
+class SignatureScorer:
+    """The default scorer of a no-code MLflow deployment: checks the rows against the model's MLflow signature
+    (the ``signature`` of the ``MLmodel`` file in the deployed model's folder) as MLflow's schema enforcement
+    does, then answers :func:`count_bright_pixels` with as many classes as the signature's output has.
+
+    Without a signature, any rows are taken and ten classes answered. Raise ``ValueError`` to refuse the input:
+    the fake answers 400 with its text, as the MLflow scoring script does for a schema mismatch.
+    """
+
+    def __init__(self, mlmodel: str | None) -> None:
+        import yaml
+
+        signature = (yaml.safe_load(mlmodel) or {}).get("signature") if mlmodel else None
+        self.width = self.classes = None
+        if signature:
+            inputs, outputs = json.loads(signature["inputs"]), json.loads(signature.get("outputs") or "[]")
+            shape = inputs[0].get("tensor-spec", {}).get("shape") if inputs else None
+            self.width = shape[-1] if shape and len(shape) == 2 else None
+            out = outputs[0].get("tensor-spec", {}).get("shape") if outputs else None
+            self.classes = out[-1] if out and len(out) == 2 else None
+
+    def __call__(self, rows: list[list[float]]) -> list[list[float]]:
+        for row in rows:
+            if not isinstance(row, list) or not all(isinstance(v, (int, float)) for v in row):
+                raise ValueError("Failed to enforce schema of data: each row must be a list of numbers.")
+            if self.width is not None and len(row) != self.width:
+                raise ValueError(f"Shape of input ({len(row)},) does not match expected shape (-1, {self.width}).")
+        return count_bright_pixels(rows, self.classes or 10)
+
+
+def mlflow_rows(payload: Any) -> list[Any]:
+    """The rows Azure's no-code MLflow scoring script reads from a request body: ``input_data`` as a list of rows,
+    as pandas ``split`` (``columns``, ``index``, ``data``) or as named tensors (one name: its rows). ``ValueError``
+    for anything else (``run`` and ``parse_model_input_from_input_data_traditional`` in Azure/azureml-assets'
+    mlflow_score_script.py)."""
+    data = payload.get("input_data") if isinstance(payload, dict) else None
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("data"), list):  # pandas split
+        return list(data["data"])
+    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):  # named tensors
+        return list(next(iter(data.values())))
+    raise ValueError("Expected {'input_data': rows}, {'input_data': {'columns', 'index', 'data'}} (pandas split) or "
+                     "{'input_data': {NAME: rows}} (named tensors).")
 
 
 class _OnlineEndpoints:
@@ -323,6 +435,8 @@ class _OnlineEndpoints:
         self.deployments: dict[str, dict[str, dict]] = {}  # endpoint -> deployment name -> resource
         self.operations: dict[str, dict] = {}
         self.sent: list[tuple[str, dict]] = []  # ("endpoint" | "deployment", the resource as the SDK sent it)
+        self.put_answers: list[tuple[str, int, str]] = []  # (kind/name, HTTP status, provisioning state)
+        self.routed: dict[str, int] = {}  # endpoint -> requests routed by its traffic (for mirroring)
         self.scoring_requests: list[dict] = []
 
     # -- ARM -----------------------------------------------------------------------------------------
@@ -350,8 +464,13 @@ class _OnlineEndpoints:
             return 200, {"value": [self._view(each) for each in self.deployments[name].values()]}
         deployment = rest[3]
         if len(rest) == 5 and rest[4] == "getLogs":
+            # POST .../deployments/NAME/getLogs: a 404 for a deployment the endpoint lacks (as every child route of
+            # ARM); containerType picks the inference server's log or the storage initializer's.
             fake._record("OnlineDeployments.get_logs", f"{name}/{deployment}")
-            return 200, {"content": self.fake._deployment_log(deployment, (body or {}).get("tail"))}
+            if deployment not in self.deployments[name]:
+                return _error("ResourceNotFound", f"Deployment {deployment} was not found on endpoint {name}", 404)
+            container = str((body or {}).get("containerType") or "InferenceServer")
+            return 200, {"content": self.fake._deployment_log(deployment, (body or {}).get("tail"), container)}
         return self._deployment(method, path, name, deployment, body)
 
     def _endpoint(self, method: str, path: str, name: str, body: Any) -> tuple[Any, ...]:
@@ -368,14 +487,16 @@ class _OnlineEndpoints:
                 return 204, None
             return self._operation(path, f"endpoints/{name}", deleting=True, done=lambda: self._forget(name))
         traffic = {key: int(value) for key, value in (body["properties"].get("traffic") or {}).items()}
-        refused = self._refused_traffic(name, traffic)
+        mirror = {key: int(value) for key, value in (body["properties"].get("mirrorTraffic") or {}).items()}
+        refused = self._refused_traffic(name, traffic) or self._refused_mirror(name, traffic, mirror)
         if refused is not None:
             fake._record("OnlineEndpoints.create_or_update", {"name": name, "traffic": traffic})
             return refused
+        existed = name in self.endpoints
         fake._record("OnlineEndpoints.create_or_update", {"name": name, "traffic": traffic},
                      lambda: self._put_endpoint(path, name, body))
         resource = self.endpoints[name]
-        return self._operation(path, f"endpoints/{name}", resource=resource,
+        return self._operation(path, f"endpoints/{name}", resource=resource, created=not existed,
                                done=lambda: resource["properties"].update(provisioningState="Succeeded"))
 
     def _deployment(self, method: str, path: str, endpoint: str, name: str, body: Any) -> tuple[Any, ...]:
@@ -396,6 +517,10 @@ class _OnlineEndpoints:
                 return 204, None
             return self._operation(path, f"deployments/{name}", deleting=True,
                                    done=lambda: self.deployments[endpoint].pop(name, None))
+        refused = self._refused_model(body)
+        if refused is not None:
+            fake._record("OnlineDeployments.create_or_update", f"{endpoint}/{name}")
+            return refused
         fake._record("OnlineDeployments.create_or_update", f"{endpoint}/{name}",
                      lambda: self._put_deployment(path, endpoint, name, body))
         failing = fake.failing_deployments > 0
@@ -407,7 +532,8 @@ class _OnlineEndpoints:
 
         error = {"code": "ResourceNotReady", "message": "User container has crashed or terminated: the MLflow "
                  "scoring server exited while loading the model."} if failing else None
-        return self._operation(path, f"deployments/{name}", resource=resource, done=provisioned, error=error)
+        return self._operation(path, f"deployments/{name}", resource=resource, done=provisioned, error=error,
+                               created=found is None)
 
     def _put_endpoint(self, path: str, name: str, body: dict) -> None:
         self.sent.append(("endpoint", {**copy.deepcopy(body), "id": path, "name": name}))
@@ -423,11 +549,31 @@ class _OnlineEndpoints:
         self.deployments.setdefault(name, {})
 
     def _put_deployment(self, path: str, endpoint: str, name: str, body: dict) -> None:
+        """Keep the deployment as sent. Its provisioning state while the operation runs: ``Creating`` for a new
+        one, ``Scaling`` when only the instance count changed, else ``Updating`` (the states of
+        ``DeploymentProvisioningState`` in ``_restclient/.../models/_enums.py``)."""
         self.sent.append(("deployment", {**copy.deepcopy(body), "id": path, "name": name}))
-        resource = {**copy.deepcopy(body), "id": path, "name": name, "systemData": _system_data(),
+        existing = self.deployments[endpoint].get(name)
+        resource = {**copy.deepcopy(body), "id": path, "name": name,
+                    "systemData": existing["systemData"] if existing else _system_data(),
                     "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"}
-        resource["properties"] = {**DEPLOYMENT_DEFAULTS, **resource["properties"], "provisioningState": "Creating"}
+        state = "Creating"
+        if existing is not None:
+            same = {**DEPLOYMENT_DEFAULTS, **body["properties"]}
+            old = {key: value for key, value in existing["properties"].items() if key != "provisioningState"}
+            state = "Scaling" if same == old and body.get("sku") != existing.get("sku") else "Updating"
+        resource["properties"] = {**DEPLOYMENT_DEFAULTS, **resource["properties"], "provisioningState": state}
         self.deployments[endpoint][name] = resource
+
+    def _refused_model(self, body: dict) -> tuple[int, dict] | None:
+        """ARM's 404 for a deployment whose model (an ARM id in the workspace) is not registered. The exact reply
+        is not documented; a missing referenced resource is a ``ResourceNotFound`` 404 elsewhere in ARM."""
+        model = str(body["properties"].get("model") or "")
+        match = re.search(r"/workspaces/[^/]+/models/([^/]+)/versions/([^/]+)$", model)
+        if match and f"models/{match.group(1)}/versions/{match.group(2)}" not in self.fake._workspace.resources:
+            return _error("ResourceNotFound", f"Model {match.group(1)}:{match.group(2)} was not found in the "
+                          "workspace.", 404)
+        return None
 
     def _forget(self, name: str) -> None:
         self.endpoints.pop(name, None)
@@ -450,6 +596,27 @@ class _OnlineEndpoints:
             return _error("BadArgument", f"The traffic of endpoint {endpoint} must add up to 0 or 100.", 400)
         return None
 
+    def _refused_mirror(self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int]
+                        ) -> tuple[int, dict] | None:
+        """ARM's 400 for mirror traffic the service refuses: at most 50 % in total, only to a provisioned
+        deployment of the endpoint, never to one that takes live traffic (``mirror_traffic`` in the REST
+        models, ``_restclient/.../models/_models.py``; "Mirror traffic cannot be sent to a deployment that
+        receives live traffic", Azure ML's safe-rollout documentation)."""
+        if not mirror:
+            return None
+        if sum(mirror.values()) > 50:
+            return _error("BadArgument", f"The mirror traffic of endpoint {endpoint} must add up to at most 50.", 400)
+        deployments = {key.lower(): value for key, value in self.deployments.get(endpoint, {}).items()}
+        for name, share in mirror.items():
+            if share and traffic.get(name.lower(), traffic.get(name, 0)):
+                return _error("BadArgument", f"Deployment {name} takes live traffic of endpoint {endpoint}; mirror "
+                              "traffic cannot go to it.", 400)
+            found = deployments.get(name.lower())
+            if share and (found is None or found["properties"]["provisioningState"] != "Succeeded"):
+                return _error("BadArgument", f"Mirror traffic can only go to a provisioned deployment of endpoint "
+                              f"{endpoint}; {name} is {'missing' if found is None else 'not provisioned'}.", 400)
+        return None
+
     def _key(self, endpoint: str) -> str:
         return f"fake-key-{endpoint}"
 
@@ -460,18 +627,22 @@ class _OnlineEndpoints:
     # -- long-running operations ---------------------------------------------------------------------
 
     def _operation(self, path: str, what: str, *, resource: dict | None = None, deleting: bool = False,
-                   done: Callable[[], Any] | None = None, error: dict | None = None) -> tuple[Any, ...]:
-        """Start an operation that answers InProgress ``provisioning_polls`` times, then ends; ``done`` runs then."""
+                   done: Callable[[], Any] | None = None, error: dict | None = None,
+                   created: bool = True) -> tuple[Any, ...]:
+        """Start an operation that answers InProgress ``provisioning_polls`` times, then ends; ``done`` runs then.
+        A PUT answers 201 when it created the resource, 200 when it updated one (ARM's rule for PUT)."""
         operation_id = uuid.uuid4().hex
         final = "Failed" if error else "Succeeded"
+        if resource is not None:
+            self.put_answers.append((what, 201 if created else 200, resource["properties"].get("provisioningState")))
         self.operations[operation_id] = {"what": what, "done": done, "error": error,
                                          "pending": ["InProgress"] * self.fake.provisioning_polls + [final]}
         subscription = path.split("/")[2]
         base = f"{ARM}/subscriptions/{subscription}/providers/Microsoft.MachineLearningServices/locations/westeurope"
         if deleting:
             return 202, None, {"Location": f"{base}/mfeOperationResults/{operation_id}", "Retry-After": "0"}
-        return 201, self._view(resource or {}), {"Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{operation_id}",
-                                                 "Retry-After": "0"}
+        return 201 if created else 200, self._view(resource or {}), {
+            "Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{operation_id}", "Retry-After": "0"}
 
     def poll(self, kind: str, operation_id: str) -> tuple[Any, ...]:
         """One poll: the operation moves one step on (``interrupt_after`` may press Ctrl-C here)."""
@@ -490,26 +661,73 @@ class _OnlineEndpoints:
     # -- the scoring URI -----------------------------------------------------------------------------
 
     def score(self, endpoint: str, headers: Any, body: Any) -> tuple[int, Any]:
-        """What a no-code MLflow deployment answers: ``{"input_data": rows}`` in, a JSON list of rows out
-        (``run`` in Azure/azureml-assets' mlflow_score_script.py)."""
+        """A request to the endpoint's scoring URI, routed and answered as Azure does.
+
+        Routing: the ``azureml-model-deployment`` header names the deployment, which is served even at 0 %
+        traffic (the safe-rollout notebook: "you can still invoke the endpoint and deployment"); without it, the
+        deployment with the most traffic answers; with no deployment taking traffic the service answers 404 ("No
+        valid deployments to route to"), which ``validate_response`` (``_utils/_endpoint_utils.py``) makes a
+        ``ResourceNotFoundError``. Keys: the endpoint's key (``key``), its token (``aml_token``) or an Entra token
+        of the caller (``aad_token``). A no-code MLflow deployment reads ``input_data`` (:func:`mlflow_rows`) and
+        answers ``scorer`` (default :class:`SignatureScorer`); a deployment with a scoring script (``score.py``)
+        takes any body and answers ``score_script(deployment, body)``.
+        """
         fake = self.fake
-        payload = json.loads(body) if body else None
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = body
         found = self.endpoints.get(endpoint)
         traffic = self._traffic(endpoint)
-        chosen = headers.get("azureml-model-deployment") or max(traffic, key=traffic.__getitem__, default="")
+        named = headers.get("azureml-model-deployment") or ""
+        chosen = named or max((name for name, share in traffic.items() if share), key=traffic.__getitem__, default="")
         self.scoring_requests.append({"endpoint": endpoint, "deployment": chosen, "payload": payload,
                                       "authorization": headers.get("Authorization")})
         fake._record("Scoring.invoke", f"{endpoint}/{chosen}")
         if found is None:
             return 404, {"error": {"message": f"No endpoint {endpoint}"}}
-        if headers.get("Authorization") != f"Bearer {self._key(endpoint)}":
+        if headers.get("Authorization") not in self._accepted_tokens(endpoint):
             return 401, {"error": {"message": "Invalid key"}}
-        if not traffic.get(chosen.lower()):
-            return 424, {"error": {"message": "No valid deployments to route to."}}
-        rows = payload.get("input_data") if isinstance(payload, dict) else None
-        if not isinstance(rows, list) or not all(isinstance(row, list) and len(row) == 784 for row in rows):
-            return 400, {"error": {"message": "Expected {'input_data': rows of 784 pixels}, the model's signature."}}
-        return 200, (fake.scorer or count_bright_pixels)(rows)
+        deployments = {key.lower(): value for key, value in self.deployments.get(endpoint, {}).items()}
+        if not chosen:
+            return 404, {"error": {"message": "No valid deployments to route to. Please check that the endpoint has "
+                                              "at least one deployment with positive weight values or use a "
+                                              "deployment specific header to route."}}
+        deployment = deployments.get(chosen.lower())
+        if deployment is None:
+            return 404, {"error": {"message": f"Deployment {chosen} not found on endpoint {endpoint}."}}
+        if deployment["properties"].get("provisioningState") != "Succeeded":
+            return 424, {"error": {"message": f"Deployment {chosen} is not ready to serve."}}
+        if not named:
+            self._mirror(endpoint, headers, payload)
+        if deployment["properties"].get("codeConfiguration"):
+            return 200, fake._score_script(chosen, payload)
+        try:
+            rows = mlflow_rows(payload)
+            return 200, (fake.scorer or SignatureScorer(fake.run_files_text("outputs/model/MLmodel")))(rows)
+        except ValueError as error:
+            return 400, {"error": {"message": str(error)}}
+
+    def _mirror(self, endpoint: str, headers: Any, payload: Any) -> None:
+        """Copy a request routed by the traffic to each mirror deployment, its share of the time (every 10th request
+        for 10 %), as Azure's ``mirror_traffic`` does; the copy's answer is dropped. A request named by the header
+        is never mirrored. The copies are in ``scoring_requests`` with ``"mirrored": True``."""
+        mirror = {key: int(value) for key, value in
+                  (self.endpoints[endpoint]["properties"].get("mirrorTraffic") or {}).items()}
+        self.routed[endpoint] = count = self.routed.get(endpoint, 0) + 1
+        for deployment, share in mirror.items():
+            if share and count * share // 100 != (count - 1) * share // 100:
+                self.scoring_requests.append({"endpoint": endpoint, "deployment": deployment, "payload": payload,
+                                              "authorization": headers.get("Authorization"), "mirrored": True})
+                self.fake._record("Scoring.mirror", f"{endpoint}/{deployment}")
+
+    def _accepted_tokens(self, endpoint: str) -> set[str]:
+        """What an ``Authorization`` header may carry for ``endpoint``: its key or token; for ``aad_token``
+        the caller's Entra token (``_get_online_credentials`` asks the ``MLClient``'s credential for one)."""
+        mode = str(self.endpoints[endpoint]["properties"].get("authMode") or "Key").lower()
+        if mode == "aadtoken":
+            return {"Bearer fake-token"}
+        return {f"Bearer {self._key(endpoint)}", f"Bearer {self._key(endpoint)[::-1]}"}
 
 
 #: What the service fills in for a managed deployment that leaves them out (the defaults Azure documents for
@@ -528,6 +746,17 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
 def _system_data() -> dict[str, str]:
     return {"createdAt": _now(), "createdBy": "fake", "createdByType": "User", "lastModifiedAt": _now(),
             "lastModifiedBy": "fake", "lastModifiedByType": "User"}
+
+
+def reset_invoke_headers() -> None:
+    """Empty ``EndpointInvokeFields.DEFAULT_HEADER`` back to its content type. ``OnlineEndpointOperations.invoke``
+    (``operations/_online_endpoint_operations.py``) writes the key and ``azureml-model-deployment`` into that
+    class-level dict (``constants/_endpoint.py``), so one invoke by deployment name pins every later one in
+    the process to that deployment."""
+    from azure.ai.ml.constants._endpoint import EndpointInvokeFields
+
+    EndpointInvokeFields.DEFAULT_HEADER.clear()
+    EndpointInvokeFields.DEFAULT_HEADER["Content-Type"] = "application/json"
 
 
 def _forget_mlflow_stores() -> None:
@@ -587,6 +816,20 @@ class _RecordingStorage:
     def __init__(self, fake: "FakeMLClient") -> None:
         self.fake = fake
 
+    def exists(self, blobpath: str, delimiter: str = "/") -> bool:
+        """Mirrors ``BlobStorageClient.exists``: a blob or a virtual folder of the job's files."""
+        return any(name == blobpath or name.startswith(blobpath.rstrip("/") + "/") for name in self.fake.run_files)
+
+    def download(self, starts_with: str, destination: Any = None, **kwargs: Any) -> None:
+        """Mirrors ``BlobStorageClient.download`` (``models.download``): each file under ``starts_with``,
+        relative to it, under ``destination``."""
+        self.fake._record("Storage.download", starts_with)
+        for name, content in self.fake.run_files.items():
+            if name.startswith(starts_with):
+                target = Path(destination, name[len(starts_with):].lstrip("/") or Path(starts_with).name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+
     def upload(self, local_path: Any, asset_hash: Any = None, name: Any = None, version: Any = None,
                **kwargs: Any) -> Any:
         self.fake._record("Storage.upload", str(local_path))
@@ -613,8 +856,16 @@ class FakeMLClient(FakeService):
         provisioning_polls: how many polls an endpoint or deployment operation
             answers InProgress before it ends.
         deployment_log: the inference server log a deployment gives (``get_logs``).
-        scorer: what a deployment answers for the rows it is sent (default
-            :func:`count_bright_pixels`, a stand-in that reads no model).
+        scorer: what a no-code MLflow deployment answers for the rows it is sent (default
+            :class:`SignatureScorer`: checks them against the ``MLmodel`` signature in ``run_files``, then
+            answers :func:`count_bright_pixels`, a stand-in that reads no weights); raise ``ValueError``
+            to refuse the input (400).
+        score_script: what a deployment with a scoring script (``code_configuration``) answers:
+            ``(deployment name, request body) -> answer``. The fake can't run your ``score.py`` in its
+            environment; the default answers ``scorer`` for ``input_data`` rows, else echoes the body.
+        run_files: the files every job holds (default: an MLflow model under ``outputs/model`` as kerasjob
+            saves it: ``MLmodel`` with its signature, ``input_example.json``, ``model.keras``); a registered
+            model's files are the job's under its path (``models.download``).
 
     Attributes (besides ``calls``/``service_calls``): ``ml_client``;
     ``submissions`` (job entities parsed from what the SDK sent); ``data_assets``,
@@ -632,7 +883,25 @@ class FakeMLClient(FakeService):
     deployment_log: list[str] = field(default_factory=lambda: [
         "Azure ML Inferencing HTTP server v1.4.0", "Loading MLflow model from /var/azureml-app/azureml-models",
         "Scoring timeout is set to 60000 ms", "Worker with pid 42 ready for serving traffic"])
-    scorer: Callable[[list[list[float]]], list[list[float]]] | None = None
+    scorer: Callable[[list[Any]], Any] | None = None
+    score_script: Callable[[str, Any], Any] | None = None
+    run_files: dict[str, bytes] = field(default_factory=lambda: {
+        "outputs/model/MLmodel": MLMODEL.encode(), "outputs/model/model.keras": b"fake model",
+        "outputs/model/input_example.json": json.dumps([[0.0] * 784]).encode(), "outputs/training.png": b"png"})
+
+    def run_files_text(self, path: str) -> str | None:
+        """The text of ``run_files[path]``, None when absent."""
+        content = self.run_files.get(path)
+        return content.decode() if content is not None else None
+
+    def _score_script(self, deployment: str, body: Any) -> Any:
+        if self.score_script is not None:
+            return self.score_script(deployment, body)
+        try:
+            rows = mlflow_rows(body)
+        except ValueError:
+            return {"received": body}
+        return (self.scorer or SignatureScorer(self.run_files_text("outputs/model/MLmodel")))(rows)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -735,6 +1004,12 @@ class FakeMLClient(FakeService):
             for kind, body in copy.deepcopy(self._online.sent) if kind == "deployment"]
 
     @property
+    def put_answers(self) -> list[tuple[str, int, str]]:
+        """Each endpoint or deployment PUT as the service answered it: ``("deployments/NAME", 201 | 200,
+        provisioning state while the operation runs)``, in order."""
+        return self._online.put_answers
+
+    @property
     def scoring_requests(self) -> list[dict[str, Any]]:
         """What reached a scoring URI: endpoint, deployment, payload and Authorization header, in order."""
         return self._online.scoring_requests
@@ -794,8 +1069,9 @@ class FakeMLClient(FakeService):
         experiment = properties.get("experimentName") or "Default"
         self._jobs[name] = {"status": "NotStarted", "pending": list(self.statuses) + [self.final_status],
                             "submitted": True}
-        self._run_ids[name] = self._create_tracking_run(experiment, self.metrics, {})
-        if properties.get("jobType") == "Sweep":
+        sweep = properties.get("jobType") == "Sweep"  # a sweep parent trains nothing: its trials log the metrics
+        self._run_ids[name] = self._create_tracking_run(experiment, {} if sweep else self.metrics, {})
+        if sweep:
             self._start_trials(name, resource)
 
     def _start_trials(self, parent: str, sweep: dict) -> None:
@@ -862,8 +1138,12 @@ class FakeMLClient(FakeService):
             if self._jobs[child]["status"] not in FINAL:
                 self._jobs[child].update(status="Canceled", pending=["Canceled"])
 
-    def _deployment_log(self, deployment: str, tail: int | None) -> str:
-        """A deployment's inference server log (the last ``tail`` lines); a failed one ends with its crash."""
+    def _deployment_log(self, deployment: str, tail: int | None, container: str = "InferenceServer") -> str:
+        """A deployment's inference server log (the last ``tail`` lines); a failed one ends with its crash.
+        ``container="StorageInitializer"``: the log of the container that downloads the model."""
+        if container.lower() == "storageinitializer":
+            lines = [f"Downloading model files for deployment {deployment}", "Model files downloaded"]
+            return "\n".join(lines[-tail:] if tail else lines)
         lines = list(self.deployment_log)
         failed = any(found.get("properties", {}).get("provisioningState") == "Failed"
                      for endpoint in self._online.deployments.values() for name, found in endpoint.items()
@@ -874,7 +1154,10 @@ class FakeMLClient(FakeService):
         return "\n".join(lines[-tail:] if tail else lines)
 
     def _log_text(self, name: str) -> str:
-        """The job's driver log so far: all of it once the job runs (lines end with newlines, as a log file)."""
+        """The job's driver log so far: all of it once the job runs (lines end with newlines, as a log file).
+        A sweep parent's log is the sweep service's, one line per trial, no training output."""
+        if name in self._children:
+            return "".join(f"[{_now()}] Trial {child} submitted\n" for child in self._children[name])
         return "".join(line + "\n" for line in self.log_lines)
 
     # -- MLflow: the store behind the workspace's azureml:// tracking URI ----------------------------
@@ -936,6 +1219,9 @@ class FakeMLClient(FakeService):
     def _download(self, uri: str, destination: str, datastore_operation: Any) -> str:
         """Mirrors ``download_artifact_from_aml_uri``: the job's files under ``destination``."""
         self._record("Storage.download", uri)
+        job = re.search(r"dcid\.([^/]+)", uri)
+        if job and job.group(1) in self._children:  # a sweep parent holds no files: its trials do
+            return destination
         for relative, content in self.run_files.items():
             target = Path(destination) / relative
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -945,6 +1231,7 @@ class FakeMLClient(FakeService):
     def __enter__(self) -> "FakeMLClient":
         import azure.ai.ml.operations._job_operations as job_module
         import azure.ai.ml.operations._job_ops_helper as helper
+        import azure.ai.ml.operations._model_operations as model_module
         import azureml.mlflow._store.tracking.store as plugin_store
         from azure.ai.ml import MLClient
         from azure.ai.ml._artifacts import _artifact_utilities as artifacts
@@ -966,16 +1253,20 @@ class FakeMLClient(FakeService):
             mock.patch.object(JobOperations, "_runs_operations", property(self._runs_operations)),
             mock.patch.object(helper, "_wait_before_polling", lambda seconds: 0),
             mock.patch.object(artifacts, "get_storage_client", lambda **kwargs: _RecordingStorage(fake)),
+            mock.patch.object(model_module, "get_storage_client", lambda **kwargs: _RecordingStorage(fake)),
             mock.patch.object(JobOperations, "_get_named_output_uri", lambda ops, name, output_names=None: {
                 "default": f"azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid.{name}/"}),
             mock.patch.object(job_module, "download_artifact_from_aml_uri", self._download),
             mock.patch.object(plugin_store, "AzureMLRestStore", self._plugin_store),
             mock.patch.dict(_AzureMLServiceContextLoader._tracking_uri_to_service_context),
+            azure_resolves(),
         ]
         for patch in patches:
             self._stack.enter_context(patch)
         self._stack.callback(_forget_mlflow_stores)
         _forget_mlflow_stores()
+        reset_invoke_headers()  # on entry and on exit: no test depends on what an earlier invoke left there
+        self._stack.callback(reset_invoke_headers)
         self.ml_client = MLClient(FakeCredential(), SUBSCRIPTION, "fake-rg", "fake-workspace")
         self.calls.clear()
         return self

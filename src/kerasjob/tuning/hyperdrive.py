@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import Any
 
-from ..backends.azureml import STATUS_MAP, AzureMLBackend, AzureMLRun, new_run_id
+from ..backends.azureml import STATUS_MAP, AzureMLBackend, AzureMLRun, last_metric, new_run_id
 from ..errors import was_interrupted
 from ..job import TrainingJob
 from ..optional import AZUREML_HYPERDRIVE
@@ -94,13 +93,6 @@ def _wait(sweep_run: Any, show_output: bool) -> None:
         raise
 
 
-def _metric(child: Any, name: str) -> float | None:
-    value = azure_call(child.get_metrics).get(name)
-    if isinstance(value, list):
-        value = value[-1] if value else None
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
 def run_hyperdrive(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, *, show_output: bool = True
                    ) -> TuningResult:
     """Submit ``sweep`` as a HyperDrive run, wait for it, register the best child's model."""
@@ -117,7 +109,7 @@ def run_hyperdrive(backend: AzureMLBackend, job: TrainingJob, sweep: Sweep, *, s
                       key=lambda child: _trial_index(child.id, sweep_run.id))
     trials = [Trial(number, child.id, _parameters(sampled.get(child.id), sweep, job),
                     trial_state(STATUS_MAP.get(azure_call(child.get_status)), completed),
-                    _metric(child, sweep.primary_metric))
+                    last_metric(child, sweep.primary_metric))
               for number, child in enumerate(children)]
     best = best_trial(trials, sweep.goal)
     if best is None:
