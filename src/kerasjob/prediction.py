@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from .errors import ValidationError
 from .optional import PREDICT
+from .quiet import quiet_native_stderr
 
 if TYPE_CHECKING:
     import numpy as np
@@ -181,6 +183,14 @@ def _load(uri: str, tracking_uri: str | None) -> Any:
             raise
         raise ValidationError("model", "a registered model version or an MLflow model folder", uri,
                               hint=str(error).splitlines()[0]) from None
+    try:
+        raw = pyfunc.get_raw_model()
+    except NotImplementedError:
+        raw = None
+    keras = sys.modules.get("keras")  # loaded by MLflow's Keras flavour, if that is the model's
+    if keras is not None and isinstance(raw, keras.Model):
+        # MLflow's Keras flavour calls model.predict(x) with Keras's progress bar on stdout: call it quietly
+        return lambda x: raw.predict(x, verbose=0, batch_size=2000)
     return pyfunc.predict
 
 
@@ -191,6 +201,7 @@ def predict(model: TrainingResult | str | os.PathLike[str], images: Images) -> P
     PREDICT.require()
     pixels = load_images(images)
     uri, tracking_uri = model_location(model)
-    probabilities = np.asarray(_load(uri, tracking_uri)(pixels), dtype=np.float64)
+    with quiet_native_stderr():  # TensorFlow's start-up lines, written from C++ as the model loads
+        probabilities = np.asarray(_load(uri, tracking_uri)(pixels), dtype=np.float64)
     return Prediction(digits=probabilities.argmax(axis=1).astype(int).tolist(),
                       probabilities=np.round(probabilities, 6).tolist())

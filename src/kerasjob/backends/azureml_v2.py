@@ -37,6 +37,7 @@ from ..environment import environment_version, get_or_create_environment, read_c
 from ..errors import DataError, KerasJobError, WorkspaceNotFound, was_interrupted
 from ..job import MpiDistribution, TrainingJob
 from ..optional import AZUREML_V2
+from ..quiet import is_framework_noise
 from ..retry import azure_call, create_once
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
 from ..workspace import load_ml_client, tracking_client
@@ -329,7 +330,7 @@ class AzureMLv2Run(JobRun):
     def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
         def sink(line: str) -> None:
             self._tail.append(line)
-            if on_line is not None:
+            if on_line is not None and not is_framework_noise(line):
                 on_line(line)
 
         try:

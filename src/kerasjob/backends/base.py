@@ -18,6 +18,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 from ..errors import DataError, KerasJobError
 from ..job import TrainingJob
+from ..quiet import is_framework_noise
 
 __all__ = ["Backend", "BackendOptions", "JobRun", "LineSink", "ModelVersion", "RunStatus", "move_files",
            "safe_destination"]
@@ -102,7 +103,7 @@ class JobRun(abc.ABC):
         """
         try:
             for line in self.stream_logs():
-                if on_line is not None:
+                if on_line is not None and not is_framework_noise(line):  # the log file keeps every line
                     on_line(line)
             return self.status()
         except KeyboardInterrupt:
