@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -74,7 +75,10 @@ def test_submit_and_the_commands_that_read_runs_and_models_print_one_json_docume
     assert cli.json("tune", "--data-folder", str(data), "--epochs", "1", "--max-total-runs", "2",
                     "--max-concurrent-runs", "1", "--dry-run", "--json")["trials"] == 2
     assert trained["run_id"] in [run["run_id"] for run in cli.json("runs", "list", "--json")]
-    assert cli.json("runs", "show", trained["run_id"], "--json")["status"] == "completed"
+    shown = cli.json("runs", "show", trained["run_id"], "--json")
+    assert shown["status"] == "completed" and isinstance(shown["start_time"], int)  # JSON keeps MLflow's ms
+    readable = cli.run("runs", "show", trained["run_id"]).stdout
+    assert re.search(r"^start_time: +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", readable, re.M), readable
     assert cli.json("models", "list", "--json")[0]["name"] == "keras-mnist"
     assert cli.json("models", "show", "keras-mnist", "--json")["versions"][0]["version"] == "1"
     assert cli.json("endpoints", "list", "--json") == []
@@ -103,6 +107,19 @@ def test_predict_json_has_no_progress_bar_and_no_tensorflow_noise(cli, data, tra
 
 
 @pytest.mark.slow
+def test_deploy_and_invoke_print_one_json_document_and_delete_leaves_no_log_behind(cli, data, trained):
+    deployed = cli.json("deploy", "keras-mnist", "--endpoint", "json-check", "--json")
+    try:
+        assert deployed["running"] and Path(deployed["log_path"]).is_file()
+        served = cli.json("endpoints", "invoke", "json-check", str(data / "t10k-images-idx3-ubyte.gz"), "--json")
+        assert len(served["digits"]) == 100
+        assert [entry["name"] for entry in cli.json("endpoints", "list", "--json")] == ["json-check"]
+    finally:
+        assert cli.run("endpoints", "delete", "json-check").returncode == 0
+    assert list(Path(deployed["log_path"]).parent.glob("json-check*")) == []  # its log went with it
+
+
+@pytest.mark.slow
 def test_a_failed_run_and_a_no_wait_run_print_one_json_document(cli, data, trained):
     job = cli.cwd / "failing-job"
     job.mkdir()
@@ -111,6 +128,8 @@ def test_a_failed_run_and_a_no_wait_run_print_one_json_document(cli, data, train
     assert failed["status"] == "failed" and failed["run_id"]
     started = cli.json("submit", "--data-folder", str(data), *FAST, "--no-wait", "--json")
     assert started["model"] is None
+    # listed at once, before its supervisor has created its MLflow run (it was missing for 1-3 s)
+    assert started["run_id"] in [run["run_id"] for run in cli.json("runs", "list", "--json")]
     deadline = time.monotonic() + 180  # leave nothing running behind the test
     while cli.json("runs", "show", started["run_id"], "--json")["status"] not in ("completed", "failed") \
             and time.monotonic() < deadline:
@@ -127,3 +146,18 @@ def test_is_framework_noise_knows_tensorflow_and_cuda_start_up_lines_and_keeps_t
             "E0000 00:00:1796397006.047061    4894 op_kernel.cc:52] OOM when allocating tensor",
             "Traceback (most recent call last):"]
     assert [is_framework_noise(line) for line in noise + kept] == [True] * len(noise) + [False] * len(kept)
+
+
+@pytest.mark.slow
+def test_the_readmes_use_the_model_block_runs_as_written_in_a_fresh_folder(cli, trained, tmp_path):
+    """It failed without MLFLOW_TRACKING_URI set, and MLflow then made ./mlflow.db in the current folder."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"<!-- use-the-model -->\n```python\n(.*?)```", readme, re.S).group(1)
+    script = tmp_path / "use_the_model.py"
+    script.write_text(block.replace("model.predict(", "print(model.predict(").replace(".shape", ".shape)"))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                          env=cli.env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "(3, 10)"
+    assert not (tmp_path / "mlflow.db").exists()
+

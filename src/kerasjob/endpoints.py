@@ -47,6 +47,7 @@ from .errors import DeploymentFailed, KerasJobError, ValidationError
 from .optional import PREDICT
 from .prediction import Images, Prediction, load_images, model_location
 from .processes import pid_running
+from .quiet import quiet_environment
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -183,6 +184,10 @@ class LocalEndpoint(Endpoint):
         _stop_group(self.pid)
         with contextlib.suppress(FileNotFoundError):
             (_endpoints_dir() / f"{self.name}.json").unlink()
+        own_log = re.compile(re.escape(self.name) + r"-\d+\.log")  # this one's and earlier deployments'
+        for log in _endpoints_dir().glob(f"{self.name}-*.log"):
+            if own_log.fullmatch(log.name):
+                log.unlink(missing_ok=True)
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self), "running": self.alive()}
@@ -233,7 +238,8 @@ def _start_server(name: str, model_uri: str, tracking_uri: str | None, timeout: 
     port = _free_port()
     log_path = _endpoints_dir() / f"{name}-{port}.log"
     python_bin = os.path.dirname(sys.executable)
-    env = {**os.environ, "PATH": python_bin + os.pathsep + os.environ.get("PATH", "")}  # uvicorn lives there
+    env = {**os.environ, "PATH": python_bin + os.pathsep + os.environ.get("PATH", ""),  # uvicorn lives there
+           **quiet_environment()}
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",

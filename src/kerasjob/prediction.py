@@ -142,6 +142,11 @@ def model_location(model: object) -> tuple[str, str | None]:
         if not Path(model).is_dir():
             raise ValidationError("model", "an existing model folder", str(model))
         return str(model), None
+    if isinstance(model, str) and not model.startswith("models:/") and (os.sep in model or model.startswith(".")):
+        from .local_runs import REFERENCE_FORMS
+
+        raise ValidationError("model", f"an existing model folder (there is none at {str(Path(model).absolute())!r})"
+                                       f" or a registered model: {REFERENCE_FORMS}", model)
     if isinstance(model, str):
         from . import tracking
         from .local_runs import resolve_model

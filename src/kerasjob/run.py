@@ -85,11 +85,15 @@ def make_job(job: TrainingJob | None = None, **changes: Any) -> TrainingJob:
     return job.with_changes(**changes) if changes else job
 
 
+#: A run that ended without success and said nothing of why, in words ("The run ended failed" read badly).
+_ENDED_AS = {RunStatus.FAILED: "The run failed", RunStatus.CANCELED: "The run was canceled"}
+
+
 def _ended(run: JobRun, on_line: LineSink | None) -> RunStatus:
     """Wait for ``run``; ``TrainingFailed`` (carrying the log tail) unless it completed."""
     status = run.wait(on_line=on_line)
     if status is not RunStatus.COMPLETED:
-        reason = getattr(run, "reason", lambda: "")() or f"The run ended {status.value}"
+        reason = getattr(run, "reason", lambda: "")() or _ENDED_AS.get(status, f"The run ended {status.value}")
         raise TrainingFailed(reason[0].upper() + reason[1:], run_id=run.id, status=status.value,
                              log_tail=run.log_tail())
     return status

@@ -213,6 +213,11 @@ class Backend(abc.ABC):
         return (f"{compute.name} ({compute.vm_size}, {compute.min_nodes}-{compute.max_nodes} nodes, "
                 f"{'low priority' if compute.low_priority else 'dedicated'}), created if absent")
 
+    def describe_workspace(self) -> str | None:
+        """Which workspace and which login the job would use, in words (for the dry-run plan); None on this
+        machine."""
+        return None
+
     def data_placeholder(self, job: TrainingJob) -> str:
         """What stands for ``--data-folder`` in the dry-run plan's script arguments."""
         return f"<{job.registered_dataset[0] if job.registered_dataset else job.dataset_name}>"

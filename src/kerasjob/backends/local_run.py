@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from .. import tracking
 from ..errors import SubmissionError, ValidationError
 from ..job import TrainingJob
+from ..commands import shell_command
 from ..processes import pid_running
 from .base import JobRun, LineSink, ModelVersion, RunStatus, move_files
 from .local_files import DRIVER_LOG, LAUNCH_FILE, STATE_FILE, read_run_id, runs_root
@@ -48,8 +49,9 @@ class LocalRun(JobRun):
         return {**tracking.show_run(self.mlflow_run_id), "run_id": self.id, "mlflow_run_id": self.mlflow_run_id}
 
     def next_steps(self, model_name: str, model_version: str) -> list[str]:
-        return [f"Run folder:  {self.run_dir}", f"Look at it:  mlflow ui --backend-store-uri {self.url}",
-                f"Download it: kerasjob models download {model_name} ./model --version {model_version}"]
+        kerasjob = shell_command("kerasjob")  # the venv need not be on PATH (make demo)
+        return [f"Run folder:  {self.run_dir}", f"Look at it:  {kerasjob} ui   (MLflow's UI on {self.url})",
+                f"Download it: {kerasjob} models download {model_name} ./model --version {model_version}"]
 
     def __init__(self, run_dir: str | Path, tracking_uri: str | None = None,
                  supervisor: subprocess.Popen | None = None):

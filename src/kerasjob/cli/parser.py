@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 from typing import Any, Callable, NoReturn
 
 from .. import __version__
@@ -23,6 +24,8 @@ __all__ = ["BACKEND_CHOICES", "CommandParser", "build_parser", "command_parser"]
 
 BACKEND_CHOICES = sorted(BACKENDS)
 OUTPUT_CHOICES = ("table", "json")
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<word>[^']*)' \(choose from (?P<choices>.*)\)")
+_CHOICE = re.compile(r"'([^']*)'")
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -43,6 +46,11 @@ class CommandParser(argparse.ArgumentParser):
         return parsed
 
     def error(self, message: str) -> NoReturn:
+        invalid = _INVALID_CHOICE.search(message)
+        if invalid is not None:  # `kerasjob sumbit`: argparse lists the choices; name the one meant
+            close = difflib.get_close_matches(invalid["word"], _CHOICE.findall(invalid["choices"]), n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
         self.exit(2, f"kerasjob: {message}\nSee: {self.prog} --help\n")
 
 
@@ -216,4 +224,16 @@ def build_parser() -> CommandParser:
         command = _command(endpoints, action, handler, text)
         command.add_argument("name", metavar="NAME")
         _backend_flag(command, "local", "where the endpoint lives (default local)")
+    _more_commands(commands)
     return parser
+
+
+def _more_commands(commands: Any) -> None:
+    """What MLflow and az ml users reach for: ``ui``; ``runs delete|download|compare``, ``models delete``."""
+    from . import tracking_ui
+
+    ui = _command(commands, "ui", tracking_ui.ui, "MLflow's UI on kerasjob's local store (the runs and models "
+                                                  "that runs list and models list show)")
+    ui.add_argument("--port", type=int, default=5000, help="the port to listen on (default 5000)")
+    ui.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this "
+                                                        "machine only)")

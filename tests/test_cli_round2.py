@@ -1,0 +1,133 @@
+"""Daily use, round 2 (issue 22): messages that say something true, and the commands MLflow and az ml users
+reach for. Each test is cheap: no training unless a row needs a registered model."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from kerasjob import RunStatus
+from kerasjob.cli import main
+from kerasjob.cli.parser import build_parser
+from kerasjob.cli.refusals import in_flags
+from kerasjob.errors import TrainingFailed, ValidationError
+
+GUID = "00000000-0000-0000-0000-000000000000"
+
+
+class _EndedRun:
+    """What ``run._ended`` reads of a handle: a run that ended as ``status`` and said nothing of why."""
+
+    id = "run-1"
+
+    def __init__(self, status: RunStatus) -> None:
+        self.ended = status
+
+    def wait(self, *, on_line=None) -> RunStatus:
+        return self.ended
+
+    def log_tail(self, lines: int = 20) -> str:
+        return ""
+
+
+@pytest.mark.parametrize("status, said", [(RunStatus.FAILED, "The run failed"),
+                                          (RunStatus.CANCELED, "The run was canceled")])
+def test_a_run_that_ended_without_a_reason_says_so_in_words(status, said):
+    from kerasjob.run import _ended
+
+    with pytest.raises(TrainingFailed) as raised:
+        _ended(_EndedRun(status), None)  # type: ignore[arg-type]
+    assert str(raised.value).splitlines()[0].startswith(said + " (run run-1") and "ended" not in str(raised.value)
+
+
+@pytest.mark.parametrize("argv, error, message", [
+    (["models", "download", "keras-mnist:7", "dest"], ValidationError("version", "one of 1", "7"),
+     "Invalid NAME: expected one of 1. Received: NAME='keras-mnist:7'"),
+    (["predict", "keras-mnist@best", "x.png"], ValidationError("alias", "an alias of model 'keras-mnist'", "best"),
+     "Invalid MODEL: expected an alias of model 'keras-mnist'. Received: MODEL='keras-mnist@best'"),
+    (["models", "download", "keras-mnist", "dest", "--version", "7"], ValidationError("version", "one of 1", "7"),
+     "Invalid --version: expected one of 1. Received: --version 7"),
+    (["models", "alias", "keras-mnist", "1", "--alias", "v2"], ValidationError("alias", "not 'v' and digits", "v2"),
+     "Invalid --alias: expected not 'v' and digits. Received: --alias v2"),
+])
+def test_a_version_or_alias_is_named_as_the_user_typed_it_not_as_the_api_calls_it(argv, error, message):
+    typed = build_parser().parse_args(argv)
+    assert in_flags(error, typed.parser, typed) == message
+
+
+def test_the_dry_run_plan_names_the_workspace_and_the_login(capsys):
+    assert main(["submit", "--backend", "azureml-v2", "--subscription-id", GUID, "--resource-group", "rg",
+                 "--workspace-name", "ws", "--auth", "cli", "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert f"workspace:    ws (subscription {GUID}, resource group rg; from explicit ids), login: cli" in plan
+
+
+def test_the_dry_run_plan_names_the_config_file_it_read(workspace_config, capsys):
+    assert main(["tune", "--backend", "azureml", "--workspace-config", str(workspace_config), "--dry-run",
+                 "--json"]) == 0
+    import json
+
+    workspace = json.loads(capsys.readouterr().out)["trial"]["workspace"]
+    assert workspace == f"ws (subscription {GUID}, resource group rg; from {workspace_config}), login: default"
+
+
+def test_a_subscription_id_that_is_not_a_guid_is_refused_before_any_login():
+    from kerasjob.workspace import check_workspace_arguments
+
+    with pytest.raises(ValidationError, match=re.escape("Received: subscription_id='my-subscription'")):
+        check_workspace_arguments(subscription_id="my-subscription", resource_group="rg", workspace_name="ws")
+    assert check_workspace_arguments(subscription_id=GUID.upper(), resource_group="rg", workspace_name="ws") is None
+
+
+@pytest.mark.slow
+def test_kerasjob_ui_serves_mlflows_ui_on_kerasjobs_store(isolated_home):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "kerasjob.cli", "ui", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline, answered = time.monotonic() + 150, False
+        while not answered and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    answered = response.status == 200
+            except OSError:
+                time.sleep(1)
+        assert answered, "MLflow's UI never answered"
+        assert (isolated_home / "mlflow.db").is_file()  # the store kerasjob's runs list reads, not ./mlflow.db
+        assert not (isolated_home.parent / "mlflow.db").exists()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert f"sqlite:///{isolated_home / 'mlflow.db'}" in server.stderr.read()
+
+
+def test_kerasjob_ui_refuses_a_port_out_of_range(capsys):
+    assert main(["ui", "--port", "70000"]) == 2
+    assert "Invalid --port: expected a TCP port from 1 to 65535. Received: --port 70000" in capsys.readouterr().err
+
+
+def test_the_hints_name_kerasjob_as_a_shell_can_run_it(monkeypatch):
+    """``make demo`` runs .venv/bin/kerasjob without the venv on PATH: a bare ``kerasjob`` hint would fail."""
+    import sys
+    from pathlib import Path
+
+    from kerasjob.commands import shell_command
+
+    installed = Path(sys.executable).parent / "kerasjob"
+    if not installed.exists():
+        pytest.skip("kerasjob's console script is not installed beside this Python")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert shell_command("kerasjob") == str(installed)
+    monkeypatch.setenv("PATH", f"{installed.parent}:/usr/bin:/bin")
+    assert shell_command("kerasjob") == "kerasjob"
