@@ -128,6 +128,12 @@ CASES: list[tuple[str, Build, str]] = [
     ("subscription-id-not-a-guid", lambda t: ["submit", "--backend", "azureml-v2", "--subscription-id", "SUB",
                                               "--resource-group", "rg", "--workspace-name", "ws", "--dry-run"],
      "Invalid --subscription-id"),
+    ("runs-delete-unknown", lambda t: ["runs", "delete", "0123456789abcdef"], "RUN_ID"),
+    ("runs-download-unknown", lambda t: ["runs", "download", "0123456789abcdef", str(t / "out")], "RUN_ID"),
+    ("runs-compare-one-run", lambda t: ["runs", "compare", "0123456789abcdef"], "two or more different run ids"),
+    ("models-delete-without-version", lambda t: ["models", "delete", "keras-mnist"], "NAME:VERSION"),
+    ("models-delete-unknown", lambda t: ["models", "delete", "no-such-model:1"], "NAME:VERSION"),
+    ("ui-port-out-of-range", lambda t: ["ui", "--port", "0"], "--port"),
 ]
 
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")

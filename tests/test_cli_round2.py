@@ -3,6 +3,7 @@ reach for. Each test is cheap: no training unless a row needs a registered model
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -131,3 +132,97 @@ def test_the_hints_name_kerasjob_as_a_shell_can_run_it(monkeypatch):
     assert shell_command("kerasjob") == str(installed)
     monkeypatch.setenv("PATH", f"{installed.parent}:/usr/bin:/bin")
     assert shell_command("kerasjob") == "kerasjob"
+
+
+SCRIPT = """import argparse, os, pathlib
+import mlflow
+parser = argparse.ArgumentParser()
+parser.add_argument("--score", type=float)
+args, _ = parser.parse_known_args()
+pathlib.Path("outputs").mkdir(exist_ok=True)
+pathlib.Path("outputs/result.txt").write_text(str(args.score))
+mlflow.log_metric("score", args.score)
+"""
+
+
+def _script_run(tmp_path, capsys, score: str) -> str:
+    import json
+
+    job = tmp_path / "job"
+    job.mkdir(exist_ok=True)
+    (job / "train.py").write_text(SCRIPT)
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    assert main(["submit", "--source-dir", str(job), "--data-folder", str(data), "--experiment", "scripts",
+                 "--model-name", "scripted", "--json", "--", "--score", score]) == 0
+    return json.loads(capsys.readouterr().out)["run_id"]
+
+
+@pytest.mark.slow
+def test_runs_compare_download_and_delete(tmp_path, capsys):
+    import json
+
+    first, second = _script_run(tmp_path, capsys, "0.5"), _script_run(tmp_path, capsys, "0.75")
+    assert main(["runs", "compare", first, second, "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert [run["metrics"]["score"] for run in compared] == [0.5, 0.75]
+    assert main(["runs", "compare", first, second]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"^\* score +0\.5000 +0\.7500", table, re.M), table
+
+    assert main(["runs", "download", first, str(tmp_path / "got")]) == 0
+    assert (tmp_path / "got" / "outputs" / "result.txt").read_text() == "0.5"
+    assert "Downloading artifacts" not in capsys.readouterr().err  # MLflow's progress bar stays off
+
+    registered = main(["runs", "delete", first])  # its model is registered: kept, and the message says how
+    assert registered == 2 and "kerasjob models delete scripted:1 first" in capsys.readouterr().err
+    assert main(["models", "delete", "scripted:1"]) == 0
+    assert "version 1 deleted" in capsys.readouterr().out
+    assert main(["runs", "delete", first]) == 0
+    assert capsys.readouterr().out == f"Run {first} deleted.\n"
+    assert main(["runs", "list", "--json"]) == 0
+    assert [run["run_id"] for run in json.loads(capsys.readouterr().out)] == [second]
+    assert main(["runs", "delete", first]) == 2  # gone
+
+
+def _version(client, name: str, accuracy: str | None) -> str:
+    tags = {"primary_metric": "Final test accuracy", "goal": "maximize"}
+    if accuracy is not None:
+        tags["Final test accuracy"] = accuracy
+    return client.create_model_version(name, source="file:///nowhere", tags=tags).version
+
+
+@pytest.mark.parametrize("accuracies, champion, deleted, heir", [
+    (["0.9", "0.97", "0.95"], "2", "2", "3"),   # the best of the rest takes the alias
+    (["0.9", "0.97", "0.9"], "2", "2", "3"),    # the newest among equals
+    (["0.9", "0.97", None], "2", "2", "1"),     # a version without the metric is never crowned
+    (["0.97", None], "1", "1", None),          # nobody left to crown: the alias goes
+    (["0.9", "0.97"], "2", "1", "2"),          # not the champion: the alias stays
+])
+def test_deleting_a_version_keeps_the_champion_rule(accuracies, champion, deleted, heir, capsys):
+    from kerasjob import tracking
+    from kerasjob.local_registry import MlflowModelRegistry
+
+    client = tracking.client(tracking.tracking_uri())
+    client.create_registered_model("digits")
+    for accuracy in accuracies:
+        _version(client, "digits", accuracy)
+    MlflowModelRegistry().set_alias("digits", champion)
+    assert main(["models", "delete", f"digits:{deleted}"]) == 0
+    said = capsys.readouterr().out
+    assert MlflowModelRegistry().holder("digits") == (None if heir is None else next(
+        each for each in MlflowModelRegistry().versions("digits") if each.version == heir))
+    if deleted == champion:
+        assert (f"@champion -> version {heir}" if heir else "No version left holds @champion") in said
+
+
+def test_deleting_the_last_version_deletes_the_model(capsys):
+    from kerasjob import tracking
+
+    client = tracking.client(tracking.tracking_uri())
+    client.create_registered_model("lonely")
+    _version(client, "lonely", "0.5")
+    assert main(["models", "delete", "models:/lonely/1"]) == 0
+    assert "No version left holds @champion" not in capsys.readouterr().out  # it held no alias
+    assert main(["models", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []

@@ -34,6 +34,7 @@ def _split_script_arguments(argv: list[str]) -> tuple[list[str], list[str] | Non
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kerasjob`` console script; returns the exit code."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's "Creating initial database tables..."
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # runs/models download: one line
     parser = build_parser()
     own, script_arguments = _split_script_arguments(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)  # argparse exits 2 on bad flags, as we do
