@@ -226,3 +226,35 @@ def test_deleting_the_last_version_deletes_the_model(capsys):
     assert "No version left holds @champion" not in capsys.readouterr().out  # it held no alias
     assert main(["models", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.slow
+def test_results_runs_and_endpoints_render_as_html_tables_with_a_link(tmp_path):
+    from kerasjob import submit_training
+    from kerasjob.backends.local_files import read_run_id
+    from kerasjob.endpoints import LocalEndpoint
+    from kerasjob.tuning.results import Trial, TuningResult
+
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "train.py").write_text(SCRIPT)
+    (tmp_path / "data").mkdir()
+    result = submit_training(source_dir=job, entry_script="train.py", data=tmp_path / "data",
+                             arguments=("--score", "0.5"), show_output=False)
+    mlflow_run_id = read_run_id(result.run.run_dir)
+    shown = result._repr_html_()
+    assert f"Run {result.run_id} completed" in shown and f"{result.model_name} version 1 (@champion)" in shown
+    assert "<th " in shown and ">score</th>" in shown and ">0.5000</td>" in shown
+    assert f'href="http://127.0.0.1:5000/#/runs/{mlflow_run_id}"' in shown  # kerasjob ui's address
+    assert "completed" in result.run._repr_html_() and f"/#/runs/{mlflow_run_id}" in result.run._repr_html_()
+
+    best = Trial(2, "r2", {"batch_size": 100}, "completed", 0.97)
+    sweep = TuningResult("sweep-1", [Trial(1, "r1", {"batch_size": 50}, "completed", 0.9), best], best, "Accuracy",
+                         "keras-mnist", "4", "azureml-v2", "https://ml.azure.com/runs/sweep-1", champion=True)
+    table = sweep._repr_html_()
+    assert 'href="https://ml.azure.com/runs/sweep-1"' in table and "0.9700: trial #2, run r2" in table
+
+    endpoint = LocalEndpoint(name="mnist", backend="local", url="http://127.0.0.1:9", model="models:/m/1",
+                             pid=2**22 + 17, log_path=str(tmp_path / "log"))
+    assert 'href="http://127.0.0.1:9"' in endpoint._repr_html_() and "<b>Endpoint mnist</b>" in endpoint._repr_html_()
+    assert "&lt;script&gt;" in TuningResult("<script>", [best], best, "Accuracy", "m", "1", "local", "x")._repr_html_()

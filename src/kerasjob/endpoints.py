@@ -117,6 +117,15 @@ class Endpoint(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """The endpoint as the CLI prints it: at least name, backend, url, model and running."""
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the endpoint as a small table, with a link to where it answers."""
+        from .html import html_table
+
+        described = self.describe()
+        return html_table(f"Endpoint {self.name}", [("backend", self.backend), ("model", self.model),
+                                                    ("running", described.get("running")), ("url", self.url)],
+                          link=self.url)
+
 
 class EndpointHost(abc.ABC):
     """Where a backend serves models (``Backend.endpoints()``): deploys, finds and lists its endpoints."""

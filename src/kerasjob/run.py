@@ -61,6 +61,15 @@ class TrainingResult:
                 "model": {"name": self.model_name, "version": self.model_version, "champion": self.champion},
                 "backend": self.backend, "workers": self.workers, "url": self.url}
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the run, its model and its final metrics as a small table, with a link to the run."""
+        from .html import html_table, metric_rows
+
+        model = f"{self.model_name} version {self.model_version}" + (" (@champion)" if self.champion else "")
+        return html_table(f"Run {self.run_id} {self.status}", [
+            ("backend", self.backend + (f", {self.workers} workers" if self.workers > 1 else "")),
+            ("model", model), *metric_rows(self.metrics)], link=self.run.browser_url())
+
 
 @dataclass(frozen=True)
 class Registration:

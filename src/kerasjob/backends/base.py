@@ -18,6 +18,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 from ..errors import DataError, KerasJobError
 from ..job import TrainingJob
+from ..html import browser_link, html_table
 from ..quiet import is_framework_noise
 
 __all__ = ["Backend", "BackendOptions", "JobRun", "LineSink", "ModelVersion", "RunStatus", "move_files",
@@ -159,6 +160,17 @@ class JobRun(abc.ABC):
         status = self.status()
         return {"run_id": self.id, "backend": self.backend, "status": status.value, "url": self.url,
                 "metrics": self.metrics() if status is RunStatus.COMPLETED else {}}
+
+    def browser_url(self) -> str | None:
+        """A page a browser opens for this run (the portal on Azure ML; MLflow's UI served by ``kerasjob ui``
+        locally), or None."""
+        return browser_link(self.url, None)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the run as a small table, with a link to it."""
+        return html_table(f"{type(self).__name__} {self.id}", [("backend", self.backend),
+                                                                ("status", self.status().value)],
+                          link=self.browser_url())
 
     def next_steps(self, model_name: str, model_version: str) -> list[str]:
         """Lines the CLI prints after a completed run: where to look at it and its model."""

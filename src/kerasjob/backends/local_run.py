@@ -21,6 +21,7 @@ from .. import tracking
 from ..errors import SubmissionError, ValidationError
 from ..job import TrainingJob
 from ..commands import shell_command
+from ..html import browser_link
 from ..processes import pid_running
 from .base import JobRun, LineSink, ModelVersion, RunStatus, move_files
 from .local_files import DRIVER_LOG, LAUNCH_FILE, STATE_FILE, read_run_id, runs_root
@@ -47,6 +48,9 @@ class LocalRun(JobRun):
     def describe(self) -> dict[str, Any]:
         """The MLflow run's status, parameters, latest metrics and tags."""
         return {**tracking.show_run(self.mlflow_run_id), "run_id": self.id, "mlflow_run_id": self.mlflow_run_id}
+
+    def browser_url(self) -> str | None:
+        return browser_link(self.url, read_run_id(self.run_dir))  # the run in MLflow's UI (kerasjob ui)
 
     def next_steps(self, model_name: str, model_version: str) -> list[str]:
         kerasjob = shell_command("kerasjob")  # the venv need not be on PATH (make demo)
