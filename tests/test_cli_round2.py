@@ -258,3 +258,20 @@ def test_results_runs_and_endpoints_render_as_html_tables_with_a_link(tmp_path):
                              pid=2**22 + 17, log_path=str(tmp_path / "log"))
     assert 'href="http://127.0.0.1:9"' in endpoint._repr_html_() and "<b>Endpoint mnist</b>" in endpoint._repr_html_()
     assert "&lt;script&gt;" in TuningResult("<script>", [best], best, "Accuracy", "m", "1", "local", "x")._repr_html_()
+
+
+@pytest.mark.slow
+def test_tune_shows_each_trials_epochs_and_its_parent_run_has_the_user_and_the_dataset(tiny_mnist, capsys):
+    from kerasjob import tracking
+
+    assert main(["tune", "--data-folder", str(tiny_mnist), "--epochs", "2", "--max-total-runs", "1",
+                 "--max-concurrent-runs", "1", "--set", "first_layer_neurons=16", "--set",
+                 "second_layer_neurons=8"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^trial 0 epoch 1: Accuracy=0\.\d{4}$", out, re.M), out
+    assert re.search(r"^trial 0 epoch 2: Accuracy=0\.\d{4}$", out, re.M), out
+    sweep_id = re.search(r"^Sweep (\w+):", out, re.M).group(1)
+    parent = tracking.client(tracking.tracking_uri()).get_run(sweep_id)
+    assert parent.data.tags["mlflow.user"]
+    [dataset] = parent.inputs.dataset_inputs
+    assert dataset.dataset.source and dataset.dataset.digest
