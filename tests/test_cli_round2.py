@@ -275,3 +275,31 @@ def test_tune_shows_each_trials_epochs_and_its_parent_run_has_the_user_and_the_d
     assert parent.data.tags["mlflow.user"]
     [dataset] = parent.inputs.dataset_inputs
     assert dataset.dataset.source and dataset.dataset.digest
+
+
+def test_runs_list_shows_a_workspaces_kerasjob_runs_through_azure_ml_v2(workspace_config, capsys):
+    from kerasjob.testing import FakeMLClient
+
+    workspace = ["--backend", "azureml-v2", "--workspace-config", str(workspace_config)]
+    with FakeMLClient(statuses=["Running"] * 50) as azure:
+        submitted = []
+        for experiment in ("first", "second"):
+            assert main(["submit", *workspace, "--experiment", experiment, "--no-wait", "--json"]) == 0
+            submitted.append(json.loads(capsys.readouterr().out)["run_id"])
+        assert main(["runs", "list", *workspace, "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert sorted(run["run_id"] for run in listed) == sorted(submitted)
+        assert {run["status"] for run in listed} == {"running"} and {r["backend"] for r in listed} == {"azureml-v2"}
+        assert main(["runs", "list", *workspace, "--experiment", "second", "--limit", "5"]) == 0
+        table = capsys.readouterr().out
+        assert submitted[1] in table and submitted[0] not in table
+    assert "Jobs.list" in azure.service_calls
+
+
+def test_runs_list_on_a_backend_that_cannot_list_says_which_can(workspace_config, capsys):
+    from kerasjob.testing import FakeAzureML
+
+    with FakeAzureML():
+        code = main(["runs", "list", "--backend", "azureml", "--workspace-config", str(workspace_config)])
+    assert code == 2
+    assert "Invalid --backend: expected a backend whose runs kerasjob can list" in capsys.readouterr().err

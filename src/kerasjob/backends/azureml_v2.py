@@ -222,6 +222,25 @@ class AzureMLv2Backend(AzureBackend):
     def environment_name(self, job: TrainingJob) -> str:
         return ":".join(environment_version(read_conda_file(job.conda_file, job.base_image)))
 
+    def list_runs(self, experiment: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The workspace's kerasjob jobs (tagged ``kerasjob.backend``), newest first: ``ml_client.jobs.list()``
+        (the service lists newest first), read no further than ``limit`` of them."""
+        import itertools
+
+        jobs = (each for each in azure_call(self.ml_client.jobs.list)
+                if "kerasjob.backend" in (each.tags or {})
+                and (experiment is None or each.experiment_name == experiment))
+        rows = []
+        for each in itertools.islice(jobs, limit):
+            created = getattr(each.creation_context, "created_at", None)
+            rows.append({"run_id": each.name, "mlflow_run_id": each.name, "name": each.display_name,
+                         "experiment": each.experiment_name, "status": map_status(each.status).value,
+                         "start_time": int(created.timestamp() * 1000) if created is not None else None,
+                         "duration_s": None, "primary_metric": None, "primary_metric_value": None,
+                         "backend": self.name, "parent_run_id": None, "is_sweep": each.type == "sweep",
+                         "url": each.studio_url})
+        return rows
+
     def prepare(self, job: TrainingJob) -> tuple[str, Any]:
         """Get or create the job's data asset, environment and cluster; return (environment, data input)."""
         self.check(job)

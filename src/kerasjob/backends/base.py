@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
-from ..errors import DataError, KerasJobError
+from ..errors import DataError, KerasJobError, ValidationError
 from ..job import TrainingJob
 from ..html import browser_link, html_table
 from ..quiet import is_framework_noise
@@ -224,6 +224,11 @@ class Backend(abc.ABC):
         compute = job.compute_config
         return (f"{compute.name} ({compute.vm_size}, {compute.min_nodes}-{compute.max_nodes} nodes, "
                 f"{'low priority' if compute.low_priority else 'dedicated'}), created if absent")
+
+    def list_runs(self, experiment: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """This backend's recent kerasjob runs, newest first, as ``kerasjob.local_runs.list_runs`` rows (the
+        local backend's are listed from its MLflow store by ``local_runs``)."""
+        raise ValidationError("backend", "a backend whose runs kerasjob can list (local, azureml-v2)", self.name)
 
     def describe_workspace(self) -> str | None:
         """Which workspace and which login the job would use, in words (for the dry-run plan); None on this

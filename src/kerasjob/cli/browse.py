@@ -80,13 +80,19 @@ def _not_yet_tracked(experiment: str | None, listed: list[dict[str, Any]]) -> li
 
 def list_runs(args: argparse.Namespace) -> int:
     from .. import local_runs
+    from ..azure_errors import azure_access
 
-    runs = local_runs.list_runs(args.experiment, limit=args.limit)
-    runs = _not_yet_tracked(args.experiment, runs)[:args.limit] + runs
+    if args.backend == "local":
+        runs = local_runs.list_runs(args.experiment, limit=args.limit)
+        runs = _not_yet_tracked(args.experiment, runs)[:args.limit] + runs
+    else:  # a workspace's kerasjob runs, read through its SDK
+        backend = _backend(args)
+        with azure_access():
+            runs = backend.list_runs(args.experiment, args.limit)
     if args.output == "json":
         print_json(runs)
     else:
-        print_table([_run_row(run) for run in runs], RUN_COLUMNS, empty="No local runs yet: kerasjob submit starts one.")
+        print_table([_run_row(run) for run in runs], RUN_COLUMNS, empty="No runs yet: kerasjob submit starts one.")
     return 0
 
 

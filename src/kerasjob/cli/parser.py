@@ -159,6 +159,8 @@ def build_parser() -> CommandParser:
     listing.add_argument("--experiment", help="only this experiment's runs")
     listing.add_argument("--limit", type=int, default=20, help="at most this many runs (default 20)")
     _output_flags(listing)
+    _backend_flag(listing, "local", "whose runs: local (default), or an Azure ML workspace's kerasjob runs "
+                                    "(azureml-v2)")
     for action, handler, text in (("show", browse.show_run, "a run's status, parameters and metrics"),
                                   ("logs", browse.run_logs, "a run's driver log"),
                                   ("wait", browse.wait_run, "follow a run to its end and register its model"),
