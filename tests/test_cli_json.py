@@ -161,3 +161,16 @@ def test_the_readmes_use_the_model_block_runs_as_written_in_a_fresh_folder(cli, 
     assert done.stdout.strip().splitlines()[-1] == "(3, 10)"
     assert not (tmp_path / "mlflow.db").exists()
 
+
+
+def test_quiet_native_stderr_holds_back_only_the_noise_and_leaves_the_environment_as_found(capfd, monkeypatch):
+    from kerasjob.quiet import quiet_native_stderr
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("GRPC_VERBOSITY", "DEBUG")  # the user's own setting wins
+    with quiet_native_stderr():
+        assert (os.environ["TF_CPP_MIN_LOG_LEVEL"], os.environ["GRPC_VERBOSITY"]) == ("3", "DEBUG")
+        os.write(2, b"I0000 00:00:1796396997.633759    4894 port.cc:153] oneDNN custom operations are on.\n"
+                    b"a warning of the job's own\n")
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ and os.environ["GRPC_VERBOSITY"] == "DEBUG"
+    assert capfd.readouterr().err == "a warning of the job's own\n"

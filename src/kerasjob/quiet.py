@@ -74,26 +74,39 @@ def quiet_native_stderr() -> Iterator[None]:
         >>> with quiet_native_stderr():
         ...     import math  # import tensorflow here: its start-up lines never reach the terminal
     """
-    for name, value in quiet_environment().items():
-        os.environ.setdefault(name, value)
+    added = {name: value for name, value in QUIET_ENVIRONMENT.items() if name not in os.environ}
+    os.environ.update(added)  # read by TensorFlow as it loads; taken back after, as found
     try:
-        descriptor = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # a notebook's or pytest's stderr has no descriptor
+        with _held_stderr():
+            yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+@contextlib.contextmanager
+def _held_stderr() -> Iterator[None]:
+    """File descriptor 2 (where C++ writes, whatever ``sys.stderr`` is) into a temporary file; on leaving, its
+    lines that are not noise go back to it."""
+    try:
+        os.fstat(2)
+    except OSError:  # no descriptor 2 at all
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(descriptor)
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
+    saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as held:
-        os.dup2(held.fileno(), descriptor)
+        os.dup2(held.fileno(), 2)
         try:
             yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, descriptor)
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
             kept = [line for line in held.read().decode("utf-8", "replace").splitlines()
                     if not is_framework_noise(line)]
             if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
-                sys.stderr.flush()
+                os.write(2, ("\n".join(kept) + "\n").encode())
