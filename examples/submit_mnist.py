@@ -10,8 +10,9 @@ Moving from SDK v1 to v2 is the one ``backend=`` argument below; nothing else ch
 
 import argparse
 import logging
+import sys
 
-from kerasjob import TensorflowDistribution, TrainingFailed, ValidationError, download_model, submit_training
+from kerasjob import KerasJobError, TensorflowDistribution, TrainingFailed, download_model, submit_training
 
 
 def main() -> int:
@@ -22,6 +23,7 @@ def main() -> int:
     parser.add_argument("--backend", choices=["local", "azureml", "azureml-v2"], default=None,
                         help="default: local, or azureml (SDK v1) with --workspace-config")
     parser.add_argument("--workers", type=int, default=1, help="data-parallel workers (nodes on Azure ML)")
+    parser.add_argument("--download-to", help="also download the trained model into this new folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -29,15 +31,18 @@ def main() -> int:
         result = submit_training(data=args.data_folder, hyperparameters={"epochs": args.epochs},
                                  distribution=TensorflowDistribution(args.workers) if args.workers > 1 else None,
                                  workspace_config=args.workspace_config, backend=args.backend)
-    except ValidationError as error:
-        print(error)
-        return 2
-    except TrainingFailed as failure:
-        print(failure)
+    except TrainingFailed as failure:  # the run started and failed: its log's tail is in the message
+        print(failure, file=sys.stderr)
         return 1
+    except KerasJobError as error:  # nothing started: a bad argument, missing data, Azure refused the login...
+        print(error, file=sys.stderr)
+        return 2
     print(f"Final test accuracy {result.metrics['Final test accuracy']:.4f}; "
           f"model {result.model_name} v{result.model_version}; {result.url}")
-    print("Model downloaded to", download_model(result, f"./model-v{result.model_version}"))
+    if args.download_to:
+        print("Model downloaded to", download_model(result, args.download_to))
+    else:
+        print(f"Download it: kerasjob models download {result.model_name} DEST --version {result.model_version}")
     return 0
 
 

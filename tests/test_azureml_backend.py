@@ -126,7 +126,7 @@ def test_the_workspace_comes_from_config_json_or_explicit_ids(workspace_config, 
 
     with FakeAzureML() as azure:
         submit_training(workspace_config=workspace_config, show_output=False)
-        load_workspace(subscription_id="s", resource_group="r", workspace_name="w")
+        load_workspace(subscription_id="00000000-0000-0000-0000-000000000000", resource_group="r", workspace_name="w")
     assert azure.calls[0] == ("Workspace.get", "ws")  # the name config.json gives
     assert ("Workspace.get", "w") in azure.calls
 

@@ -156,11 +156,13 @@ def test_a_read_that_fails_transiently_is_retried_and_a_403_is_not():
 
 
 def test_the_client_comes_from_config_json_or_explicit_ids(workspace_config):
+    SUB = "00000000-0000-0000-0000-000000000000"
     with FakeMLClient():
         from_config = load_ml_client(workspace_config, credential=FakeCredential())
-        explicit = load_ml_client(subscription_id="s", resource_group="r", workspace_name="w", credential=FakeCredential())
+        explicit = load_ml_client(subscription_id=SUB, resource_group="r", workspace_name="w",
+                                  credential=FakeCredential())
     assert (from_config.resource_group_name, from_config.workspace_name) == ("rg", "ws")
-    assert (explicit.subscription_id, explicit.resource_group_name, explicit.workspace_name) == ("s", "r", "w")
+    assert (explicit.subscription_id, explicit.resource_group_name, explicit.workspace_name) == (SUB, "r", "w")
 
 
 def test_a_newcomer_switches_from_v1_by_changing_one_argument(workspace_config):

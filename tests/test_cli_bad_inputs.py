@@ -39,6 +39,14 @@ def _truncated(tmp: Path) -> Path:
     return folder
 
 
+def _cut_short(tmp: Path) -> Path:
+    """A .gz cut after 2,000 bytes, as an interrupted download leaves it."""
+    folder = make_tiny_mnist(tmp / "cut")
+    images = folder / "train-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:2000])
+    return folder
+
+
 def _source(tmp: Path, files: dict[str, str] | None = None) -> Path:
     source = tmp / "job"
     source.mkdir(exist_ok=True)
@@ -106,6 +114,26 @@ CASES: list[tuple[str, Build, str]] = [
     ("runs-wait-unknown", lambda t: ["runs", "wait", "0123456789abcdef"], "RUN_ID"),
     ("deploy-bad-endpoint-name", lambda t: ["deploy", str(t), "--endpoint", "Bad_Name"], "--endpoint"),
     ("endpoints-invoke-unknown", lambda t: ["endpoints", "invoke", "no-such-endpoint", str(t / "x.png")], "NAME"),
+    # issue 22: what the message says is true
+    ("tune-set-unknown-name", lambda t: ["tune", "--set", "nosuch=1", "--dry-run"], "Received: --set nosuch=1"),
+    ("tune-set-value-is-about-set", lambda t: ["tune", "--set", "epochs=0", "--dry-run"],
+     "Received: --set epochs=0"),
+    ("data-cut-short-says-its-size", lambda t: ["submit", "--data-folder", str(_cut_short(t))],
+     "ends after 2000 bytes"),
+    ("predict-missing-model-folder", lambda t: ["predict", "./no-such-folder",
+                                                str(make_tiny_mnist(t / "d") / "t10k-images-idx3-ubyte.gz")],
+     "an existing model folder"),
+    ("command-misspelled", lambda t: ["sumbit"], "did you mean 'submit'?"),
+    ("action-misspelled", lambda t: ["runs", "lsit"], "did you mean 'list'?"),
+    ("subscription-id-not-a-guid", lambda t: ["submit", "--backend", "azureml-v2", "--subscription-id", "SUB",
+                                              "--resource-group", "rg", "--workspace-name", "ws", "--dry-run"],
+     "Invalid --subscription-id"),
+    ("runs-delete-unknown", lambda t: ["runs", "delete", "0123456789abcdef"], "RUN_ID"),
+    ("runs-download-unknown", lambda t: ["runs", "download", "0123456789abcdef", str(t / "out")], "RUN_ID"),
+    ("runs-compare-one-run", lambda t: ["runs", "compare", "0123456789abcdef"], "two or more different run ids"),
+    ("models-delete-without-version", lambda t: ["models", "delete", "keras-mnist"], "NAME:VERSION"),
+    ("models-delete-unknown", lambda t: ["models", "delete", "no-such-model:1"], "NAME:VERSION"),
+    ("ui-port-out-of-range", lambda t: ["ui", "--port", "0"], "--port"),
 ]
 
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")

@@ -28,6 +28,15 @@ def test_the_example_script_runs_through_the_cli_with_its_own_arguments(capsys, 
     assert "'units': 4, 'epochs': 2, 'learning_rate': 0.05" in captured.err
     assert "--batch-size" not in captured.err
 
+    # its own experiment, its own metric in runs list, and a model with a signature
+    assert main(["runs", "list", "--experiment", "regression", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["primary_metric"] == "final_val_mse" and listed["primary_metric_value"] > 0
+    assert main(["runs", "list"]) == 0
+    assert "final_val_mse" in capsys.readouterr().out
+    mlmodel = (isolated_home / "runs" / result["run_id"] / "outputs" / "model" / "MLmodel").read_text()
+    assert "signature:" in mlmodel and "saved_input_example_info" in mlmodel
+
 
 def test_a_custom_scripts_folder_need_not_hold_mnist(tmp_path, capsys):
     source = tmp_path / "job"

@@ -55,4 +55,20 @@ def test_the_script_example_rejects_a_bad_folder_with_exit_2(tmp_path):
     done = subprocess.run([sys.executable, str(EXAMPLES / "submit_mnist.py"), "--data-folder", str(tmp_path / "x")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "Invalid `data`" in done.stdout
+    assert "Invalid `data`" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_script_example_ends_in_one_line_when_azure_refuses_the_login(workspace_config, monkeypatch, capsys,
+                                                                          tmp_path):
+    """Azure's refusal is a KerasJobError like any other: one line and exit 2, not a 140-line traceback."""
+    import runpy
+
+    from kerasjob.testing import FakeAzureML
+
+    monkeypatch.setattr(sys, "argv", ["submit_mnist.py", "--workspace-config", str(workspace_config)])
+    with FakeAzureML(access="not-logged-in"), pytest.raises(SystemExit) as ended:
+        runpy.run_path(str(EXAMPLES / "submit_mnist.py"), run_name="__main__")
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "login" in err.lower()
+    assert list(tmp_path.glob("model-v*")) == []  # it writes nothing into the current folder

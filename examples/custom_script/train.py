@@ -1,11 +1,13 @@
 """A training script of your own, run by kerasjob: a small Keras regression on a CSV file.
 
 Nothing here is MNIST: kerasjob passes ``--data-folder`` (any folder) and, unchanged, whatever follows
-``--`` on its command line. It logs to the MLflow run kerasjob opened for it (``MLFLOW_RUN_ID``) and
-writes the trained model to ``outputs/model``, which kerasjob registers.
+``--`` on its command line. It logs to the MLflow run kerasjob opened for it (``MLFLOW_RUN_ID``), names the
+metric ``kerasjob runs list`` shows (the tag ``kerasjob.primary_metric``), and writes the trained model, with
+its signature and an input example, to ``outputs/model``, which kerasjob registers.
 
     kerasjob submit --source-dir examples/custom_script --entry-script train.py \\
-        --data-folder examples/custom_data -- --units 16 --epochs 20
+        --data-folder examples/custom_data --experiment regression --model-name regression \\
+        -- --units 16 --epochs 20
 """
 
 from __future__ import annotations
@@ -40,12 +42,16 @@ def main() -> None:
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss="mse")
     with mlflow.start_run():  # resumes the run kerasjob created (MLFLOW_RUN_ID)
         mlflow.log_params(vars(args))
+        mlflow.set_tag("kerasjob.primary_metric", "final_val_mse")  # the METRIC column of kerasjob runs list
         history = model.fit(features, target, epochs=args.epochs, batch_size=32, validation_split=0.2, verbose=0)
         for epoch, (loss, val_loss) in enumerate(zip(history.history["loss"], history.history["val_loss"])):
             mlflow.log_metrics({"loss": loss, "val_loss": val_loss}, step=epoch)
+        mlflow.log_metric("final_val_mse", history.history["val_loss"][-1])
         print(f"Final validation MSE: {history.history['val_loss'][-1]:.4f}", flush=True)
-        os.makedirs("outputs", exist_ok=True)
-        mlflow.keras.save_model(model, "outputs/model")
+        os.makedirs("outputs/model", exist_ok=True)  # MLflow's Keras 3 flavour writes the example before the folder
+        example = features[:5]
+        signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
+        mlflow.keras.save_model(model, "outputs/model", signature=signature, input_example=example)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from .errors import ValidationError
 from .search_space import GOALS
 
 __all__ = ["ALIAS_TAG_VALUE", "CHAMPION", "RUN_ID_TAG", "SUBMIT_CRITERION", "Criterion", "ModelRegistry", "RegisteredVersion",
-           "TaggedAliasRegistry", "check_alias", "metric_tags", "tag_aliases"]
+           "TaggedAliasRegistry", "check_alias", "metric_tags", "successor", "tag_aliases"]
 
 #: The alias the best version holds; ``predict``, ``deploy_model`` and ``models download`` default to it.
 CHAMPION = "champion"
@@ -102,6 +102,28 @@ class Criterion:
 
 #: ``submit_training``'s rule: the final test accuracy, the higher the better.
 SUBMIT_CRITERION = Criterion("Final test accuracy", "maximize")
+
+
+def successor(versions: list[RegisteredVersion], removed: RegisteredVersion) -> RegisteredVersion | None:
+    """Who takes the champion alias when ``removed`` (its holder) is deleted: the best of the other versions by
+    the criterion ``removed`` was judged by (its ``primary_metric`` and ``goal`` tags), the newest among equals;
+    None when no other version has a value of that metric (the alias then goes with it).
+
+    Example:
+        >>> tagged = lambda v, acc: RegisteredVersion("m", v, tags={"Final test accuracy": acc})
+        >>> successor([tagged("1", "0.9"), tagged("2", "0.95"), tagged("3", "0.97")], tagged("3", "0.97")).version
+        '2'
+    """
+    goal = removed.tags.get("goal", SUBMIT_CRITERION.goal)
+    criterion = Criterion(removed.tags.get("primary_metric", SUBMIT_CRITERION.metric),
+                          goal if goal in GOALS else SUBMIT_CRITERION.goal)
+    best: RegisteredVersion | None = None
+    for each in versions:  # oldest first: a later version at least as good wins
+        if each.version == removed.version or _rounded(each.tags.get(criterion.metric)) is None:
+            continue
+        if best is None or not criterion.prefers(best.tags.get(criterion.metric), each.tags.get(criterion.metric)):
+            best = each
+    return best
 
 
 def metric_tags(metrics: Mapping[str, Any], criterion: Criterion) -> dict[str, str]:

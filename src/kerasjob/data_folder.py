@@ -103,8 +103,29 @@ def verify_mnist_folder(folder: str | os.PathLike[str]) -> dict[str, str]:
     Raises ``MnistFormatError`` naming the faulty file.
     """
     files = find_mnist_files(folder)
-    check_mnist_files(files)  # headers first: their errors say more than a failed decompression
+    try:
+        check_mnist_files(files)  # headers first: their errors say more than a failed decompression
+    except MnistFormatError as error:
+        raise _truncated_gzip(sorted(files.values())) or error from None
     return _file_digests(Path(folder), sorted(files.values()))
+
+
+def _truncated_gzip(files: list[Path]) -> MnistFormatError | None:
+    """A ``.gz`` cut short says so, with its real size: the header check reads the size its last four bytes
+    claim, which in a cut file are compressed data (it said "the file holds 2395264231 bytes" of 10,000)."""
+    for path in files:
+        if path.suffix != ".gz":
+            continue
+        try:
+            with gzip.open(path, "rb") as stream:
+                while stream.read(1 << 20):
+                    pass
+        except EOFError:
+            return MnistFormatError(f"{path}: truncated: the compressed file ends after {path.stat().st_size} bytes, "
+                                    "before its end-of-stream marker. Download it again.")
+        except (OSError, zlib.error):
+            continue  # corrupted rather than cut short: the header check's message stands
+    return None
 
 
 def describe_dataset(folder: Path) -> dict[str, str]:

@@ -51,6 +51,7 @@ from .errors import DeploymentFailed, KerasJobError, ValidationError
 from .optional import PREDICT
 from .prediction import ModelSchema, Prediction, load_inputs, model_location, read_schema, request_body
 from .processes import ProcessIdentity, pid_running
+from .quiet import quiet_environment
 from .serving_app import DEFAULT_MAX_BODY_BYTES, MAX_BODY_ENV, TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -129,6 +130,15 @@ class Endpoint(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """The endpoint as the CLI prints it: at least name, backend, url, model and running."""
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the endpoint as a small table, with a link to where it answers."""
+        from .html import html_table
+
+        described = self.describe()
+        return html_table(f"Endpoint {self.name}", [("backend", self.backend), ("model", self.model),
+                                                    ("running", described.get("running")), ("url", self.url)],
+                          link=self.url)
 
 
 class EndpointHost(abc.ABC):
@@ -234,6 +244,10 @@ class LocalEndpoint(Endpoint):
             _stop_group(self.pid)
         with contextlib.suppress(FileNotFoundError):
             (_endpoints_dir() / f"{self.name}.json").unlink()
+        own_log = re.compile(re.escape(self.name) + r"-\d+\.log")  # this one's and earlier deployments'
+        for log in _endpoints_dir().glob(f"{self.name}-*.log"):
+            if own_log.fullmatch(log.name):
+                log.unlink(missing_ok=True)
 
     def delete_process(self) -> None:
         """Stop the server's process group if it is still the recorded one (the record stays)."""
@@ -313,7 +327,8 @@ def _start_server(name: str, model_uri: str, tracking_uri: str | None, timeout: 
     log_path = _endpoints_dir() / f"{name}-{port}.log"
     python_bin = os.path.dirname(sys.executable)
     env = {**os.environ, "PATH": python_bin + os.pathsep + os.environ.get("PATH", ""),
-           MODEL_PATH_ENV: model_uri, MAX_BODY_ENV: str(max_body_bytes)}
+           MODEL_PATH_ENV: model_uri, MAX_BODY_ENV: str(max_body_bytes),
+           **quiet_environment()}
     env.pop(TOKEN_ENV, None)
     if auth_token:
         env[TOKEN_ENV] = auth_token  # the environment, never the command line (ps shows that)

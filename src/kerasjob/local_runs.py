@@ -29,11 +29,14 @@ from .errors import KerasJobError, ValidationError
 from .local_registry import MlflowModelRegistry
 from .tracking import RunRecord, show_run  # one run's record is the store's to read
 
-__all__ = ["REFERENCE_FORMS", "download_registered_model", "list_models", "list_runs", "resolve_model",
+__all__ = ["PRIMARY_METRIC_TAG", "REFERENCE_FORMS", "download_registered_model", "list_models", "list_runs", "resolve_model",
            "set_model_alias", "show_model", "show_run"]
 
 #: The forms ``resolve_model`` takes, in words (for error messages).
 REFERENCE_FORMS = "'NAME' (its champion, else its latest version), 'NAME@ALIAS', 'NAME:VERSION' or 'models:/NAME/VERSION'"
+#: The tag a script of your own sets on its run to name the metric ``runs list`` shows (default: the packaged
+#: script's ``Final test accuracy``): ``mlflow.set_tag("kerasjob.primary_metric", "val_loss")``.
+PRIMARY_METRIC_TAG = "kerasjob.primary_metric"
 _REFERENCE = re.compile(r"^(?:models:/)?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*?)"
                         r"(?:[/:](?P<version>[0-9]+)|@(?P<alias>[\w-]+))?$")
 #: A local sweep's parent run: tagged so, with its metric as a param and its best value as ``best <metric>``.
@@ -88,7 +91,7 @@ def list_runs(experiment: str | None = None, limit: int = 50) -> list[dict[str, 
             rows.append(_row(run, metric, run.metrics.get(f"best {metric}")))
             rows += [_row(trial, metric, trial.metrics.get(metric)) for trial in children.get(run.run_id, [])]
         else:
-            metric = run.tags.get("kerasjob.primary_metric", SUBMIT_CRITERION.metric)  # a model job's own metric
+            metric = run.tags.get(PRIMARY_METRIC_TAG, SUBMIT_CRITERION.metric)  # a model job's or a script's own metric
             rows.append(_row(run, metric, run.metrics.get(metric)))
     return [_settled(row) for row in rows]
 

@@ -39,6 +39,8 @@ class SubmissionPlan:
     model_registration: str
     distribution: str
     timeout: float | None
+    #: Azure ML: the workspace (subscription, resource group, name, where they came from) and the login.
+    workspace: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,6 +48,7 @@ class SubmissionPlan:
     def describe(self) -> str:
         lines = [
             f"backend:      {self.backend}",
+            *([f"workspace:    {self.workspace}"] if self.workspace else []),
             f"experiment:   {self.experiment}",
             f"snapshot:     {len(self.files)} files, {self.total_bytes / 1024:.1f} KiB from {self.source_dir}",
             *(f"                {path} ({size} B)" for path, size in self.files.items()),
@@ -75,5 +78,5 @@ def build_plan(job: TrainingJob, backend: Backend) -> SubmissionPlan:
         model_registration=f"on success only, register {job.model_path} as model {job.model_name!r} "
                            f"(new version) in {backend.registry_description}",
         distribution=repr(job.distribution) if job.distribution else "none (one process)",
-        timeout=job.timeout,
+        timeout=job.timeout, workspace=backend.describe_workspace(),
     )

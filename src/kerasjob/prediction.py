@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from .errors import ValidationError
 from .optional import PREDICT
+from .quiet import quiet_native_stderr
 
 if TYPE_CHECKING:
     import numpy as np
@@ -167,6 +169,11 @@ def model_location(model: object) -> tuple[str, str | None]:
         if not Path(model).is_dir():
             raise ValidationError("model", "an existing model folder", str(model))
         return str(model), None
+    if isinstance(model, str) and not model.startswith("models:/") and (os.sep in model or model.startswith(".")):
+        from .local_runs import REFERENCE_FORMS
+
+        raise ValidationError("model", f"an existing model folder (there is none at {str(Path(model).absolute())!r})"
+                                       f" or a registered model: {REFERENCE_FORMS}", model)
     if isinstance(model, str):
         from . import tracking
         from .local_runs import resolve_model
@@ -209,6 +216,14 @@ def _load(uri: str, tracking_uri: str | None) -> Any:
             raise
         raise ValidationError("model", "a registered model version or an MLflow model folder", uri,
                               hint=str(error).splitlines()[0]) from None
+    try:
+        raw = pyfunc.get_raw_model()
+    except NotImplementedError:
+        raw = None
+    keras = sys.modules.get("keras")  # loaded by MLflow's Keras flavour, if that is the model's
+    if keras is not None and isinstance(raw, keras.Model):
+        # MLflow's Keras flavour calls model.predict(x) with Keras's progress bar on stdout: call it quietly
+        return lambda x: raw.predict(x, verbose=0, batch_size=2000)
     return pyfunc.predict
 
 
@@ -443,8 +458,8 @@ def predict(model: TrainingResult | str | os.PathLike[str], inputs: Any) -> Pred
         raise
     schema = read_schema(uri, tracking_uri)
     loaded = load_inputs(inputs, schema)
-    return Prediction.of(_load(uri, tracking_uri)(loaded))
-
+    with quiet_native_stderr():  # TensorFlow's start-up lines, written from C++ as the model loads
+        return Prediction.of(_load(uri, tracking_uri)(loaded))
 
 
 def _looks_like_images(inputs: Any) -> bool:

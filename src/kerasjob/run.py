@@ -81,6 +81,15 @@ class TrainingResult:
                 "model": {"name": self.model_name, "version": self.model_version, "champion": self.champion},
                 "backend": self.backend, "workers": self.workers, "url": self.url}
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the run, its model and its final metrics as a small table, with a link to the run."""
+        from .html import html_table, metric_rows
+
+        model = f"{self.model_name} version {self.model_version}" + (" (@champion)" if self.champion else "")
+        return html_table(f"Run {self.run_id} {self.status}", [
+            ("backend", self.backend + (f", {self.workers} workers" if self.workers > 1 else "")),
+            ("model", model), *metric_rows(self.metrics)], link=self.run.browser_url())
+
 
 @dataclass(frozen=True)
 class Registration:
@@ -105,11 +114,15 @@ def make_job(job: TrainingJob | None = None, **changes: Any) -> TrainingJob:
     return job.with_changes(**changes) if changes else job
 
 
+#: A run that ended without success and said nothing of why, in words ("The run ended failed" read badly).
+_ENDED_AS = {RunStatus.FAILED: "The run failed", RunStatus.CANCELED: "The run was canceled"}
+
+
 def _ended(run: JobRun, on_line: LineSink | None) -> RunStatus:
     """Wait for ``run``; ``TrainingFailed`` (carrying the log tail) unless it completed."""
     status = run.wait(on_line=on_line)
     if status is not RunStatus.COMPLETED:
-        reason = getattr(run, "reason", lambda: "")() or f"The run ended {status.value}"
+        reason = getattr(run, "reason", lambda: "")() or _ENDED_AS.get(status, f"The run ended {status.value}")
         raise TrainingFailed(reason[0].upper() + reason[1:], run_id=run.id, status=status.value,
                              log_tail=run.log_tail())
     return status

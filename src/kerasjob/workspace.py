@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
@@ -25,7 +26,8 @@ from typing import Any, Iterator, NamedTuple
 from .errors import ValidationError
 
 __all__ = ["AUTH_CHOICES", "AUTH_METHODS", "CONFIG_NAMES", "INTERACTIVE_BANNER", "SERVICE_PRINCIPAL_VARIABLES",
-           "WorkspaceIds", "authentication", "sdk_output_to_stderr", "check_workspace_arguments", "credential_for", "find_config",
+           "SUBSCRIPTION_ID", "WorkspaceIds", "authentication", "check_workspace_arguments", "credential_for",
+           "find_config", "sdk_output_to_stderr",
            "load_ml_client", "load_workspace", "read_config", "tracking_client"]
 
 #: auth choice -> (``azureml.core.authentication`` class for SDK v1, ``azure.identity`` credential for SDK v2).
@@ -40,6 +42,8 @@ AUTH_METHODS: dict[str, tuple[str | None, str]] = {
 }
 AUTH_CHOICES = tuple(AUTH_METHODS)
 SERVICE_PRINCIPAL_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+#: An Azure subscription id: a GUID (Azure refuses anything else, after a login).
+SUBSCRIPTION_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 CONFIG_NAMES = ("config.json", ".azureml/config.json", "aml_config/config.json")
 
 
@@ -77,6 +81,11 @@ def check_workspace_arguments(config: str | os.PathLike[str] | None = None, *, s
         if not all(isinstance(value, str) and value for value in explicit):
             raise ValidationError("workspace", "subscription_id, resource_group and workspace_name all given",
                                   dict(zip(("subscription_id", "resource_group", "workspace_name"), explicit)))
+        if not SUBSCRIPTION_ID.fullmatch(str(subscription_id)):
+            raise ValidationError("subscription_id", "a subscription id: a GUID such as "
+                                  "00000000-0000-0000-0000-000000000000", subscription_id,
+                                  hint="The workspace's page in the Azure portal shows it (so does az account "
+                                       "show).")
         return None
     if config is not None:
         path = Path(config)

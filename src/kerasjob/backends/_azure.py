@@ -24,8 +24,8 @@ from typing import Any, Callable, ClassVar, TypeVar
 from ..dataset import mnist_urls
 from ..job import MpiDistribution, TensorflowDistribution, TrainingJob
 from ..optional import Extra
-from ..workspace import check_workspace_arguments
 from ..errors import TrainingFailed
+from ..workspace import WorkspaceIds, check_workspace_arguments, read_config
 from .base import Backend, BackendOptions, JobRun, RunStatus
 
 __all__ = ["CHECKPOINT_FLAG", "CHECKPOINT_OUTPUT", "FINAL_STATES", "STATUS_MAP", "AzureBackend", "SweepBest", "best_of",
@@ -143,6 +143,22 @@ class AzureBackend(Backend):
         self.extra.require()
         if self._client is None:
             check_workspace_arguments(**self._workspace_arguments)
+
+    def describe_workspace(self) -> str | None:
+        arguments = self._workspace_arguments
+        if self._client is not None:  # a v1 Workspace or a v2 MLClient, given by the caller
+            client = self._client
+            group = getattr(client, "resource_group", None) or getattr(client, "resource_group_name", "?")
+            name = getattr(client, "workspace_name", None) or getattr(client, "name", "?")
+            ids = WorkspaceIds(str(getattr(client, "subscription_id", "?")), str(group), str(name))
+            source, login = "the client given", "the client's"
+        else:
+            path = check_workspace_arguments(**arguments)
+            ids = read_config(path) if path is not None else WorkspaceIds(
+                arguments["subscription_id"], arguments["resource_group"], arguments["workspace_name"])
+            source, login = (str(path) if path is not None else "explicit ids"), arguments["auth"]
+        return (f"{ids.workspace_name} (subscription {ids.subscription_id}, resource group {ids.resource_group}; "
+                f"from {source}), login: {login}")
 
     def describe_data(self, job: TrainingJob) -> str:
         if job.registered_dataset:

@@ -37,6 +37,7 @@ from ..environment import environment_version, get_or_create_environment, read_c
 from ..errors import DataError, KerasJobError, WorkspaceNotFound, was_interrupted
 from ..job import MpiDistribution, TrainingJob
 from ..optional import AZUREML_V2
+from ..quiet import is_framework_noise
 from ..retry import azure_call, create_once
 from ..training.contract import DATA_FOLDER_FLAG, flag_for
 from ..workspace import load_ml_client, tracking_client
@@ -228,6 +229,25 @@ class AzureMLv2Backend(AzureBackend):
     def environment_name(self, job: TrainingJob) -> str:
         return ":".join(environment_version(read_conda_file(job.conda_file, job.base_image)))
 
+    def list_runs(self, experiment: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The workspace's kerasjob jobs (tagged ``kerasjob.backend``), newest first: ``ml_client.jobs.list()``
+        (the service lists newest first), read no further than ``limit`` of them."""
+        import itertools
+
+        jobs = (each for each in azure_call(self.ml_client.jobs.list)
+                if "kerasjob.backend" in (each.tags or {})
+                and (experiment is None or each.experiment_name == experiment))
+        rows = []
+        for each in itertools.islice(jobs, limit):
+            created = getattr(each.creation_context, "created_at", None)
+            rows.append({"run_id": each.name, "mlflow_run_id": each.name, "name": each.display_name,
+                         "experiment": each.experiment_name, "status": map_status(each.status).value,
+                         "start_time": int(created.timestamp() * 1000) if created is not None else None,
+                         "duration_s": None, "primary_metric": None, "primary_metric_value": None,
+                         "backend": self.name, "parent_run_id": None, "is_sweep": each.type == "sweep",
+                         "url": each.studio_url})
+        return rows
+
     def prepare(self, job: TrainingJob) -> tuple[str, Any]:
         """Get or create the job's data asset, environment and cluster; return (environment, data input)."""
         self.check(job)
@@ -338,7 +358,7 @@ class AzureMLv2Run(JobRun):
     def wait(self, *, on_line: LineSink | None = None) -> RunStatus:
         def sink(line: str) -> None:
             self._tail.append(line)
-            if on_line is not None:
+            if on_line is not None and not is_framework_noise(line):
                 on_line(line)
 
         try:

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
-from ..errors import DataError, KerasJobError
+from ..errors import DataError, KerasJobError, ValidationError
 from ..job import TrainingJob
+from ..html import browser_link, html_table
+from ..quiet import is_framework_noise
 
 __all__ = ["Backend", "BackendOptions", "JobRun", "LineSink", "ModelVersion", "RunStatus", "move_files",
            "safe_destination"]
@@ -102,7 +104,7 @@ class JobRun(abc.ABC):
         """
         try:
             for line in self.stream_logs():
-                if on_line is not None:
+                if on_line is not None and not is_framework_noise(line):  # the log file keeps every line
                     on_line(line)
             return self.status()
         except KeyboardInterrupt:
@@ -159,6 +161,17 @@ class JobRun(abc.ABC):
         return {"run_id": self.id, "backend": self.backend, "status": status.value, "url": self.url,
                 "metrics": self.metrics() if status is RunStatus.COMPLETED else {}}
 
+    def browser_url(self) -> str | None:
+        """A page a browser opens for this run (the portal on Azure ML; MLflow's UI served by ``kerasjob ui``
+        locally), or None."""
+        return browser_link(self.url, None)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the run as a small table, with a link to it."""
+        return html_table(f"{type(self).__name__} {self.id}", [("backend", self.backend),
+                                                                ("status", self.status().value)],
+                          link=self.browser_url())
+
     def next_steps(self, model_name: str, model_version: str) -> list[str]:
         """Lines the CLI prints after a completed run: where to look at it and its model."""
         return [f"Portal: {self.url}"]
@@ -211,6 +224,16 @@ class Backend(abc.ABC):
         compute = job.compute_config
         return (f"{compute.name} ({compute.vm_size}, {compute.min_nodes}-{compute.max_nodes} nodes, "
                 f"{'low priority' if compute.low_priority else 'dedicated'}), created if absent")
+
+    def list_runs(self, experiment: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """This backend's recent kerasjob runs, newest first, as ``kerasjob.local_runs.list_runs`` rows (the
+        local backend's are listed from its MLflow store by ``local_runs``)."""
+        raise ValidationError("backend", "a backend whose runs kerasjob can list (local, azureml-v2)", self.name)
+
+    def describe_workspace(self) -> str | None:
+        """Which workspace and which login the job would use, in words (for the dry-run plan); None on this
+        machine."""
+        return None
 
     def data_placeholder(self, job: TrainingJob) -> str:
         """What stands for ``--data-folder`` in the dry-run plan's script arguments."""

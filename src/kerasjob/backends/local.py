@@ -33,6 +33,7 @@ from .. import __version__, tracking
 from ..data_folder import describe_dataset
 from ..dataset import default_cache_dir, download_mnist
 from ..optional import KERAS_BACKEND_EXTRAS, TRAIN
+from ..quiet import quiet_environment
 from ..errors import SubmissionError, ValidationError
 from ..job import MpiDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
@@ -181,8 +182,7 @@ class LocalBackend(Backend):
         (run_dir / "logs").mkdir(exist_ok=True)
         script = str((run_dir / job.entry_script).absolute())  # absolute: each extra worker runs in its own folder
         argv = [self.python, "-u", script, *map(str, job.script_arguments(data_folder.absolute()))]
-        env = {"MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1",
-               "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        env = {"MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", **quiet_environment()}
         if job.uses_packaged_script:
             env[METRICS_ENV] = str((run_dir / METRICS_FILE).absolute())
         write_json_atomically(run_dir / LAUNCH_FILE, {

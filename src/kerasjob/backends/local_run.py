@@ -19,6 +19,8 @@ from typing import Any, Iterator
 from .. import tracking
 from ..errors import SubmissionError, ValidationError
 from ..job import TrainingJob
+from ..commands import shell_command
+from ..html import browser_link
 from ..processes import ProcessIdentity, pid_running, stop_group
 from .base import JobRun, LineSink, ModelVersion, RunStatus, move_files
 from .local_files import (DRIVER_LOG, LAUNCH_FILE, STATE_FILE, SUPERVISOR_FILE, SUPERVISOR_LOG, CorruptRunFile,
@@ -61,9 +63,13 @@ class LocalRun(JobRun):
             described["reason"] = self.reason()
         return described
 
+    def browser_url(self) -> str | None:
+        return browser_link(self.url, read_run_id(self.run_dir))  # the run in MLflow's UI (kerasjob ui)
+
     def next_steps(self, model_name: str, model_version: str) -> list[str]:
-        return [f"Run folder:  {self.run_dir}", f"Look at it:  mlflow ui --backend-store-uri {self.url}",
-                f"Download it: kerasjob models download {model_name} ./model --version {model_version}"]
+        kerasjob = shell_command("kerasjob")  # the venv need not be on PATH (make demo)
+        return [f"Run folder:  {self.run_dir}", f"Look at it:  {kerasjob} ui   (MLflow's UI on {self.url})",
+                f"Download it: {kerasjob} models download {model_name} ./model --version {model_version}"]
 
     def __init__(self, run_dir: str | Path, tracking_uri: str | None = None,
                  supervisor: subprocess.Popen | None = None):

@@ -49,14 +49,50 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
             "metric": None if value is None else f"{run['primary_metric']} {value:.4f}"}
 
 
+def _not_yet_tracked(experiment: str | None, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Local runs whose MLflow run the supervisor has not created yet (the second or so after
+    ``submit --no-wait``), as ``local_runs.list_runs`` rows: the MLflow store does not know them yet."""
+    import os
+
+    from ..backends.local_files import LAUNCH_FILE, read_run_id, runs_root
+    from ..backends.local_run import LocalRun
+
+    root, known = runs_root(), {row["run_id"] for row in listed}
+    if not root.is_dir():
+        return []
+    rows = []
+    for folder in root.iterdir():
+        if folder.is_symlink() or folder.name in known or not (folder / LAUNCH_FILE).is_file() \
+                or read_run_id(folder) is not None:
+            continue
+        run = LocalRun(folder)
+        mlflow_run = run._launch.get("mlflow_run") or {}
+        if experiment is not None and mlflow_run.get("experiment") != experiment:
+            continue
+        started = os.stat(folder / LAUNCH_FILE).st_mtime
+        rows.append({"run_id": folder.name, "mlflow_run_id": None, "name": None,
+                     "experiment": mlflow_run.get("experiment"), "status": run.status().value,
+                     "start_time": int(started * 1000), "duration_s": None, "primary_metric": None,
+                     "primary_metric_value": None, "backend": run.backend, "parent_run_id": None,
+                     "is_sweep": False})
+    return sorted(rows, key=lambda row: -row["start_time"])
+
+
 def list_runs(args: argparse.Namespace) -> int:
     from .. import local_runs
+    from ..azure_errors import azure_access
 
-    runs = local_runs.list_runs(args.experiment, limit=args.limit)
+    if args.backend == "local":
+        runs = local_runs.list_runs(args.experiment, limit=args.limit)
+        runs = _not_yet_tracked(args.experiment, runs)[:args.limit] + runs
+    else:  # a workspace's kerasjob runs, read through its SDK
+        backend = _backend(args)
+        with azure_access():
+            runs = backend.list_runs(args.experiment, args.limit)
     if args.output == "json":
         print_json(runs)
     else:
-        print_table([_run_row(run) for run in runs], RUN_COLUMNS, empty="No local runs yet: kerasjob submit starts one.")
+        print_table([_run_row(run) for run in runs], RUN_COLUMNS, empty="No runs yet: kerasjob submit starts one.")
     return 0
 
 
@@ -75,6 +111,8 @@ def show_run(args: argparse.Namespace) -> int:
             for name, each in sorted(value.items()):
                 print(f"  {name:<28} {each:.4f}" if isinstance(each, float) else f"  {name:<28} {each}")
         else:
+            if key.endswith("_time") and isinstance(value, int):  # MLflow's epoch milliseconds; -o json keeps them
+                value = when(value)
             print(f"{key + ':':<14} {'-' if value is None else value}")
     return 0
 

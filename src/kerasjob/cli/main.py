@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's "Creating initial database tables..."
     for name in SDK_LOGIN_LOGGERS:  # a failure is one line of ours, not the SDKs' warnings before it
         logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # runs/models download: one line
     parser = build_parser()
     own, script_arguments = _split_script_arguments(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)  # argparse exits 2 on bad flags, as we do

@@ -29,7 +29,6 @@ def print_json(document: Any) -> None:
 def print_table(rows: Iterable[dict[str, Any]], columns: list[tuple[str, str]], empty: str = "(none)") -> None:
     """``rows`` as a table with a header; ``columns`` are (key, heading) pairs; ``None`` shows as ``-``."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     rows = list(rows)
@@ -43,7 +42,19 @@ def print_table(rows: Iterable[dict[str, Any]], columns: list[tuple[str, str]], 
         table.add_row(*("-" if row.get(key) is None else str(row[key]) for key, _ in columns))
     # Piped into a file or another program: as wide as the table needs, no colours.
     width = None if sys.stdout.isatty() else max(shutil.get_terminal_size().columns, 400)
-    Console(width=width, highlight=False, soft_wrap=True).print(table)
+    _console(width).print(table)
+
+
+def _console(width: int | None) -> Any:
+    """rich's ``Console``, whose closed pipe ends the command as ``print``'s does (rich's own exits 1)."""
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError  # main() ends quietly, exit 0
+
+    return PipeConsole(width=width, highlight=False, soft_wrap=True)
 
 
 def when(milliseconds: int | None) -> str | None:

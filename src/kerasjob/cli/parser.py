@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 from typing import Any, Callable, NoReturn
 
 from .. import __version__
@@ -23,6 +24,8 @@ __all__ = ["BACKEND_CHOICES", "CommandParser", "build_parser", "command_parser"]
 
 BACKEND_CHOICES = sorted(BACKENDS)
 OUTPUT_CHOICES = ("table", "json")
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<word>[^']*)' \(choose from (?P<choices>.*)\)")
+_CHOICE = re.compile(r"'([^']*)'")
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -43,6 +46,11 @@ class CommandParser(argparse.ArgumentParser):
         return parsed
 
     def error(self, message: str) -> NoReturn:
+        invalid = _INVALID_CHOICE.search(message)
+        if invalid is not None:  # `kerasjob sumbit`: argparse lists the choices; name the one meant
+            close = difflib.get_close_matches(invalid["word"], _CHOICE.findall(invalid["choices"]), n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
         self.exit(2, f"kerasjob: {message}\nSee: {self.prog} --help\n")
 
 
@@ -163,13 +171,15 @@ def build_parser() -> CommandParser:
     _backend_flag(tune, None, "local: Optuna over local runs; azureml: HyperDrive; azureml-v2: a sweep job "
                               "(default: local, or azureml when a workspace is named)")
 
-    runs = commands.add_parser("runs", help="runs: list, show, logs, wait and cancel (Azure ML runs by id with "
-                                            "--backend)").add_subparsers(dest="action", required=True,
+    runs = commands.add_parser("runs", help="runs: list, show, logs, wait, cancel, compare, download, delete "
+                                            "(Azure ML runs by id with --backend)").add_subparsers(dest="action", required=True,
                                                                          metavar="ACTION")
     listing = _command(runs, "list", browse.list_runs, "local runs, newest first; sweep trials under their sweep")
     listing.add_argument("--experiment", help="only this experiment's runs")
     listing.add_argument("--limit", type=int, default=20, help="at most this many runs (default 20)")
     _output_flags(listing)
+    _backend_flag(listing, "local", "whose runs: local (default), or an Azure ML workspace's kerasjob runs "
+                                    "(azureml-v2)")
     for action, handler, text in (("show", browse.show_run, "a run's status, parameters and metrics"),
                                   ("logs", browse.run_logs, "a run's driver log"),
                                   ("wait", browse.wait_run, "follow a run to its end and register its model"),
@@ -188,7 +198,7 @@ def build_parser() -> CommandParser:
             command.add_argument("--quiet", action="store_true", help="do not stream the run's output")
         _backend_flag(command, "local", "where the run lives (default local)")
 
-    models = commands.add_parser("models", help="registered models: list, show, download, alias").add_subparsers(
+    models = commands.add_parser("models", help="registered models: list, show, download, alias, delete").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     _output_flags(_command(models, "list", browse.list_models, "registered models and their champion"))
     show = _command(models, "show", browse.show_model, "a registered model's versions, aliases and metrics")
@@ -244,4 +254,34 @@ def build_parser() -> CommandParser:
         command = _command(endpoints, action, handler, text)
         command.add_argument("name", metavar="NAME")
         _backend_flag(command, "local", "where the endpoint lives (default local)")
+    _more_commands(commands, runs, models)
     return parser
+
+
+def _more_commands(commands: Any, runs: Any, models: Any) -> None:
+    """What MLflow and az ml users reach for: ``ui``; ``runs delete|download|compare``, ``models delete``."""
+    from . import housekeeping, tracking_ui
+
+    download = _command(runs, "download", housekeeping.download_run, "download a run's outputs/ folder "
+                                                                       "(any backend)")
+    download.add_argument("run_id", metavar="RUN_ID")
+    download.add_argument("destination", metavar="DEST", help="the folder that receives outputs/")
+    _backend_flag(download, "local", "where the run lives (default local)")
+    compare = _command(runs, "compare", housekeeping.compare_runs, "parameters and final metrics of runs side "
+                                                                   "by side")
+    compare.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="two or more run ids")
+    _output_flags(compare)
+    _backend_flag(compare, "local", "where the runs live (default local)")
+    delete = _command(runs, "delete", housekeeping.delete_run, "delete a local run that has ended (not one "
+                                                               "whose model is registered)")
+    delete.add_argument("run_id", metavar="RUN_ID")
+    model_delete = _command(models, "delete", housekeeping.delete_model_version,
+                            "delete a registered version; deleting the champion moves @champion to the best "
+                            "version left")
+    model_delete.add_argument("model", metavar="NAME:VERSION")
+
+    ui = _command(commands, "ui", tracking_ui.ui, "MLflow's UI on kerasjob's local store (the runs and models "
+                                                  "that runs list and models list show)")
+    ui.add_argument("--port", type=int, default=5000, help="the port to listen on (default 5000)")
+    ui.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this "
+                                                        "machine only)")

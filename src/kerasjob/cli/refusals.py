@@ -30,7 +30,9 @@ NOTHING_STARTED = (ValidationError, BackendUnavailable, AzureAccessError, DataEr
 #: API argument -> the dests of the flags that may set it, in order (the first the command has wins).
 _DESTS_OF = {"data": ("data_folder",), "distribution": ("workers",), "worker_count": ("workers",),
              "images": ("files",), "endpoint": ("endpoint", "name"), "model": ("model", "name"),
-             "hyperparameters": ("fixed",)}
+             "hyperparameters": ("fixed",),
+             # a version or alias that a model reference (NAME:VERSION, NAME@ALIAS) named
+             "version": ("version", "model", "name"), "alias": ("alias", "model", "name")}
 #: API arguments that no flag sets, in the command's words.
 _SHOWN_AS = {"arguments": "arguments after --"}
 _HYPERPARAMETER = re.compile(r"hyperparameters\['(\w+)'\]")
@@ -44,19 +46,27 @@ def exit_code(error: BaseException) -> int:
     return EXIT_BAD_INPUT if isinstance(error, NOTHING_STARTED) else EXIT_FAILED
 
 
-def _dest_for_argument(argument: str, parser: argparse.ArgumentParser) -> str | None:
+def _dest_for_argument(argument: str, parser: argparse.ArgumentParser,
+                       typed: argparse.Namespace | None = None) -> str | None:
+    """The dest of the flag that sets ``argument``: of the flags that may, the first the user typed, else the
+    first the command has."""
     match = _HYPERPARAMETER.fullmatch(argument)
     name = match.group(1) if match else argument
     candidates = list(_DESTS_OF.get(name, ())) + [name, f"script_{name}"]
     if match:  # the script's seed is --seed (dest script_seed); a sweep's sampler seed is --sampler-seed
         candidates = (["script_seed"] if name == "seed" else candidates) + ["fixed"]  # tune's --set NAME=VALUE
-    dests = {action.dest for action in parser._actions if action.help != argparse.SUPPRESS}
-    return next((dest for dest in candidates if dest in dests), None)
+        if any(pair.partition("=")[0] == name for pair in getattr(typed, "fixed", None) or []):
+            candidates = ["fixed"]  # `tune --set epochs=0` is about --set, though tune has --epochs too
+    dests = [dest for dest in candidates
+             if dest in {action.dest for action in parser._actions if action.help != argparse.SUPPRESS}]
+    typed_dests = [dest for dest in dests if typed is not None and getattr(typed, dest, None) not in (None, [])]
+    return next(iter(typed_dests + dests), None)
 
 
-def flag_for_argument(argument: str, parser: argparse.ArgumentParser | None) -> str | None:
+def flag_for_argument(argument: str, parser: argparse.ArgumentParser | None,
+                      typed: argparse.Namespace | None = None) -> str | None:
     """The flag (or positional's name) of ``parser`` that sets API argument ``argument``; None if none does."""
-    dest = _dest_for_argument(argument, parser) if parser is not None else None
+    dest = _dest_for_argument(argument, parser, typed) if parser is not None else None
     if dest is None or parser is None:
         return None
     action = next(action for action in parser._actions if action.dest == dest)
@@ -76,20 +86,31 @@ def _render_hint(hint: str, parser: argparse.ArgumentParser | None) -> str:
     return _FIELD_IN_HINT.sub(replace, hint)
 
 
+def _typed_pair(error: ValidationError, pairs: list[str]) -> str:
+    """The ``--set NAME=VALUE`` the user typed that ``error`` is about: a wrong value names the hyperparameter
+    (``hyperparameters['epochs']``), an unknown name is the received value itself."""
+    match = _HYPERPARAMETER.fullmatch(error.argument)
+    name = match.group(1) if match else str(error.received).partition("=")[0]
+    typed = next((pair for pair in pairs if pair.partition("=")[0] == name), None)
+    if typed is not None:
+        return typed
+    return f"{name}={error.received}" if match else str(error.received)
+
+
 def in_flags(error: BaseException, parser: argparse.ArgumentParser | None,
              typed: argparse.Namespace | None = None) -> str:
     """``error``'s message, with API argument names turned into the flags of ``parser``; what was received is
     shown as the user typed it (``typed``, the parsed flags) where it came from one flag."""
     if isinstance(error, ValidationError):
-        flag = flag_for_argument(error.argument, parser)
+        flag = flag_for_argument(error.argument, parser, typed)
         if flag is not None and parser is not None:
             hint = f" {_render_hint(error.hint, parser)}" if error.hint else ""
-            dest = _dest_for_argument(error.argument, parser)
+            dest = _dest_for_argument(error.argument, parser, typed)
             received: object = getattr(typed, dest, None) if typed is not None and dest else None
             if received is None or isinstance(received, list):
                 received = error.received
             if dest == "fixed":
-                received = f"{_HYPERPARAMETER.sub(lambda m: m.group(1), error.argument)}={error.received}"
+                received = _typed_pair(error, getattr(typed, "fixed", None) or [])
             shown = f"{flag} {received}" if flag.startswith("-") else f"{flag}={received!r}"
             return f"Invalid {flag}: expected {error.expected}.{hint} Received: {shown}"
         if error.argument in _SHOWN_AS:

@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -88,7 +87,10 @@ def run_document(run: JobRun, workers: int, result: Any = None) -> dict[str, Any
 
 
 def _print_plan(plan: Any, as_json: bool) -> int:
-    print(json.dumps(plan.to_dict(), indent=1) if as_json else plan.describe())
+    if as_json:
+        print_json(plan.to_dict())  # one line, as every --json document
+    else:
+        print(plan.describe())
     return 0
 
 

@@ -10,6 +10,7 @@ running trial. The best completed trial's model is registered.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import itertools
 import random
 import time
@@ -85,12 +86,14 @@ class LocalSweep:
         self.trials: list[Trial] = []
         self.histories: dict[int, list[float]] = {}
         self.total = min(sweep.max_total_runs, sweep.grid_size or sweep.max_total_runs)
+        self.parent_id: str | None = None
 
     def _create_parent(self) -> str:
         with tracking.store_lock(self.uri):
             experiment_id = tracking.get_or_create_experiment(self.client, self.job.experiment, self.uri)
             parent = self.client.create_run(experiment_id, tags={"kerasjob.sweep": "true", "kerasjob.backend": "local",
-                                                                 "mlflow.runName": f"sweep-{self.job.experiment}"})
+                                                                 "mlflow.runName": f"sweep-{self.job.experiment}",
+                                                                 "mlflow.user": getpass.getuser()})
         parent_id = parent.info.run_id
         for key, value in (("sampling", self.sweep.sampling), ("primary_metric", self.sweep.primary_metric),
                            ("goal", self.sweep.goal), ("max_total_runs", self.total),
@@ -100,7 +103,7 @@ class LocalSweep:
         return parent_id
 
     def run(self) -> TuningResult:
-        parent_id = self._create_parent()
+        parent_id = self.parent_id = self._create_parent()
         # trials register nothing: the sweep registers its best one (register_best)
         backend = LocalBackend(run_tags={"mlflow.parentRunId": parent_id}, register=False)
         started = 0
@@ -126,8 +129,22 @@ class LocalSweep:
                       for name, value in sample(optuna_trial, self.sweep, self.rng).items()}
         trial_job = self.job.with_changes(hyperparameters={**self.job.hyperparameters, **parameters})
         run = backend.submit(trial_job)
+        if number == 0:
+            self._log_dataset(run)
         self.running.append(RunningTrial(number, optuna_trial, parameters, run))
         self.on_line(f"trial {number} started: run {run.id} {parameters}")
+
+    def _log_dataset(self, run: Any) -> None:
+        """The sweep's parent run names the data its trials train on, as a single run does (the dataset the first
+        trial's launch recorded: the data folder is resolved, MNIST downloaded if need be, at submit)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        described = (getattr(run, "_launch", None) or {}).get("mlflow_run", {}).get("dataset")
+        if described and self.parent_id is not None:
+            dataset = Dataset(source_type="local", **described)
+            self.client.log_inputs(self.parent_id, [DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT,
+                                                                                   "training")])])
 
     def _history(self, trial: RunningTrial) -> list[float]:
         """The primary metric's values the trial logged so far, by step (none before its MLflow run exists)."""
@@ -141,8 +158,11 @@ class LocalSweep:
     def _poll(self) -> None:
         for trial in list(self.running):
             status = trial.run.status()
+            shown = len(trial.history)
             trial.history = self._history(trial)
             self.histories[trial.number] = trial.history
+            for epoch, value in enumerate(trial.history[shown:], start=shown + 1):  # each epoch, as it ends
+                self.on_line(f"trial {trial.number} epoch {epoch}: {self.sweep.primary_metric}={value:.4f}")
             if status.is_final:
                 self._record(trial, status.value)
             elif not trial.early_terminated and self._falls_behind(trial):

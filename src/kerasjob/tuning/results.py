@@ -66,6 +66,17 @@ class TuningResult:
                 "model": {"name": self.model_name, "version": self.model_version, "champion": self.champion},
                 "url": self.url}
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the sweep, its best trial and the model registered from it, with a link to the sweep."""
+        from ..html import browser_link, html_table
+
+        best = "-" if self.best.metric is None else f"{self.best.metric:.4f}"
+        model = f"{self.model_name} version {self.model_version}" + (" (@champion)" if self.champion else "")
+        return html_table(f"Sweep {self.sweep_run_id}", [
+            ("backend", self.backend), ("trials", len(self.trials)),
+            (f"best {self.primary_metric} ({self.goal})", f"{best}: trial #{self.best.number}, run {self.best.run_id}"),
+            ("best parameters", self.best.parameters), ("model", model)], link=browser_link(self.url, self.sweep_run_id))
+
 
 def trial_state(status: RunStatus | None, sweep_completed: bool) -> str:
     """A finished trial's state from its run's status.
