@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -151,6 +152,14 @@ def load_images(images: Images) -> NDArray[np.float32]:
     return _from_array(np.stack([_read_png(Path(path)) for path in paths]), [str(path) for path in paths])
 
 
+def _looks_like_a_path(model: str) -> bool:
+    """A folder the user meant (``./model``, ``/tmp/m``, ``runs/x/model``), not a registry reference: ``NAME/VERSION``
+    (a version number after one slash) and ``models:/...`` are references."""
+    if model.startswith("models:/") or re.fullmatch(r"[^/]+/\d+", model):
+        return False
+    return os.sep in model or model.startswith(".")
+
+
 def model_location(model: object) -> tuple[str, str | None]:
     """``(uri or folder, tracking URI)`` for ``mlflow.pyfunc.load_model``; checked, nothing loaded.
 
@@ -169,7 +178,7 @@ def model_location(model: object) -> tuple[str, str | None]:
         if not Path(model).is_dir():
             raise ValidationError("model", "an existing model folder", str(model))
         return str(model), None
-    if isinstance(model, str) and not model.startswith("models:/") and (os.sep in model or model.startswith(".")):
+    if isinstance(model, str) and _looks_like_a_path(model):
         from .local_runs import REFERENCE_FORMS
 
         raise ValidationError("model", f"an existing model folder (there is none at {str(Path(model).absolute())!r})"
