@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from .backends.base import Backend
 from .environment import read_conda_file
@@ -50,7 +51,7 @@ class SubmissionPlan:
             f"backend:      {self.backend}",
             *([f"workspace:    {self.workspace}"] if self.workspace else []),
             f"experiment:   {self.experiment}",
-            f"snapshot:     {len(self.files)} files, {self.total_bytes / 1024:.1f} KiB from {self.source_dir}",
+            f"snapshot:     {len(self.files)} files, {self.total_bytes / 1024:.1f} KiB from {_shown_source(self.source_dir)}",
             *(f"                {path} ({size} B)" for path, size in self.files.items()),
             f"environment:  {self.environment_name} (sha256 {self.environment_hash[:16]}..., {self.base_image})",
             f"keras:        on {self.keras_backend}",
@@ -62,6 +63,23 @@ class SubmissionPlan:
             f"then:         {self.model_registration}",
         ]
         return "\n".join(lines)
+
+
+def _shown_source(folder: str) -> str:
+    """The snapshot's folder as the plan shows it: kerasjob's own trainer by name (not where it is installed), a
+    folder inside the current one relative to it, any other as it is (``to_dict`` keeps the full path).
+
+    Example:
+        >>> _shown_source(str(Path(__file__).parent / "training"))
+        "kerasjob's packaged trainer (kerasjob/training)"
+    """
+    path = Path(folder).resolve()
+    if path == Path(__file__).resolve().parent / "training":
+        return "kerasjob's packaged trainer (kerasjob/training)"
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return folder
 
 
 def build_plan(job: TrainingJob, backend: Backend) -> SubmissionPlan:

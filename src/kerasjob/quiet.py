@@ -39,9 +39,19 @@ _NOISE_TEXT = ("WARNING: All log messages before absl::InitializeLog() is called
                "computation placer already registered")
 
 
+#: The prefix a multi-worker local run puts before each worker's lines (``local_supervisor``).
+_WORKER_PREFIX = re.compile(r"^\[worker \d+\] ")
+
+
 def is_framework_noise(line: str) -> bool:
-    """True for a line of TensorFlow's, XLA's, CUDA's or gRPC's start-up chatter, not the job's own output."""
-    text = line.strip()
+    """True for a line of TensorFlow's, XLA's, CUDA's or gRPC's start-up chatter, not the job's own output
+    (also behind a multi-worker run's ``[worker N]`` prefix).
+
+    Example:
+        >>> is_framework_noise("[worker 1] I0000 00:00:1796402823.10 14685 cudart_stub.cc:31] Could not find cuda")
+        True
+    """
+    text = _WORKER_PREFIX.sub("", line.strip())
     match = _CPP_LINE.match(text)
     if match is not None:
         return match["level"] in "IW" or match["source"] in _HARMLESS_ERRORS

@@ -237,6 +237,13 @@ def _model_outputs(model: Any, y: Any) -> Any:
     return y
 
 
+def _short(path: str) -> str:
+    """A data path as the log shows it: its last two parts (``.../<content digest>/train``), not the machine's
+    whole path (kerasjob's home, a mount point on Azure ML)."""
+    parts = Path(path).parts
+    return path if len(parts) <= 2 else ".../" + "/".join(parts[-2:])
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args, hyperparameters = parse_args(argv)
@@ -248,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"keras_fit.py: cannot read the data: {exc}", file=sys.stderr)
         return 2
-    print(f"Data: {len(data)} training samples from {args.data}"
-          + (f", {len(validation)} validation samples from {args.validation_data}" if validation else ""), flush=True)
+    print(f"Data: {len(data)} training samples from {_short(args.data)}"
+          + (f", {len(validation)} validation samples from {_short(args.validation_data)}" if validation else ""),
+          flush=True)
     if args.keras_backend:
         os.environ["KERAS_BACKEND"] = args.keras_backend  # read once, when Keras is first imported
     import keras

@@ -203,6 +203,13 @@ def train_multi_worker(tf: Any, keras: Any, args: argparse.Namespace, data: Data
     return trainer.model, loss, accuracy
 
 
+def _short(folder: str) -> str:
+    """A data folder as the log shows it: its last two parts (``.../data/mnist``), not the machine's whole path
+    (a temporary checkout, a mount point on Azure ML); the run's MLflow dataset input records where it came from."""
+    parts = Path(folder).parts
+    return folder if len(parts) <= 2 else ".../" + "/".join(parts[-2:])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cluster = cluster_from_environment()  # before TensorFlow reads TF_CONFIG
@@ -216,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     except MnistFormatError as exc:
         print(f"keras_mnist.py: {exc}", file=sys.stderr)
         return 2
-    print(f"MNIST: {len(data[0])} training and {len(data[2])} test images from {args.data_folder}"
+    print(f"MNIST: {len(data[0])} training and {len(data[2])} test images from {_short(args.data_folder)}"
           + (f" ({worker_name(cluster)} of {len(cluster['cluster'].get('worker', []))} workers)" if cluster else ""),
           flush=True)
 
