@@ -79,3 +79,18 @@ def test_the_cli_predicts_with_a_registered_model_as_the_run_scored_it(tiny_mnis
     bad = subprocess.run([sys.executable, "-m", "kerasjob.cli", "predict", "keras-mnist:1", str(tmp_path / "x.png")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "existing PNG or IDX files" in bad.stderr
+
+
+def test_an_image_model_takes_float_arrays_in_its_own_shape_as_they_are():
+    """A conv net trained on 0-255 floats, N x 28 x 28 x 1, gets exactly what it was trained on; the MNIST forms
+    (uint8 digits, flat 784 rows) are still read as 0-1 images."""
+    import numpy as np
+
+    from kerasjob.prediction import ModelSchema, load_inputs
+
+    schema = ModelSchema(kind="tensor", tensors={"": ((-1, 28, 28, 1), "float32")})
+    pixels = np.full((2, 28, 28, 1), 200.0, dtype=np.float32)
+    assert np.array_equal(load_inputs(pixels, schema), pixels)
+    digits = np.full((2, 28, 28), 255, dtype=np.uint8)
+    read = load_inputs(digits, schema)
+    assert read.shape == (2, 28, 28, 1) and float(read.max()) == 1.0

@@ -354,6 +354,14 @@ def _check_tensor(array: Any, spec: tuple[tuple[int, ...], str], argument: str) 
     return array.astype(dtype if dtype not in ("", "object") else np.float32)
 
 
+def _is_model_tensor(array: Any, image_shape: tuple[int, ...]) -> bool:
+    """Float pixels already in the image model's own shape (N x H x W x 1, say): they go to the model as they are,
+    on the scale it was trained on; only the MNIST forms (uint8, or another shape) are read as 0-1 images."""
+    import numpy as np
+
+    return bool(np.issubdtype(array.dtype, np.floating) and tuple(array.shape[1:]) == tuple(image_shape))
+
+
 def load_inputs(inputs: Any, schema: ModelSchema) -> Any:
     """``inputs`` in any accepted form, checked against ``schema`` and shaped as the model takes them."""
     import numpy as np
@@ -376,7 +384,7 @@ def load_inputs(inputs: Any, schema: ModelSchema) -> Any:
                                   [str(path) for path in paths])
         else:
             return load_images(inputs).reshape((-1, *image_shape))  # PNG files or an IDX file
-    if image_shape is not None and isinstance(inputs, np.ndarray):
+    if image_shape is not None and isinstance(inputs, np.ndarray) and not _is_model_tensor(inputs, image_shape):
         return load_images(inputs).reshape((-1, *image_shape))
     if schema.kind == "columns":
         import pandas as pd
