@@ -9,6 +9,16 @@ import pytest
 
 from mnist_files import make_tiny_mnist
 
+# azureml-dataprep's native libraries must load before TensorFlow in a process that uses both: loaded after it,
+# the v1 fake's dataset calls (Dataset.File.from_files) corrupt memory and pytest dies of a segmentation fault a
+# few tests later (reproduced: `import tensorflow` then tests/test_azure_backends_contract.py). Test modules that
+# import keras when collected (test_fit*.py) would otherwise load TensorFlow first.
+try:
+    import azureml.dataprep.native  # noqa: F401
+    import azureml.dataprep.rslex  # noqa: F401
+except ImportError:  # the azureml extra is not installed: no v1 test runs
+    pass
+
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
 

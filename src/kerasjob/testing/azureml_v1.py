@@ -522,9 +522,15 @@ class FakeAzureML(FakeService):
             return fake._record("ComputeTarget.create", name, create)
 
         real_submit = __import__("azureml.core", fromlist=["Experiment"]).Experiment.submit
+        # azureml-dataprep ships its telemetry switched on (azureml/dataprep/api/_telemetry.json): its
+        # AppInsightsLoggingHandler.emit queues each activity for a sender thread that posts it over HTTPS. A test
+        # never talks to Microsoft: the handler records nothing, so no such thread ever runs (one that opened TLS
+        # while TensorFlow's bundled SSL was loaded in the same process crashed pytest).
+        from azureml.telemetry.logging_handler import AppInsightsLoggingHandler
         dataset_client = SimpleNamespace(dataset=SimpleNamespace(get_dataset_by_name=get_dataset_by_name))
         return [
             mock.patch.object(workspace_module, "InteractiveLoginAuthentication", FakeAuthentication),
+            mock.patch.object(AppInsightsLoggingHandler, "emit", lambda handler, record: None),
             mock.patch.object(project, "get_workspace", get_workspace),
             mock.patch.object(service_context.ServiceContext, "_fetch_endpoints",
                               lambda context: {**dict.fromkeys(service_context._ServiceKeys.get_discovery_keys(),
