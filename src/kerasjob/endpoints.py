@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DeploymentFailed, KerasJobError, ValidationError
+from .home import ensure_writable
 from .optional import PREDICT
 from .prediction import ModelSchema, Prediction, load_inputs, model_location, read_schema, request_body
 from .processes import ProcessIdentity, pid_running
@@ -162,19 +163,6 @@ def _endpoints_dir() -> Path:
     from .tracking import kerasjob_home
 
     return kerasjob_home() / "endpoints"
-
-
-def _ensure_endpoints_dir() -> None:
-    """``ValidationError`` naming ``KERASJOB_HOME`` (nothing started) when endpoints cannot be recorded there."""
-    folder = _endpoints_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise ValidationError("KERASJOB_HOME", "a folder kerasjob can record its endpoints in", str(folder.parent),
-                              hint=f"{folder} cannot be written ({exc.strerror or exc}). Set the KERASJOB_HOME "
-                                   "environment variable to a writable folder.") from exc
 
 
 @dataclass(frozen=True)
@@ -384,7 +372,7 @@ class LocalEndpoints(EndpointHost):
         every request but ``/ping`` must carry) are this server's.
         """
         PREDICT.require()
-        _ensure_endpoints_dir()  # before the model: the cheap mistake first
+        ensure_writable(_endpoints_dir(), "its endpoints")  # before the model: the cheap mistake first
         model_uri, tracking_uri = model_location(model)
         previous = _find(name)
         started = _start_server(name, model_uri, tracking_uri, DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout,

@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +34,7 @@ from ..dataset import default_cache_dir, download_mnist
 from ..optional import KERAS_BACKEND_EXTRAS, TRAIN
 from ..quiet import quiet_environment
 from ..errors import SubmissionError, ValidationError
+from ..home import ensure_writable
 from ..job import MpiDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
 from .base import Backend
@@ -132,7 +132,7 @@ class LocalBackend(Backend):
         data_folder = job.local_data_folder or download_mnist()
         uri = tracking.tracking_uri()
         root = runs_root()
-        _ensure_writable(root)
+        ensure_writable(root, "its runs")
         tracking.ensure_store_writable(uri)
 
         # The caller only prepares the run folder and starts the supervisor: it never imports MLflow
@@ -221,12 +221,3 @@ def _package_parent() -> str:
     return parent + (os.pathsep + existing if existing else "")
 
 
-def _ensure_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise ValidationError("KERASJOB_HOME", "a folder kerasjob can write its runs in", str(folder.parent),
-                              hint=f"{folder} cannot be written ({exc.strerror or exc}). Set the KERASJOB_HOME "
-                                   "environment variable to a writable folder.") from exc
