@@ -630,14 +630,20 @@ def _final_checkpoint(run_dir: Path) -> list[Any]:
     return found.arrays
 
 
-def test_a_training_process_killed_after_epoch_2_of_4_resumes_and_ends_as_an_uninterrupted_run(tiny_mnist):
+def test_a_training_process_killed_after_epoch_2_of_4_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
     import numpy as np
+
+    from mnist_files import make_tiny_mnist
+
+    # Epochs long enough (hundreds of steps) that the kill lands inside epoch 3, not after the run has finished:
+    # 300 images made an epoch last milliseconds, and the kill then raced the end of the run.
+    tiny_mnist = make_tiny_mnist(tmp_path / "mnist", train=6000)
 
     from kerasjob import TrainingJob
     from kerasjob.backends.local import LocalBackend
     from kerasjob.tracking import client
 
-    hyperparameters = {"epochs": 4, "batch_size": 32, "first_layer_neurons": 16, "second_layer_neurons": 8,
+    hyperparameters = {"epochs": 4, "batch_size": 8, "first_layer_neurons": 16, "second_layer_neurons": 8,
                        "seed": 7}
     job = TrainingJob(data=tiny_mnist, hyperparameters=hyperparameters, max_restarts=1)
     run = LocalBackend(grace_seconds=1).submit(job)
@@ -647,7 +653,7 @@ def test_a_training_process_killed_after_epoch_2_of_4_resumes_and_ends_as_an_uni
         assert time.monotonic() < deadline and not run.status().is_final, run.log_tail()
         time.sleep(0.05)
     child = run._state()["children"][0]["pid"]
-    os.kill(child, signal.SIGKILL)
+    os.kill(child, signal.SIGKILL)  # ProcessLookupError here: the run ended before the kill (epochs too short)
     assert run.wait().value == "completed", run.log_tail(40)
     log = run.log_tail(10**6)
     assert "(killed by signal 9 (SIGKILL)): restart 1 of 1" in log
