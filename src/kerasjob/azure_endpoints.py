@@ -82,7 +82,7 @@ def registered_model(model: object) -> tuple[str, str]:
         >>> registered_model("models:/keras-mnist/3")
         ('keras-mnist', '3')
     """
-    from .run import TrainingResult
+    from .registration import TrainingResult
 
     if isinstance(model, TrainingResult):
         return model.model_name, model.model_version

@@ -232,8 +232,8 @@ def resolve_model(reference: str, version: str | int | None = None) -> Registere
 def download_registered_model(name: str, version: str | int | None, destination: str | os.PathLike[str]) -> Path:
     """Download the version of model ``name`` that ``version`` picks (default: the champion, else the latest;
     ``name`` may be any ``resolve_model`` reference) into ``destination``."""
-    from .backends.local import LocalRun
-    from .run import check_destination, download_model
+    from .backends.local_run import LocalRun
+    from .registration import check_destination, download_model
 
     check_destination(destination)  # before the registry: the cheap mistake first
     chosen = resolve_model(name, version)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from .run import TrainingResult
+    from .registration import TrainingResult
 
 __all__ = ["Images", "ModelSchema", "Prediction", "load_images", "load_inputs", "model_location", "predict",
            "read_schema", "request_body"]
@@ -166,8 +166,8 @@ def model_location(model: object) -> tuple[str, str | None]:
     A registry reference resolves to one version (``models:/NAME/VERSION``), so that what
     is served or predicted with is named exactly.
     """
-    from .backends import JobRun
-    from .run import TrainingResult, model_registry_of
+    from .backends.base import JobRun
+    from .registration import TrainingResult, model_registry_of
 
     if isinstance(model, TrainingResult):
         location = model_registry_of(model.run).model_uri(model.model_name, model.model_version)
@@ -196,7 +196,7 @@ def model_location(model: object) -> tuple[str, str | None]:
 
 
 def _downloaded(run: Any) -> str:
-    from .run import download_model
+    from .registration import download_model
 
     folder = Path(tempfile.mkdtemp(prefix="kerasjob-model-")) / "model"
     return str(download_model(run, folder))

@@ -26,7 +26,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__, tracking
 from ..data_folder import describe_dataset
@@ -42,6 +42,9 @@ from ..processes import ProcessIdentity
 from .local_files import (LAUNCH_FILE, METRICS_ENV, METRICS_FILE, STATE_FILE, SUPERVISOR_FILE, SUPERVISOR_LOG,
                           runs_root, write_json_atomically)
 from .local_run import LocalRun
+
+if TYPE_CHECKING:
+    from .local_serving import LocalEndpoints
 
 logger = logging.getLogger(__name__)
 
@@ -206,12 +209,11 @@ class LocalBackend(Backend):
             raise
         return process
 
-    def endpoints(self) -> Any:
-        """MLflow's scoring server on this machine (``kerasjob.endpoints.LocalEndpoints``). Looked up by name, as
-        ``BACKENDS`` and ``sweeper`` are: ``kerasjob.endpoints`` reaches this module through ``kerasjob.prediction``."""
-        import importlib
+    def endpoints(self) -> "LocalEndpoints":
+        """MLflow's scoring server on this machine (``local_serving.LocalEndpoints``)."""
+        from .local_serving import LocalEndpoints
 
-        return importlib.import_module("kerasjob.endpoints").LocalEndpoints()
+        return LocalEndpoints()
 
 
 def _package_parent() -> str:

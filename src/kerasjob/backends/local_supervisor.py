@@ -371,7 +371,7 @@ class Supervisor:
     def _register(self, client: MlflowClient, run_id: str) -> None:
         """The completed run's model, registered once (``register_run_model`` finds an earlier registration)."""
         from kerasjob.backends.local_run import LocalRun
-        from kerasjob.run import register_run_model
+        from kerasjob.registration import register_run_model
 
         try:
             self.state["metrics"] = dict(store_call(client.get_run, run_id).data.metrics)

@@ -17,7 +17,7 @@ from ..backends.base import JobRun, RunStatus
 from ..champion import Criterion
 from ..errors import TrainingFailed
 from ..job import TrainingJob
-from ..run import register_trained_model
+from ..registration import register_trained_model
 from ..search_space import Sweep
 from ..training.contract import HYPERPARAMETERS
 
