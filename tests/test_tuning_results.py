@@ -10,7 +10,10 @@ import pytest
 from kerasjob import Sweep, TrainingJob, choice, loguniform, normal, quniform, uniform
 from kerasjob.tuning.results import cast_trial_value
 
-TUNING = Path(__file__).resolve().parents[1] / "src" / "kerasjob" / "tuning"
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "kerasjob"
+TUNING = PACKAGE / "tuning"
+#: Each backend's sweeper, in the backend's own folder.
+SWEEPERS = sorted((PACKAGE / "backends").glob("*/sweep.py"))
 PACKAGED = TrainingJob()
 SEED = Sweep()
 
@@ -64,19 +67,19 @@ def test_each_distribution_writes_itself_out_for_hyperdrive_and_for_v2():
     assert (v2["first_layer_neurons"].min_value, v2["first_layer_neurons"].q) == (10, 10)
 
 
-def test_the_sweepers_import_only_the_shared_results_never_the_package():
-    for path in TUNING.glob("*.py"):
-        if path.name == "__init__.py":
-            continue
+def test_the_sweepers_import_only_the_shared_results_never_the_facade():
+    assert [path.parent.name for path in SWEEPERS] == ["azureml", "azureml_v2", "local"]
+    for path in SWEEPERS:
         tree = ast.parse(path.read_text())
-        imported = {(node.level, node.module) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-        assert (1, None) not in imported and ("kerasjob.tuning" not in {module for _, module in imported}), path
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 3}
+        assert "tuning_results" in imported and not {"tuning", "run"} & imported, path
     package = ast.parse((TUNING / "__init__.py").read_text())
-    top_level = {node.module for node in package.body if isinstance(node, ast.ImportFrom) and node.level == 1}
-    assert top_level == {"results"}  # the sweepers load through Backend.sweeper, never at import
+    top_level = {node.module for node in package.body if isinstance(node, ast.ImportFrom) and node.module
+                 and node.module.startswith(("backends.", "tuning"))}
+    assert top_level == {"tuning_results"}  # the sweepers load through the backend, never at import
 
 
 def test_every_sweep_ends_in_register_best():
-    for name in ("local.py", "hyperdrive.py", "azureml_v2.py"):
-        source = (TUNING / name).read_text()
+    for path in SWEEPERS:
+        source = path.read_text()
         assert "register_best(" in source and "register_trained_model" not in source and "TuningResult(" not in source

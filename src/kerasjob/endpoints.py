@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 # For one release, the local host where it was (tests and notebooks import ``kerasjob.endpoints.LocalEndpoint``):
 # it is the local backend's now.
-from .backends.local_serving import LocalEndpoint, LocalEndpoints, _free_port  # noqa: E402,F401
+from .backends.local.serving import LocalEndpoint, LocalEndpoints, _free_port  # noqa: E402,F401
 
 __all__ = ["DEFAULT_INSTANCE_COUNT", "DEFAULT_INSTANCE_TYPE", "ENDPOINT_NAME", "Endpoint", "EndpointHost",
            "check_endpoint_name", "deploy_model", "describe", "get_endpoint", "list_endpoints", "prediction_from"]

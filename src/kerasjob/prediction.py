@@ -179,17 +179,17 @@ def model_location(model: object) -> tuple[str, str | None]:
             raise ValidationError("model", "an existing model folder", str(model))
         return str(model), None
     if isinstance(model, str) and _looks_like_a_path(model):
-        from .local_runs import REFERENCE_FORMS
+        from .backends.local.runs import REFERENCE_FORMS
 
         raise ValidationError("model", f"an existing model folder (there is none at {str(Path(model).absolute())!r})"
                                        f" or a registered model: {REFERENCE_FORMS}", model)
     if isinstance(model, str):
-        from . import tracking
-        from .local_runs import resolve_model
+        from .backends.local import tracking
+        from .backends.local.runs import resolve_model
 
         chosen = resolve_model(model)
         return f"models:/{chosen.name}/{chosen.version}", tracking.tracking_uri()
-    from .local_runs import REFERENCE_FORMS
+    from .backends.local.runs import REFERENCE_FORMS
 
     raise ValidationError("model", f"a TrainingResult, a model folder or a registered model: {REFERENCE_FORMS}",
                           model)

@@ -54,8 +54,8 @@ def _not_yet_tracked(experiment: str | None, listed: list[dict[str, Any]]) -> li
     ``submit --no-wait``), as ``local_runs.list_runs`` rows: the MLflow store does not know them yet."""
     import os
 
-    from ..backends.local_files import LAUNCH_FILE, read_run_id, runs_root
-    from ..backends.local_run import LocalRun
+    from ..backends.local.files import LAUNCH_FILE, read_run_id, runs_root
+    from ..backends.local.run import LocalRun
 
     root, known = runs_root(), {row["run_id"] for row in listed}
     if not root.is_dir():
@@ -79,7 +79,7 @@ def _not_yet_tracked(experiment: str | None, listed: list[dict[str, Any]]) -> li
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    from .. import local_runs
+    from ..backends.local import runs as local_runs
     from ..azure_errors import azure_access
 
     if args.backend == "local":
@@ -155,7 +155,7 @@ def cancel_run(args: argparse.Namespace) -> int:
 
 
 def recover_run(args: argparse.Namespace) -> int:
-    from ..backends.local import LocalRun
+    from ..backends.local.run import LocalRun
 
     run = LocalRun.from_id(args.run_id)
     status = run.recover()
@@ -168,7 +168,7 @@ def recover_run(args: argparse.Namespace) -> int:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from .. import local_runs
+    from ..backends.local import runs as local_runs
 
     models = local_runs.list_models()
     if args.output == "json":
@@ -180,7 +180,7 @@ def list_models(args: argparse.Namespace) -> int:
 
 
 def show_model(args: argparse.Namespace) -> int:
-    from .. import local_runs
+    from ..backends.local import runs as local_runs
 
     model = local_runs.show_model(args.name, args.version)
     if args.output == "json":
@@ -199,7 +199,7 @@ def show_model(args: argparse.Namespace) -> int:
 
 
 def download_model(args: argparse.Namespace) -> int:
-    from .. import local_runs
+    from ..backends.local import runs as local_runs
 
     folder = local_runs.download_registered_model(args.name, args.version, args.destination)
     print(f"Downloaded to {folder}")
@@ -207,7 +207,7 @@ def download_model(args: argparse.Namespace) -> int:
 
 
 def alias_model(args: argparse.Namespace) -> int:
-    from .. import local_runs
+    from ..backends.local import runs as local_runs
 
     local_runs.set_model_alias(args.name, args.version, alias=args.alias)
     print(f"{args.name}@{args.alias} -> version {args.version}")

@@ -60,7 +60,7 @@ def compare_runs(args: argparse.Namespace) -> int:
 
 def delete_run(args: argparse.Namespace) -> int:
     """A local run gone: its MLflow run and its folder. A run still going, or whose model is registered, stays."""
-    from ..deletion import delete_local_run
+    from ..backends.local.deletion import delete_local_run
 
     print(f"Run {delete_local_run(args.run_id)} deleted.")
     return 0
@@ -68,7 +68,7 @@ def delete_run(args: argparse.Namespace) -> int:
 
 def delete_model_version(args: argparse.Namespace) -> int:
     """``NAME:VERSION`` removed from the local registry; the champion alias moves to the best version left."""
-    from ..deletion import delete_model_version as delete
+    from ..backends.local.deletion import delete_model_version as delete
 
     deleted = delete(args.model)
     champion = "" if not deleted.was_champion else (

@@ -67,7 +67,7 @@ def _command(group: Any, name: str, handler: Callable[..., int], text: str) -> C
 
 def _workspace_flags(parser: argparse.ArgumentParser) -> None:
     """The Azure ML workspace, as ``az ml`` takes it: a config.json, or the three ids, and a login method."""
-    from ..workspace import AUTH_CHOICES
+    from ..backends._azure.workspace import AUTH_CHOICES
 
     group = parser.add_argument_group("Azure ML workspace (default: config.json searched upward)")
     group.add_argument("--workspace-config", help="the workspace's config.json (or its folder)")

@@ -19,7 +19,7 @@ __all__ = ["ui", "ui_command"]
 def ui_command(host: str, port: int) -> list[str]:
     """The ``mlflow ui`` command line for kerasjob's store (the one ``kerasjob runs list`` reads), with this
     Python's MLflow."""
-    from .. import tracking
+    from ..backends.local import tracking
 
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValidationError("port", "a TCP port from 1 to 65535", port)
@@ -30,7 +30,7 @@ def ui_command(host: str, port: int) -> list[str]:
 
 
 def ui(args: argparse.Namespace) -> int:
-    from .. import tracking
+    from ..backends.local import tracking
     from ..optional import TRAIN
 
     command = ui_command(args.host, args.port)

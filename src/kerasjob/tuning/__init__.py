@@ -33,7 +33,7 @@ from ..job import TrainingJob
 from ..run import make_job
 from ..search_space import Sweep
 from ..training.contract import HYPERPARAMETERS, METRICS
-from .results import Trial, TuningResult
+from ..tuning_results import Trial, TuningResult
 
 if TYPE_CHECKING:
     from .plan import SweepPlan

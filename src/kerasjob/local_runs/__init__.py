@@ -1,0 +1,13 @@
+"""Moved to ``kerasjob.backends.local.runs``.
+
+This old name stays an alias for one release: the same module object, so ``monkeypatch.setattr`` on either
+reaches the code. A folder rather than a file, so that git follows the old file to its new place.
+"""
+
+import sys
+
+from ..backends.local import runs as _moved
+
+__all__ = list(_moved.__all__)
+
+sys.modules[__name__] = _moved
