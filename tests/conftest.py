@@ -27,8 +27,8 @@ def isolated_home(tmp_path, monkeypatch):
     """Every test gets its own kerasjob home, cache and MLflow store, and no waiting between polls/retries."""
     import tenacity
 
-    import kerasjob.backends.azureml.backend as azureml_backend
-    import kerasjob.backends.azureml_v2.backend as azureml_v2_backend
+    import kerasjob.backends.azureml.run as azureml_backend
+    import kerasjob.backends.azureml_v2.run as azureml_v2_backend
     import kerasjob.retry as retry
 
     home = tmp_path / "kerasjob-home"

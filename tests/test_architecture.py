@@ -9,6 +9,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import kerasjob
@@ -30,8 +31,28 @@ def all_module_names() -> list[str]:
     return sorted(info.name for info in pkgutil.walk_packages(kerasjob.__path__, "kerasjob."))
 
 
+#: A string naming a module the way ``importlib.import_module`` / ``python -m`` / ``"module:attr"`` tables do.
+NAMED_MODULE = re.compile(r"(?P<module>kerasjob(?:\.[A-Za-z_]\w*)+)(?::(?P<attr>[A-Za-z_]\w*))?")
+
+
+def loaded_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node Python may run: all but the bodies of ``if TYPE_CHECKING:`` (read by mypy, never loaded)."""
+    found: list[ast.AST] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
-    """The kerasjob modules that module ``name`` imports, anywhere in its body (functions included)."""
+    """The kerasjob modules that module ``name`` imports, anywhere in its body (functions included), a module
+    named in a string literal included: ``importlib.import_module("kerasjob.x")`` or ``"kerasjob.x:attr"`` loads it
+    as surely as an import statement does."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
 
@@ -41,8 +62,15 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
         if target and target != name:
             found.add(target)
 
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
+    for node in loaded_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            named = NAMED_MODULE.fullmatch(node.value)  # "kerasjob.x", "kerasjob.x:attr", "kerasjob.x.attr"
+            target = named["module"] if named else ""
+            while target and target not in known:  # a tag such as "kerasjob.run_id" names no module
+                target = target.rpartition(".")[0]
+            if target not in ("", "kerasjob"):
+                add(target)
+        elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == "kerasjob":
                     add(alias.name)
@@ -148,6 +176,39 @@ def test_no_import_cycle() -> None:
     graph = import_graph()
     found = [cycle_path(graph, component) for component in cycles(graph)]
     assert not found, "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in found)
+
+
+#: The facades: they ask a backend and never name one; no backend imports them.
+FACADES = ("kerasjob.run", "kerasjob.tuning", "kerasjob.endpoints", "kerasjob.fit", "kerasjob.cli")
+
+
+def is_facade(module: str) -> bool:
+    return any(module == facade or module.startswith(facade + ".") for facade in FACADES)
+
+
+def test_no_backend_imports_a_facade() -> None:
+    """Layers point down: a backend's package imports the core and its own modules, never ``run``, ``tuning``,
+    ``endpoints``, ``fit`` or ``cli`` (a module named in a string included)."""
+    graph = import_graph()
+    hits = [f"{name} -> {target}" for name, targets in sorted(graph.items()) if name.startswith("kerasjob.backends.")
+            for target in sorted(targets) if is_facade(target)]
+    assert not hits, "\n".join(hits)
+
+
+def test_strings_naming_modules_count_as_imports() -> None:
+    """``importlib.import_module("kerasjob.x")``, ``"kerasjob.x:attr"`` (``BACKENDS``) and ``python -m kerasjob.x``
+    load a module as an import does; a tag such as ``"kerasjob.run_id"`` names none; ``if TYPE_CHECKING:`` loads
+    nothing."""
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from kerasjob.z import Z\n"
+        "TABLE = {'x': 'kerasjob.x:Thing'}\n"
+        "def f():\n    return importlib.import_module('kerasjob.y'), ['-m', 'kerasjob.w'], 'kerasjob.run_id'\n")
+    known = {"kerasjob", "kerasjob.a", "kerasjob.w", "kerasjob.x", "kerasjob.y", "kerasjob.z"}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "a.py"
+        path.write_text(source, encoding="utf-8")
+        assert imported_modules("kerasjob.a", path, known) == {"kerasjob.w", "kerasjob.x", "kerasjob.y"}
 
 
 def test_cycle_finder_reports_a_cycle() -> None:

@@ -30,7 +30,7 @@ _EXPORTS = {
     "TrainingResult": "run", "download_model": "run", "finish_training": "run", "submit_training": "run",
     "Bandit": "search_space", "Sweep": "search_space", "choice": "search_space", "loguniform": "search_space",
     "normal": "search_space", "quniform": "search_space", "uniform": "search_space",
-    "Trial": "tuning.results", "TuningResult": "tuning.results", "tune_training": "tuning", "tune": "tuning",
+    "Trial": "tuning_results", "TuningResult": "tuning_results", "tune_training": "tuning", "tune": "tuning",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

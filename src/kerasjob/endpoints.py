@@ -4,7 +4,7 @@ Every backend serves models in its own way, behind its ``endpoints()`` hook (an
 :class:`EndpointHost`: deploy, get, list); the handle has the same verbs everywhere
 (``url``, ``invoke``, ``logs``, ``delete``):
 
-- **local** (``kerasjob.backends.local_serving``): MLflow's scoring server (its FastAPI app, run by uvicorn
+- **local** (``kerasjob.backends.local.serving``): MLflow's scoring server (its FastAPI app, run by uvicorn
   as ``mlflow models serve --env-manager local`` runs it) behind a request body limit
   (default 50 MB, answered 413) and an optional bearer token (``kerasjob.serving_app``),
   bound to 127.0.0.1 on a free port (or ``port``), detached in its own process group,
@@ -15,7 +15,7 @@ Every backend serves models in its own way, behind its ``endpoints()`` hook (an
   recorded process (pid *and* start time) still leads it. Ctrl-C while deploying
   stops the new server.
 - **azureml-v2** and **azureml**: Azure ML managed online endpoints
-  (``kerasjob.azure_endpoints``).
+  (``kerasjob.backends._azure.endpoints``).
 
 An endpoint name follows Azure ML's rule on every backend (:data:`ENDPOINT_NAME`),
 so a name tried locally works on Azure too.

@@ -39,7 +39,7 @@ _NOISE_TEXT = ("WARNING: All log messages before absl::InitializeLog() is called
                "computation placer already registered")
 
 
-#: The prefix a multi-worker local run puts before each worker's lines (``local_supervisor``).
+#: The prefix a multi-worker local run puts before each worker's lines (``backends.local.supervisor``).
 _WORKER_PREFIX = re.compile(r"^\[worker \d+\] ")
 
 

@@ -14,12 +14,17 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 from ..errors import DataError, KerasJobError, ValidationError
 from ..job import TrainingJob
 from ..html import browser_link, html_table
 from ..quiet import is_framework_noise
+
+if TYPE_CHECKING:  # what the hooks return is defined above this module, and imports it
+    from ..hosting import EndpointHost
+    from ..search_space import Sweep
+    from ..tuning_results import TuningResult
 
 __all__ = ["Backend", "BackendOptions", "JobRun", "LineSink", "ModelVersion", "RunStatus", "move_files",
            "safe_destination"]
@@ -207,8 +212,6 @@ class Backend(abc.ABC):
     """
 
     name: ClassVar[str]
-    #: ``"module:function"`` that runs a ``Sweep`` on this backend (see ``kerasjob.tuning``).
-    sweeper: ClassVar[str | None] = None
     #: Loggers of this backend's SDK that print INFO on stderr by themselves (the CLI quiets them).
     chatty_loggers: ClassVar[tuple[str, ...]] = ()
     #: Where a registered model lands, in words (for the dry-run plan).
@@ -226,8 +229,8 @@ class Backend(abc.ABC):
                 f"{'low priority' if compute.low_priority else 'dedicated'}), created if absent")
 
     def list_runs(self, experiment: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """This backend's recent kerasjob runs, newest first, as ``kerasjob.local_runs.list_runs`` rows (the
-        local backend's are listed from its MLflow store by ``local_runs``)."""
+        """This backend's recent kerasjob runs, newest first, as ``backends.local.runs.list_runs`` rows (the
+        local backend's are listed from its MLflow store by ``backends.local.runs``)."""
         raise ValidationError("backend", "a backend whose runs kerasjob can list (local, azureml-v2)", self.name)
 
     def describe_workspace(self) -> str | None:
@@ -267,9 +270,15 @@ class Backend(abc.ABC):
         """What ``kerasjob runs show`` prints: the run's status, parameters, metrics and tags."""
         return self.attach(run_id).describe()
 
-    def endpoints(self) -> Any:
-        """Where this backend serves trained models: a ``kerasjob.endpoints.EndpointHost`` (deploy, get, list).
+    def sweep(self, job: TrainingJob, sweep: "Sweep", *, show_output: bool = True) -> "TuningResult":
+        """Run ``sweep`` over trials of ``job`` (already checked) and register the best trial's model; the backend's
+        own sweeper (its package's ``sweep`` module), which ends in ``kerasjob.tuning_results.register_best``.
 
-        Typed ``Any``: ``kerasjob.endpoints`` imports the backends, so naming its class here would make a cycle.
+        Raises ``ValidationError`` on a backend that runs no sweeps.
         """
+        raise ValidationError("backend", "a backend that runs sweeps", self.name)
+
+    def endpoints(self) -> "EndpointHost":
+        """Where this backend serves trained models: a ``kerasjob.hosting.EndpointHost`` (deploy, get, list) of its
+        own package."""
         raise KerasJobError(f"The {self.name!r} backend cannot serve a model at an endpoint.")

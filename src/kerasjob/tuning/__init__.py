@@ -1,11 +1,10 @@
 """``tune_training()``: one sweep, run locally or as HyperDrive on Azure ML, the best model registered.
 
-The sweep itself runs in the module a backend names in ``Backend.sweeper``
-(``"module:function"``, imported on first use): ``tuning.local`` (an Optuna study
-over local runs), ``tuning.hyperdrive`` (Azure ML v1), ``tuning.azureml_v2``
-(``command(...).sweep(...)``). Each has the signature
-``(backend, job, sweep, *, show_output) -> TuningResult`` and ends with
-``tuning.results.register_best``, which gives the best trial's model the
+The sweep itself is the backend's: ``Backend.sweep(job, sweep, show_output=...)``,
+in its package's ``sweep`` module: ``backends.local.sweep`` (an Optuna study over
+local runs), ``backends.azureml.sweep`` (HyperDrive, Azure ML v1),
+``backends.azureml_v2.sweep`` (``command(...).sweep(...)``). Each ends with
+``tuning_results.register_best``, which gives the best trial's model the
 ``champion`` alias only if it beats the champion on the sweep's metric and goal.
 ``fixed={"batch_size": 64}`` holds hyperparameters out of the search;
 ``dry_run=True`` returns the ``SweepPlan`` (``tuning.plan``) and starts nothing.
@@ -21,10 +20,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, overload
+from typing import TYPE_CHECKING, Any, Literal, Mapping, overload
 
 from ..azure_errors import azure_access
 from ..backends import Backend, resolve_backend
@@ -42,10 +40,6 @@ __all__ = ["Trial", "TuningResult", "check_builder_sweep", "check_sweep", "fix_h
            "tune", "tune_training"]
 
 logger = logging.getLogger(__name__)
-
-#: What ``Backend.sweeper`` names: ``(backend, job, sweep, *, show_output) -> TuningResult``.
-Sweeper = Callable[..., TuningResult]
-
 
 def check_sweep(job: TrainingJob, sweep: Sweep) -> None:
     """Everything about the sweep that can be refused before a trial starts."""
@@ -86,15 +80,6 @@ def fix_hyperparameters(job: TrainingJob, sweep: Sweep, fixed: Mapping[str, Any]
         raise ValidationError("fixed", "hyperparameters that leave at least one to sweep", dict(fixed),
                               hint=f"The sweep's space is {', '.join(sweep.space)}.")
     return job, dataclasses.replace(sweep, space=space)
-
-
-def _sweeper(backend: Backend) -> Sweeper:
-    """The function ``backend.sweeper`` names (``"module:function"``), imported on first use."""
-    if backend.sweeper is None:
-        raise ValidationError("backend", "a backend that runs sweeps", backend.name)
-    module_name, function_name = backend.sweeper.split(":")
-    run_sweep: Sweeper = getattr(importlib.import_module(module_name), function_name)
-    return run_sweep
 
 
 @overload
@@ -147,9 +132,8 @@ def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
         from .plan import build_sweep_plan
 
         return build_sweep_plan(job, sweep, chosen, fixed)
-    run_sweep = _sweeper(chosen)
     with azure_access():
-        return run_sweep(chosen, job, sweep, show_output=show_output)
+        return chosen.sweep(job, sweep, show_output=show_output)
 
 
 def representative(distribution: Any) -> Any:

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .backend import STATUS_MAP, AzureMLBackend, AzureMLRun, last_metric, new_run_id
+from .run import STATUS_MAP, AzureMLRun, last_metric, new_run_id
 from ...errors import was_interrupted
 from ...job import TrainingJob
 from ...optional import AZUREML_HYPERDRIVE
 from ...retry import azure_call
 from ...search_space import Bandit, Sweep
 from ...training.contract import flag_for
-from ...tuning_results import Trial, TuningResult, best_trial, cast_trial_value, no_completed_trial, register_best, trial_state
+from ...tuning_results import (Trial, TuningResult, best_trial, cast_trial_value, no_completed_trial, register_best,
+                               trial_state)
+
+if TYPE_CHECKING:  # the backend imports this module for its ``sweep``
+    from .backend import AzureMLBackend
 
 __all__ = ["build_hyperdrive_config", "hyperdrive_parameter_space", "run_hyperdrive"]
 

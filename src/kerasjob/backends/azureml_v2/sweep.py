@@ -9,13 +9,17 @@ primary metric through MLflow, and registers the best one's model.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .backend import STATUS_MAP, AzureMLv2Backend, AzureMLv2Run, build_command_job, submit_once
+from .run import STATUS_MAP, AzureMLv2Run, build_command_job, submit_once
 from ...job import TrainingJob
 from ...retry import azure_call
 from ...search_space import Bandit, Sweep
-from ...tuning_results import Trial, TuningResult, best_trial, cast_trial_value, no_completed_trial, register_best, trial_state
+from ...tuning_results import (Trial, TuningResult, best_trial, cast_trial_value, no_completed_trial, register_best,
+                               trial_state)
+
+if TYPE_CHECKING:  # the backend imports this module for its ``sweep``
+    from .backend import AzureMLv2Backend
 
 __all__ = ["build_sweep_job", "run_sweep_v2", "sampling_algorithm", "sweep_search_space", "trial_parameters"]
 

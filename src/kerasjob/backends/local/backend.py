@@ -2,7 +2,7 @@
 
 No cloud, no Docker, no credentials. Each run gets a fresh directory holding a
 copy of the source directory with ``outputs/`` and ``logs/`` beside it, as in an
-Azure ML run; a detached supervisor (``local_supervisor``) runs the script as a
+Azure ML run; a detached supervisor (``supervisor``) runs the script as a
 child process and records the outcome in MLflow. A script of the user's gets
 its MLflow run through ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID``;
 kerasjob's own script starts at once and reports its metrics through the
@@ -45,6 +45,8 @@ from .files import (LAUNCH_FILE, METRICS_ENV, METRICS_FILE, STATE_FILE, SUPERVIS
 from .run import LocalRun
 
 if TYPE_CHECKING:
+    from ...search_space import Sweep
+    from ...tuning_results import TuningResult
     from .serving import LocalEndpoints
 
 logger = logging.getLogger(__name__)
@@ -72,7 +74,6 @@ class LocalBackend(Backend):
     """
 
     name = "local"
-    sweeper = "kerasjob.backends.local.sweep:run_local_sweep"
     registry_description = "the MLflow model registry"
 
     def describe_compute(self, job: TrainingJob) -> str:
@@ -197,7 +198,7 @@ class LocalBackend(Backend):
         })
         with open(run_dir / SUPERVISOR_LOG, "wb") as supervisor_log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "kerasjob.backends.local.supervisor", str(run_dir)],
+                [sys.executable, "-m", "kerasjob.backends.local.__main__", str(run_dir)],  # the supervisor
                 stdout=supervisor_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env={**os.environ, "PYTHONPATH": _package_parent(), **tracking.bounded_http()},
             )
@@ -210,8 +211,20 @@ class LocalBackend(Backend):
             raise
         return process
 
+    def nested(self, parent_run_id: str) -> "LocalBackend":
+        """This backend for the trials of a sweep: each run nested under ``parent_run_id``, registering nothing
+        (the sweep registers its best trial)."""
+        tags = {**self.run_tags, "mlflow.parentRunId": parent_run_id}
+        return type(self)(self.python, self.grace_seconds, run_tags=tags, register=False)
+
+    def sweep(self, job: TrainingJob, sweep: "Sweep", *, show_output: bool = True) -> "TuningResult":
+        """An Optuna study over local runs of ``job`` (``sweep.run_local_sweep``)."""
+        from .sweep import run_local_sweep
+
+        return run_local_sweep(self, job, sweep, show_output=show_output)
+
     def endpoints(self) -> "LocalEndpoints":
-        """MLflow's scoring server on this machine (``local_serving.LocalEndpoints``)."""
+        """MLflow's scoring server on this machine (``serving.LocalEndpoints``)."""
         from .serving import LocalEndpoints
 
         return LocalEndpoints()

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import tracking
+from . import supervisor, tracking
 from ...errors import SubmissionError, ValidationError
 from ...job import TrainingJob
 from ...commands import shell_command
@@ -208,7 +208,7 @@ class LocalRun(JobRun):
         logger.warning("Local run %s: %s", self.id, reason)
         if self._launch:
             try:
-                _supervisor_module().mark_failed_in_mlflow(self.run_dir, self._launch)
+                supervisor.mark_failed_in_mlflow(self.run_dir, self._launch)
             except Exception as exc:  # noqa: BLE001 - state.json holds the outcome; MLflow's copy is a courtesy
                 logger.warning("Local run %s: could not mark its MLflow run failed: %s", self.id, exc)
         return RunStatus.FAILED
@@ -223,7 +223,7 @@ class LocalRun(JobRun):
 
     def _recover(self, state: dict[str, Any]) -> RunStatus:
         logger.warning("Local run %s: its training completed but its supervisor is gone: recording it now", self.id)
-        recovered = _supervisor_module().recover(self.run_dir, state)
+        recovered = supervisor.recover(self.run_dir, state, LocalRun)
         return RunStatus(recovered["status"])
 
     def recover(self) -> RunStatus:
@@ -322,10 +322,3 @@ class LocalRun(JobRun):
             return move_files(Path(client.download_artifacts(self.mlflow_run_id, prefix.strip("/"), staging)),
                               Path(destination))
 
-
-def _supervisor_module() -> Any:
-    """``local_supervisor``, which records outcomes (and registers through ``LocalRun``): looked up by name, as
-    ``LocalBackend.endpoints`` does, so that the two modules do not import each other."""
-    import importlib
-
-    return importlib.import_module("kerasjob.backends.local.supervisor")

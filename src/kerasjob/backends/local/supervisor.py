@@ -1,6 +1,6 @@
 """The process that looks after one local run, detached from the caller.
 
-``python -m kerasjob.backends.local.supervisor RUN_DIR`` reads ``launch.json``,
+``python -m kerasjob.backends.local RUN_DIR`` (``__main__``) reads ``launch.json``,
 starts the training script as a child in its own process group, copies its
 output line by line to ``logs/driver_log.txt``, enforces the timeout, and when
 the child ends records the outcome: ``state.json`` in the run directory and the
@@ -52,6 +52,13 @@ from .files import (DRIVER_LOG, LAUNCH_FILE, LOGGED_FILE, METRICS_ENV, RUN_ID_FI
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
+
+    from ..base import JobRun
+
+#: The handle of a run by its folder and tracking URI (``run.LocalRun``), through which a completed run's model is
+#: registered: handed in by whoever starts the supervisor (``__main__``) or recovers a run (``LocalRun``), so that
+#: this module never imports the handle that imports it.
+OpenRun = Callable[[Path, str], "JobRun"]
 
 __all__ = ["MLFLOW_STATUS", "MetricsForwarder", "Supervisor", "copy_lines", "create_mlflow_run", "free_ports", "main",
            "mark_failed_in_mlflow", "read_metrics_lines", "record_outcome", "recover", "store_call",
@@ -194,8 +201,9 @@ class Supervisor:
     """Runs the workers of the run in ``run_dir`` and records how they ended (``state``: a recovering reader's
     copy of ``state.json``, to record the outcome of a run whose supervisor is gone)."""
 
-    def __init__(self, run_dir: Path, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, run_dir: Path, open_run: OpenRun, state: dict[str, Any] | None = None) -> None:
         self.run_dir = run_dir
+        self.open_run = open_run
         self.launch = json.loads((run_dir / LAUNCH_FILE).read_text())
         self.workers = int(self.launch.get("workers", 1))
         self.max_restarts = int(self.launch.get("max_restarts", 0) or 0)
@@ -370,12 +378,11 @@ class Supervisor:
 
     def _register(self, client: MlflowClient, run_id: str) -> None:
         """The completed run's model, registered once (``register_run_model`` finds an earlier registration)."""
-        from kerasjob.backends.local.run import LocalRun
-        from kerasjob.registration import register_run_model
+        from ...registration import register_run_model
 
         try:
             self.state["metrics"] = dict(store_call(client.get_run, run_id).data.metrics)
-            model = register_run_model(LocalRun(self.run_dir, self.launch["tracking_uri"]), **self.launch["register"])
+            model = register_run_model(self.open_run(self.run_dir, self.launch["tracking_uri"]), **self.launch["register"])
             self.state["model"] = {"name": model.name, "version": model.version, "source": model.source}
         except Exception as exc:  # noqa: BLE001 - the run completed; whoever waits registers it or reports this
             self.state["registration_error"] = repr(exc)
@@ -406,11 +413,11 @@ def _client(launch: dict[str, Any]) -> MlflowClient:
     return store_call(MlflowClient, tracking_uri=uri, registry_uri=uri)
 
 
-def recover(run_dir: Path, state: dict[str, Any]) -> dict[str, Any]:
+def recover(run_dir: Path, state: dict[str, Any], open_run: OpenRun) -> dict[str, Any]:
     """Record a run whose training completed but whose supervisor is gone: the metrics not logged yet, the
     outputs, the FINISHED status and the registered model (once: ``register_run_model`` finds an earlier
     version). Returns the new state."""
-    supervisor = Supervisor(run_dir, state)
+    supervisor = Supervisor(run_dir, open_run, state)
     run_id = read_run_id(run_dir)
     if run_id is None:
         client, run_id = create_mlflow_run(run_dir, supervisor.launch)
@@ -442,10 +449,11 @@ def record_outcome(run_dir: Path, state: dict[str, Any]) -> None:
     write_json_atomically(run_dir / STATE_FILE, state)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], open_run: OpenRun) -> int:
+    """Supervise the run in folder ``argv[1]`` to its end (``python -m kerasjob.backends.local RUN_DIR``)."""
     run_dir = Path(argv[1])
     try:
-        return Supervisor(run_dir).run()
+        return Supervisor(run_dir, open_run).run()
     except Exception as exc:  # noqa: BLE001 - the outcome must be recorded whatever went wrong
         try:
             write_json_atomically(run_dir / STATE_FILE, {"status": "failed", "reason": f"supervisor error: {exc!r}",
@@ -454,11 +462,3 @@ def main(argv: list[str]) -> int:
             sys.stderr.write(f"supervisor error: {exc!r}; could not write state.json: {write_error}\n")
         raise
 
-
-if __name__ == "__main__":
-    code = main(sys.argv)
-    # Everything is recorded (state.json, MLflow's synchronous calls): leave at once. A normal exit spends
-    # about 0.8 s in MLflow's and SQLAlchemy's exit handlers, which a caller waiting on us would pay.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

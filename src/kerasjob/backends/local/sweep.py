@@ -15,17 +15,19 @@ import itertools
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import tracking
-from ..base import Backend
 from ..base import LineSink
-from .backend import LocalBackend, LocalRun
+from .run import LocalRun
 from ...errors import SubmissionError
 from ...job import TrainingJob
 from ...optional import OPTUNA
 from ...search_space import Bandit, Sweep, choice
 from ...tuning_results import Trial, TuningResult, best_trial, cast_trial_value, no_completed_trial, register_best
+
+if TYPE_CHECKING:  # the backend imports this module for its ``sweep``
+    from .backend import LocalBackend
 
 __all__ = ["POLL_SECONDS", "LocalSweep", "RunningTrial", "create_study", "run_local_sweep", "sample"]
 
@@ -75,8 +77,11 @@ class RunningTrial:
 class LocalSweep:
     """Schedules the trials of one sweep and applies its policy."""
 
-    def __init__(self, job: TrainingJob, sweep: Sweep, on_line: LineSink | None = None) -> None:
+    def __init__(self, job: TrainingJob, sweep: Sweep, on_line: LineSink | None = None, *,
+                 backend: LocalBackend) -> None:
         self.job, self.sweep = job, sweep
+        #: The backend the sweep was asked of: its trials run on one like it (nested, registering nothing).
+        self.backend = backend
         self.on_line: LineSink = on_line or (lambda line: None)
         self.uri = tracking.tracking_uri()
         self.client = tracking.client(self.uri)
@@ -105,7 +110,7 @@ class LocalSweep:
     def run(self) -> TuningResult:
         parent_id = self.parent_id = self._create_parent()
         # trials register nothing: the sweep registers its best one (register_best)
-        backend = LocalBackend(run_tags={"mlflow.parentRunId": parent_id}, register=False)
+        backend = self._trial_backend(parent_id)
         started = 0
         try:
             while started < self.total or self.running:
@@ -122,6 +127,10 @@ class LocalSweep:
             self.client.set_terminated(parent_id, "KILLED")
             raise
         return self._finish(parent_id)
+
+    def _trial_backend(self, parent_id: str) -> LocalBackend:
+        """A local backend whose runs nest under the sweep's parent run and register nothing."""
+        return self.backend.nested(parent_id)
 
     def _start(self, backend: LocalBackend, number: int) -> None:
         optuna_trial = self.study.ask()
@@ -219,7 +228,8 @@ class LocalSweep:
         return result
 
 
-def run_local_sweep(backend: Backend, job: TrainingJob, sweep: Sweep, *, show_output: bool = True) -> TuningResult:
+def run_local_sweep(backend: LocalBackend, job: TrainingJob, sweep: Sweep, *, show_output: bool = True
+                    ) -> TuningResult:
     """Run ``sweep`` over local trials of ``job`` (see the module docstring); one line per trial event."""
     OPTUNA.require()
     import optuna
@@ -229,6 +239,6 @@ def run_local_sweep(backend: Backend, job: TrainingJob, sweep: Sweep, *, show_ou
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # kerasjob reports trials itself
     try:
-        return LocalSweep(job, sweep, on_line).run()
+        return LocalSweep(job, sweep, on_line, backend=backend).run()
     finally:
         optuna.logging.set_verbosity(verbosity)
