@@ -37,14 +37,14 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
     from kerasjob.training.contract import KERAS_BACKENDS
     from kerasjob.training.fused_epoch import make_trainer
-    from kerasjob.training.mlflow_model import preload, save_model, saved_message
+    from kerasjob.training.mlflow_model import preload, save_model, saved_message, without_tensorflow_import
     from kerasjob.training.tracking import Tracker, save_history_plot, write_json
 else:  # at run time, sibling helpers: this folder is the job's whole source directory (no kerasjob installed)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
     from contract import KERAS_BACKENDS
     from fused_epoch import make_trainer
-    from mlflow_model import preload, save_model, saved_message
+    from mlflow_model import preload, save_model, saved_message, without_tensorflow_import
     from tracking import Tracker, save_history_plot, write_json
 
 __all__ = ["Data", "load_data", "load_model", "main", "parse_args", "parse_value", "resolve"]
@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
+        with without_tensorflow_import(keras):  # on JAX: seeding would import TensorFlow only to seed it
+            keras.utils.set_random_seed(args.seed)
     tracker = Tracker(chief=True)
     tracker.params({**hyperparameters, "epochs": args.epochs, "batch_size": args.batch_size,
                     "keras_backend": keras.backend.backend()})

@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
                                             KERAS_BACKEND_FLAG, KERAS_BACKENDS, OPTIONS, flag_for)
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
     from kerasjob.training.fused_epoch import make_trainer
-    from kerasjob.training.mlflow_model import mnist_signature, preload, save_model, saved_message
+    from kerasjob.training.mlflow_model import (mnist_signature, preload, save_model, saved_message,
+                                                without_tensorflow_import)
     from kerasjob.training.mnist_data import MnistFormatError, load_mnist
     from kerasjob.training.multi_worker import (MultiWorkerTrainer, cluster_from_environment, is_chief,
                                                 weights_digest, worker_name)
@@ -43,7 +44,7 @@ else:  # at run time, sibling helpers: this folder is the job's whole source dir
                           KERAS_BACKENDS, OPTIONS, flag_for)
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
     from fused_epoch import make_trainer
-    from mlflow_model import mnist_signature, preload, save_model, saved_message
+    from mlflow_model import mnist_signature, preload, save_model, saved_message, without_tensorflow_import
     from mnist_data import MnistFormatError, load_mnist
     from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name
     from tracking import Tracker, save_history_plot, tracking_configured
@@ -231,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
+        with without_tensorflow_import(keras):  # on JAX: seeding would import TensorFlow only to seed it
+            keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
