@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also are
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
+    from kerasjob.training.compile_cache import CompileCounter, enable_compile_cache, keras_backend_in_use
     from kerasjob.training.contract import KERAS_BACKENDS
     from kerasjob.training.fused_epoch import make_trainer
     from kerasjob.training.mlflow_model import preload, save_model, saved_message, without_tensorflow_import
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
 else:  # at run time, sibling helpers: this folder is the job's whole source directory (no kerasjob installed)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
+    from compile_cache import CompileCounter, enable_compile_cache, keras_backend_in_use
     from contract import KERAS_BACKENDS
     from fused_epoch import make_trainer
     from mlflow_model import preload, save_model, saved_message, without_tensorflow_import
@@ -260,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     if args.keras_backend:
         os.environ["KERAS_BACKEND"] = args.keras_backend  # read once, when Keras is first imported
+    backend = keras_backend_in_use()
+    cache_folder = enable_compile_cache(backend)  # before Keras loads the backend
     import keras
+
+    compiles = CompileCounter(cache_folder, backend)
 
     if args.seed is not None:
         with without_tensorflow_import(keras):  # on JAX: seeding would import TensorFlow only to seed it
@@ -301,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.write_back()
     print(f"Fit seconds: {time.perf_counter() - started:.2f} ({keras.backend.backend()}, "
           f"{'fused epoch' if trainer.fused else 'Keras fit'})", flush=True)
+    print(compiles.summary(), flush=True)
 
     write_json(history, OUTPUTS / "history.json")
     model_dir = OUTPUTS / "model"

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
     from kerasjob.training.contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS,
                                             KERAS_BACKEND_FLAG, KERAS_BACKENDS, OPTIONS, flag_for)
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
+    from kerasjob.training.compile_cache import CompileCounter, enable_compile_cache
     from kerasjob.training.fused_epoch import make_trainer
     from kerasjob.training.mlflow_model import (mnist_signature, preload, save_model, saved_message,
                                                 without_tensorflow_import)
@@ -43,6 +44,7 @@ else:  # at run time, sibling helpers: this folder is the job's whole source dir
     from contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS, KERAS_BACKEND_FLAG,
                           KERAS_BACKENDS, OPTIONS, flag_for)
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
+    from compile_cache import CompileCounter, enable_compile_cache
     from fused_epoch import make_trainer
     from mlflow_model import mnist_signature, preload, save_model, saved_message, without_tensorflow_import
     from mnist_data import MnistFormatError, load_mnist
@@ -229,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     os.environ["KERAS_BACKEND"] = args.keras_backend  # read once, when Keras is first imported
+    cache_folder = enable_compile_cache(args.keras_backend)  # before Keras loads the backend
     import keras
+
+    compiles = CompileCounter(cache_folder, args.keras_backend)
 
     if args.seed is not None:
         with without_tensorflow_import(keras):  # on JAX: seeding would import TensorFlow only to seed it
@@ -278,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     tracker.metrics({"Final test loss": loss, "Final test accuracy": accuracy})
     print(f"Final test loss: {loss:.4f}\nFinal test accuracy: {accuracy:.4f}\nFit seconds: {fit_seconds:.2f} "
           f"({args.keras_backend})", flush=True)
+    print(compiles.summary(), flush=True)
 
     model_dir = OUTPUTS / "model"
     as_mlflow = save_model(model, model_dir, data[2][:5], signature=mnist_signature)
