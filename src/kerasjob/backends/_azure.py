@@ -28,8 +28,8 @@ from ..errors import TrainingFailed
 from ..workspace import WorkspaceIds, check_workspace_arguments, read_config
 from .base import Backend, BackendOptions, JobRun, RunStatus
 
-__all__ = ["CHECKPOINT_FLAG", "CHECKPOINT_OUTPUT", "FINAL_STATES", "STATUS_MAP", "AzureBackend", "SweepBest", "best_of",
-           "keeps_checkpoints", "map_status", "translate_distribution", "workspace_arguments"]
+__all__ = ["BACKEND_TAG", "CHECKPOINT_FLAG", "CHECKPOINT_OUTPUT", "FINAL_STATES", "STATUS_MAP", "AzureBackend",
+           "SweepBest", "best_of", "keeps_checkpoints", "map_status", "translate_distribution", "workspace_arguments"]
 
 #: The output that holds the packaged trainers' per-epoch checkpoints on Azure ML, and the flag they read it from.
 CHECKPOINT_OUTPUT, CHECKPOINT_FLAG = "checkpoints", "--checkpoint-dir"
@@ -57,6 +57,9 @@ def keeps_checkpoints(job: Any) -> bool:
     return bool(job.uses_packaged_script or getattr(job, "is_model_job", False))
 
 T = TypeVar("T")
+
+#: The tag each kerasjob run carries in a workspace (its value: the backend's name); ``runs list`` looks for it.
+BACKEND_TAG = "kerasjob.backend"
 
 #: Azure ML run states (SDK v1 ``azureml._restclient.constants.RunStatus``; SDK v2 ``JobStatus``) -> kerasjob's.
 STATUS_MAP: dict[str, RunStatus] = {

@@ -228,7 +228,8 @@ class Backend(abc.ABC):
     def list_runs(self, experiment: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """This backend's recent kerasjob runs, newest first, as ``kerasjob.local_runs.list_runs`` rows (the
         local backend's are listed from its MLflow store by ``local_runs``)."""
-        raise ValidationError("backend", "a backend whose runs kerasjob can list (local, azureml-v2)", self.name)
+        raise ValidationError("backend", "a backend whose runs kerasjob can list (local, azureml, azureml-v2)",
+                              self.name)
 
     def describe_workspace(self) -> str | None:
         """Which workspace and which login the job would use, in words (for the dry-run plan); None on this
