@@ -231,6 +231,10 @@ class Backend(abc.ABC):
         raise ValidationError("backend", "a backend whose runs kerasjob can list (local, azureml, azureml-v2)",
                               self.name)
 
+    def describe_compile_cache(self, job: TrainingJob) -> str:
+        """Where the job's compiled programs are kept between runs, in words (for the dry-run plan)."""
+        return "on" if job.compile_cache else "off (compile_cache=False)"
+
     def describe_workspace(self) -> str | None:
         """Which workspace and which login the job would use, in words (for the dry-run plan); None on this
         machine."""
