@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
                                             KERAS_BACKEND_FLAG, KERAS_BACKENDS, OPTIONS, flag_for)
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
     from kerasjob.training.compile_cache import CompileCounter, enable_compile_cache
-    from kerasjob.training.fused_epoch import make_trainer
+    from kerasjob.training.data_parallel import DataParallelTrainer, use_all_devices
+    from kerasjob.training.fused_epoch import Trainer, make_trainer
     from kerasjob.training.mlflow_model import (mnist_signature, preload, save_model, saved_message,
                                                 without_tensorflow_import)
     from kerasjob.training.mnist_data import MnistFormatError, load_mnist
@@ -45,7 +46,8 @@ else:  # at run time, sibling helpers: this folder is the job's whole source dir
                           KERAS_BACKENDS, OPTIONS, flag_for)
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
     from compile_cache import CompileCounter, enable_compile_cache
-    from fused_epoch import make_trainer
+    from data_parallel import DataParallelTrainer, use_all_devices
+    from fused_epoch import Trainer, make_trainer
     from mlflow_model import mnist_signature, preload, save_model, saved_message, without_tensorflow_import
     from mnist_data import MnistFormatError, load_mnist
     from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name
@@ -172,9 +174,17 @@ def train_single(keras: Any, args: argparse.Namespace, data: Data, on_epoch: Epo
     when given, receives every epoch's metrics under the script's names, the resumed ones too; ``on_epoch`` logs
     an epoch's metrics, ``show`` prints its line once the checkpoint records them as logged."""
     x_train, y_train, x_test, y_test = data
+    devices = use_all_devices(keras)  # JAX on a node with several devices: data parallel over all of them
     model = build_model(keras, args)
-    trainer = make_trainer(model, x_train, y_train, validation=(x_test, y_test), batch_size=args.batch_size,
-                           seed=args.seed)
+    trainer: Trainer
+    if devices > 1:
+        trainer = DataParallelTrainer(model, (x_train, y_train, None), (x_test, y_test, None), args.batch_size,
+                                      args.seed, True, devices)
+        print(f"Data parallel over {devices} devices: global batch {args.batch_size * devices} "
+              f"({args.batch_size} per device)", flush=True)
+    else:
+        trainer = make_trainer(model, x_train, y_train, validation=(x_test, y_test), batch_size=args.batch_size,
+                               seed=args.seed)
     logs = train_epochs(trainer, args.epochs, checkpoint_dir,
                         lambda epoch, logs: on_epoch(epoch, EpochMetrics.from_logs(logs)),
                         show=None if show is None else lambda epoch, logs: show(epoch, EpochMetrics.from_logs(logs)))
@@ -219,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     chief = cluster is None or is_chief(cluster)
     if cluster is not None and args.keras_backend != "tensorflow":
         print(f"keras_mnist.py: several workers (TF_CONFIG) train on TensorFlow only; "
-              f"{KERAS_BACKEND_FLAG} {args.keras_backend} trains in one process.", file=sys.stderr)
+              f"{KERAS_BACKEND_FLAG} {args.keras_backend} trains in one process, on every device of its node "
+              "(several nodes on JAX, through jax.distributed.initialize, are not built: they could not be tested "
+              "with local processes here).", file=sys.stderr)
         return 2
     try:
         data = load_mnist(args.data_folder)
