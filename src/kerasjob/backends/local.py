@@ -37,7 +37,7 @@ from ..errors import SubmissionError, ValidationError
 from ..home import ensure_writable
 from ..job import MpiDistribution, TrainingJob
 from ..snapshot import copy_snapshot, scan_snapshot
-from ..training.compile_cache import CACHE_ENV, OFF
+from ..training.compile_cache import CACHE_ENV, OFF, shown_path
 from .base import Backend
 from ..processes import ProcessIdentity
 from .local_files import (LAUNCH_FILE, METRICS_ENV, METRICS_FILE, STATE_FILE, SUPERVISOR_FILE, SUPERVISOR_LOG,
@@ -78,7 +78,7 @@ class LocalBackend(Backend):
     def describe_compile_cache(self, job: TrainingJob) -> str:
         if not job.compile_cache:
             return "off (compile_cache=False)"
-        return f"{compile_cache_folder()} (shared by runs, sweep trials and restarts; rm -rf it to clear)"
+        return f"{shown_path(compile_cache_folder())} (shared by runs, sweep trials and restarts; rm -rf it to clear)"
 
     def data_placeholder(self, job: TrainingJob) -> str:
         return str(job.local_data_folder or "<MNIST cache folder>")

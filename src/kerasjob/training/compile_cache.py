@@ -50,12 +50,13 @@ import os
 import platform
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 __all__ = ["CACHE_ENV", "OFF", "CompileCounter", "cache_root", "enable_compile_cache", "folder_for",
-           "keras_backend_in_use", "machine_digest"]
+           "keras_backend_in_use", "machine_digest",
+           "shown_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,27 @@ OFF = "none"
 #: from the cache, and one compiled and written to it.
 HIT_EVENT = "/jax/compilation_cache/cache_hits"
 MISS_EVENT = "/jax/compilation_cache/cache_misses"
+
+
+def shown_path(path: Path | str, environ: Mapping[str, str] | None = None) -> str:
+    """``path`` as the log and the plan show it, without the machine's own folders (a notebook's outputs are
+    read elsewhere): under ``$KERASJOB_CACHE_DIR``, ``$KERASJOB_COMPILE_CACHE`` or the home folder it says so,
+    and ``os.path.expanduser(os.path.expandvars(shown))`` gives the path back; elsewhere (an Azure ML mount) it
+    is the path itself.
+
+        >>> shown_path("/tmp/kc/compile/keras-3.15.1", {"KERASJOB_CACHE_DIR": "/tmp/kc"})
+        '$KERASJOB_CACHE_DIR/compile/keras-3.15.1'
+        >>> shown_path(Path.home() / ".cache" / "kerasjob" / "compile", {})
+        '~/.cache/kerasjob/compile'
+    """
+    given = os.environ if environ is None else environ
+    target = Path(path)
+    prefixes = [(f"${name}", given.get(name, "")) for name in ("KERASJOB_CACHE_DIR", CACHE_ENV)]
+    for shown, folder in [*prefixes, ("~", str(Path.home()))]:
+        if folder and folder != OFF and target.is_relative_to(Path(folder).expanduser()):
+            inside = target.relative_to(Path(folder).expanduser())
+            return shown if inside == Path(".") else f"{shown}/{inside.as_posix()}"
+    return str(path)
 
 
 def cache_root(environ: dict[str, str] | None = None) -> Path | None:
@@ -212,7 +234,8 @@ class CompileCounter:
     def summary(self) -> str:
         if self.folder is None:
             return f"Compile cache: off ({CACHE_ENV}={OFF})"
+        shown = shown_path(self.folder)
         if self.backend == "jax":
-            return (f"Compile cache: {self.folder}: {self.hits} programs read from the cache, "
+            return (f"Compile cache: {shown}: {self.hits} programs read from the cache, "
                     f"{self.misses} compiled and written")
-        return f"Compile cache: {self.folder}: {self.new_entries} new entries"
+        return f"Compile cache: {shown}: {self.new_entries} new entries"
