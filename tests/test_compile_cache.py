@@ -101,3 +101,16 @@ def test_a_sweeps_later_trials_reuse_the_first_trials_programs(tiny_mnist):
     (first_folder, first_read, first_compiled), *later = counts
     assert first_read == 0 and first_compiled > 0
     assert later == [(first_folder, first_compiled, 0)] * 3
+
+
+def test_azure_jobs_mount_one_datastore_folder_as_their_compile_cache():
+    from kerasjob import TrainingJob
+    from kerasjob.backends._azure import describe_compile_cache
+    from kerasjob.backends.azureml_v2 import build_command_job, compile_cache_uri
+
+    assert compile_cache_uri() == "azureml://datastores/workspaceblobstore/paths/kerasjob/compile-cache/"
+    command = build_command_job(TrainingJob(), environment="env:1")
+    assert "--compile-cache ${{outputs.compile_cache}}" in command.command
+    assert command.outputs["compile_cache"].path == compile_cache_uri()
+    assert "kerasjob/compile-cache/ on datastore workspaceblobstore" in describe_compile_cache(TrainingJob())
+    assert describe_compile_cache(TrainingJob(compile_cache=False)) == "off (compile_cache=False)"

@@ -31,7 +31,9 @@ from ..job import MpiDistribution, TrainingJob
 from ..optional import AZUREML
 from ..retry import azure_call, create_once
 from ..workspace import load_workspace
-from ._azure import (BACKEND_TAG, CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, STATUS_MAP, AzureBackend, SweepBest, best_of,
+from ..training.compile_cache import COMPILE_CACHE_FLAG, OFF
+from ._azure import (BACKEND_TAG, CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, COMPILE_CACHE_DATASTORE, COMPILE_CACHE_OUTPUT,
+                     COMPILE_CACHE_PATH, STATUS_MAP, AzureBackend, SweepBest, best_of,
                      keeps_checkpoints, map_status, translate_distribution, workspace_arguments)
 from .base import BackendOptions, JobRun, ModelVersion, RunStatus, safe_destination
 
@@ -68,6 +70,10 @@ def build_script_run_config(job: TrainingJob, *, data_input: Any, compute_target
         from azureml.data import OutputFileDatasetConfig
 
         arguments += [CHECKPOINT_FLAG, OutputFileDatasetConfig(name=CHECKPOINT_OUTPUT).as_mount()]
+        # one datastore folder for every job: the next job, or a HyperDrive trial, reads what this one compiles
+        arguments += [COMPILE_CACHE_FLAG, OutputFileDatasetConfig(
+            name=COMPILE_CACHE_OUTPUT, destination=(COMPILE_CACHE_DATASTORE, COMPILE_CACHE_PATH)).as_mount()
+            if job.compile_cache else OFF]
     config = ScriptRunConfig(
         source_directory=str(job.source_dir), script=job.entry_script,
         arguments=arguments, compute_target=compute_target, environment=environment,

@@ -8,7 +8,8 @@ trial of a sweep after the first, a restarted run, a later Azure ML job.
 
 Where the folder is (``cache_root``):
 
-- ``KERASJOB_COMPILE_CACHE`` when set: kerasjob's local backend passes
+- ``--compile-cache DIR`` (the trainers' flag), else ``KERASJOB_COMPILE_CACHE``
+  when set: kerasjob's local backend passes
   ``$KERASJOB_CACHE_DIR/compile`` (``~/.cache/kerasjob/compile`` on Linux);
   on Azure ML it is a read-write mount of ``kerasjob/compile-cache/`` on the
   workspace's default datastore, which outlives the job; ``none`` turns it off;
@@ -54,14 +55,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CACHE_ENV", "OFF", "CompileCounter", "cache_root", "enable_compile_cache", "folder_for",
-           "keras_backend_in_use", "machine_digest",
-           "shown_path"]
+__all__ = ["CACHE_ENV", "COMPILE_CACHE_FLAG", "OFF", "CompileCounter", "cache_root", "enable_compile_cache", "folder_for",
+           "keras_backend_in_use", "machine_digest", "shown_path"]
 
 logger = logging.getLogger(__name__)
 
 #: The environment variable that names the cache folder (or ``none``) for a training process.
 CACHE_ENV = "KERASJOB_COMPILE_CACHE"
+#: The trainers' flag that sets it (Azure ML passes its mount of the datastore folder this way).
+COMPILE_CACHE_FLAG = "--compile-cache"
 #: Its value when the cache is off.
 OFF = "none"
 #: JAX's events, through ``jax.monitoring`` (``jax/_src/compiler.py``, ``compile_or_get_cached``): a program read

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also are
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
-    from kerasjob.training.compile_cache import CompileCounter, enable_compile_cache, keras_backend_in_use
+    from kerasjob.training.compile_cache import (CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache,
+                                                 keras_backend_in_use)
     from kerasjob.training.contract import KERAS_BACKENDS
     from kerasjob.training.fused_epoch import make_trainer
     from kerasjob.training.mlflow_model import preload, save_model, saved_message, without_tensorflow_import
@@ -43,7 +44,7 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
 else:  # at run time, sibling helpers: this folder is the job's whole source directory (no kerasjob installed)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
-    from compile_cache import CompileCounter, enable_compile_cache, keras_backend_in_use
+    from compile_cache import CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache, keras_backend_in_use
     from contract import KERAS_BACKENDS
     from fused_epoch import make_trainer
     from mlflow_model import preload, save_model, saved_message, without_tensorflow_import
@@ -124,6 +125,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     parser.add_argument("--checkpoint-dir", default=DEFAULT_CHECKPOINT_DIR,
                         help=f"checkpoints, one per epoch, resumed from (default {DEFAULT_CHECKPOINT_DIR}; "
                              "'none': no checkpoints)")
+    parser.add_argument(COMPILE_CACHE_FLAG, default=None,
+                        help=f"folder of the persistent compilation cache, or 'none' (default: {CACHE_ENV}, else "
+                             "$KERASJOB_CACHE_DIR/compile or ~/.cache/kerasjob/compile)")
     parser.add_argument("--fused", type=_boolean, default=True,
                         help="train one compiled program per epoch where the model allows (default true)")
     args, rest = parser.parse_known_args(argv)
@@ -263,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.keras_backend:
         os.environ["KERAS_BACKEND"] = args.keras_backend  # read once, when Keras is first imported
     backend = keras_backend_in_use()
+    if args.compile_cache:
+        os.environ[CACHE_ENV] = args.compile_cache
     cache_folder = enable_compile_cache(backend)  # before Keras loads the backend
     import keras
 

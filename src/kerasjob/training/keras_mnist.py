@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
     from kerasjob.training.contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS,
                                             KERAS_BACKEND_FLAG, KERAS_BACKENDS, OPTIONS, flag_for)
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
-    from kerasjob.training.compile_cache import CompileCounter, enable_compile_cache
+    from kerasjob.training.compile_cache import CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache
     from kerasjob.training.data_parallel import DataParallelTrainer, use_all_devices
     from kerasjob.training.fused_epoch import Trainer, make_trainer
     from kerasjob.training.mlflow_model import (mnist_signature, preload, save_model, saved_message,
@@ -45,7 +45,7 @@ else:  # at run time, sibling helpers: this folder is the job's whole source dir
     from contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS, KERAS_BACKEND_FLAG,
                           KERAS_BACKENDS, OPTIONS, flag_for)
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
-    from compile_cache import CompileCounter, enable_compile_cache
+    from compile_cache import CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache
     from data_parallel import DataParallelTrainer, use_all_devices
     from fused_epoch import Trainer, make_trainer
     from mlflow_model import mnist_signature, preload, save_model, saved_message, without_tensorflow_import
@@ -115,6 +115,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-dir", dest="checkpoint_dir", default=DEFAULT_CHECKPOINT_DIR,
                         help=f"where a checkpoint is written after every epoch and resumed from "
                              f"(default {DEFAULT_CHECKPOINT_DIR}; 'none': no checkpoints)")
+    parser.add_argument(COMPILE_CACHE_FLAG, dest="compile_cache", default=None,
+                        help=f"folder of the persistent compilation cache, or 'none' (default: {CACHE_ENV}, else "
+                             "$KERASJOB_CACHE_DIR/compile or ~/.cache/kerasjob/compile)")
     parser.add_argument(KERAS_BACKEND_FLAG, dest="keras_backend", default=default_keras_backend(),
                         help=f"{' or '.join(KERAS_BACKENDS)} (default: KERAS_BACKEND, else {DEFAULT_KERAS_BACKEND} "
                              "if installed)")
@@ -243,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     os.environ["KERAS_BACKEND"] = args.keras_backend  # read once, when Keras is first imported
+    if args.compile_cache:
+        os.environ[CACHE_ENV] = args.compile_cache
     cache_folder = enable_compile_cache(args.keras_backend)  # before Keras loads the backend
     import keras
 
