@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 15's GPU check: kerasjob's script on JAX against the classic method, same backend, same GPU.
+# Issues 15 and 23's GPU check: kerasjob on JAX against the classic method, same backend, same GPU, timed as
+# whole processes (split into start, first epoch, steady epochs, rest), with kerasjob's compile cache cold and warm.
 #
 # Made for the lent GPU machine (Python 3.12 with JAX and CUDA, no TensorFlow, no internet). Prepare here, once:
 #   echo /.whl/ >> .git/info/exclude; echo /.gpu_data/ >> .git/info/exclude
@@ -9,12 +10,20 @@
 #   mkdir -p .gpu_data && cp ../shared/data/mnist/*.gz .gpu_data/
 # then run it there with carry [".whl", ".gpu_data"] and a timeout of 420 s:
 #   bash benchmarks/gpu_check.sh
-# It writes to $OUT: environment.txt, train_speed_jax.txt/.json (classic, Keras fit with its fast
-# settings, kerasjob's fused epoch; 20 epochs, 2 repeats, alternating) and script.txt (keras_mnist.py
-# itself for one epoch: metrics and outputs). About 4 minutes on an H100; the benchmark stops at 330 s.
+# It writes to $OUT (each file as soon as its step ends, so a run cut short keeps what it measured):
+#   environment.txt               the card, driver, Python, JAX, Keras; whether TensorFlow imports
+#   train_speed_jax.txt/.json     benchmarks/train_speed.py --only-cache-arms: the classic method, kerasjob with the
+#                                 cache cold (empty folder) and warm (second process); EPOCHS epochs, REPEATS
+#                                 repeats alternating; training time AND whole process with its phases; the ratios
+#   compile_cache.txt/.json       benchmarks/compile_cache_speed.py: keras_mnist.py itself as a run starts it:
+#                                 cold, then 1 warm process; a 4-trial sweep (learning rates, 5 epochs
+#                                 each) with the cache cold, then warm; autotune level 0 cold/warm
+#   timings.txt                   each step's wall time
+# About 5 minutes on an H200: train_speed stops at 200 s, compile_cache_speed at 170 s.
 #
 # Here, on the CPU, a rehearsal with tiny settings (uses .venv; TensorFlow blocked as on the GPU machine):
-#   PYTHON=.venv/bin/python EPOCHS=1 REPEATS=1 OUT=/tmp/gpu-check BLOCK_TENSORFLOW=1 bash benchmarks/gpu_check.sh
+#   PYTHON=.venv/bin/python EPOCHS=1 REPEATS=1 SWEEP_EPOCHS=1 OUT=/tmp/gpu-check BLOCK_TENSORFLOW=1 \
+#       bash benchmarks/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -23,6 +32,7 @@ case $PYTHON in */*) PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYT
 OUT=${OUT:-/tmp/gpu-check}
 EPOCHS=${EPOCHS:-20}
 REPEATS=${REPEATS:-2}
+SWEEP_EPOCHS=${SWEEP_EPOCHS:-5}
 DATA=${DATA:-$ROOT/.gpu_data}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 KERAS_BACKEND=jax
@@ -51,10 +61,16 @@ except ImportError:
     print('tensorflow importable: no')"
 } 2>&1 | tee "$OUT/environment.txt"
 
-timeout 330 "$PYTHON" benchmarks/train_speed.py --keras-backend jax --data-folder "$DATA" --epochs "$EPOCHS" \
-    --repeats "$REPEATS" --with-fit --json-out "$OUT/train_speed_jax.json" 2>&1 | tee "$OUT/train_speed_jax.txt" \
-    || echo "train_speed.py failed or ran past 330 s (exit $?)" | tee -a "$OUT/train_speed_jax.txt"
+step() {  # step NAME SECONDS COMMAND...: runs it under a timeout, records its wall time, never stops the script
+    local name=$1 limit=$2 started=$SECONDS
+    shift 2
+    timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt" \
+        || echo "$name failed or ran past $limit s (exit ${PIPESTATUS[0]})" | tee -a "$OUT/$name.txt"
+    echo "$name $((SECONDS - started)) s" | tee -a "$OUT/timings.txt"
+}
 
-RUN_DIR=$(mktemp -d)
-(cd "$RUN_DIR" && timeout 120 "$PYTHON" "$ROOT/src/kerasjob/training/keras_mnist.py" --data-folder "$DATA" \
-    --epochs 1 --seed 1 --keras-backend jax && ls -R outputs) 2>&1 | tee "$OUT/script.txt"
+step train_speed_jax 200 "$PYTHON" benchmarks/train_speed.py --keras-backend jax --data-folder "$DATA" \
+    --epochs "$EPOCHS" --repeats "$REPEATS" --only-cache-arms --json-out "$OUT/train_speed_jax.json"
+step compile_cache 170 "$PYTHON" benchmarks/compile_cache_speed.py --keras-backend jax --data-folder "$DATA" \
+    --epochs "$EPOCHS" --warm 1 --autotune-level 0 --sweep-trials 4 --sweep-epochs "$SWEEP_EPOCHS" \
+    --json-out "$OUT/compile_cache.json"

@@ -31,17 +31,22 @@ def test_the_seed_call_sequence_script_arguments_compute_environment_and_registr
     assert isinstance(config, ScriptRunConfig)
     assert config.script == "keras_mnist.py"
     assert sorted(p.name for p in __import__("pathlib").Path(config.source_directory).glob("*.py")) == [
-        "__init__.py", "checkpoint.py", "contract.py", "fit_job.py", "fused_epoch.py", "keras_fit.py",
-        "keras_mnist.py", "mlflow_model.py", "mnist_data.py", "multi_worker.py", "pyfunc_loader.py", "tracking.py"]
+        "__init__.py", "checkpoint.py", "compile_cache.py", "contract.py", "data_parallel.py", "fit_job.py",
+        "fused_epoch.py", "keras_fit.py", "keras_mnist.py", "mlflow_model.py", "mnist_data.py", "multi_worker.py",
+        "pyfunc_loader.py", "tracking.py"]
     arguments = config.arguments
     assert arguments[0] == "--data-folder" and isinstance(arguments[1], DatasetConsumptionConfig)
     assert arguments[1].mode == "download"
-    assert arguments[2:-2] == ["--batch-size", 50, "--first-layer-neurons", 300, "--second-layer-neurons", 100,
+    assert arguments[2:-4] == ["--batch-size", 50, "--first-layer-neurons", 300, "--second-layer-neurons", 100,
                                "--learning-rate", 0.001, "--epochs", 20]
     from azureml.data import OutputFileDatasetConfig  # checkpoints on the datastore: a preempted node's restart resumes
 
-    assert arguments[-2] == "--checkpoint-dir" and isinstance(arguments[-1], OutputFileDatasetConfig)
-    assert arguments[-1].name == "checkpoints" and arguments[-1].mode == "mount"
+    assert arguments[-4] == "--checkpoint-dir" and isinstance(arguments[-3], OutputFileDatasetConfig)
+    assert arguments[-3].name == "checkpoints" and arguments[-3].mode == "mount"
+    # the compile cache: one folder on the default datastore for every job, so the next one reads these programs
+    assert arguments[-2] == "--compile-cache" and isinstance(arguments[-1], OutputFileDatasetConfig)
+    assert (arguments[-1].name, arguments[-1].mode) == ("compile_cache", "mount")
+    assert arguments[-1].destination == ("workspaceblobstore", "kerasjob/compile-cache")
     assert config.run_config.target == "gpu-cluster"
     environment = config.run_config.environment
     assert isinstance(environment, Environment)

@@ -43,9 +43,14 @@ def test_the_translated_job_dumps_to_yaml_that_load_job_reads_back_as_the_seed_j
         "python keras_mnist.py --data-folder ${{inputs.data_folder}} --batch-size ${{inputs.batch_size}} "
         "--first-layer-neurons ${{inputs.first_layer_neurons}} --second-layer-neurons "
         "${{inputs.second_layer_neurons}} --learning-rate ${{inputs.learning_rate}} --epochs ${{inputs.epochs}} "
-        "--checkpoint-dir ${{outputs.checkpoints}}")
+        "--checkpoint-dir ${{outputs.checkpoints}} --compile-cache ${{outputs.compile_cache}}")
     checkpoints = loaded.outputs["checkpoints"]  # on the datastore: a restart after preemption resumes from it
     assert (checkpoints.type, checkpoints.mode) == ("uri_folder", "rw_mount")
+    cache = loaded.outputs["compile_cache"]  # one datastore folder for every job: the next one reads its programs
+    assert (cache.type, cache.mode, cache.path) == ("uri_folder", "rw_mount",
+                                                    "azureml://datastores/workspaceblobstore/paths/kerasjob/compile-cache/")
+    off = _round_trip(TrainingJob(compile_cache=False), tmp_path)
+    assert off.command.endswith("--compile-cache none") and "compile_cache" not in off.outputs
     assert {name: loaded.inputs[name] for name in SEED_INPUTS} == SEED_INPUTS
     data = loaded.inputs["data_folder"]
     assert (data.type, data.path, data.mode) == ("uri_folder", "mnist-dataset@latest", "download")

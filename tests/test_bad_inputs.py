@@ -89,6 +89,7 @@ CASES = [
     ("hp-data-folder", "hyperparameters", lambda t: {"hyperparameters": {"data_folder": "x"}}, "data_folder"),
     ("timeout-negative", "timeout", lambda t: {"timeout": -5}, "-5"),
     ("timeout-string", "timeout", lambda t: {"timeout": "1h"}, "1h"),
+    ("compile-cache-string", "compile_cache", lambda t: {"compile_cache": "no"}, "'no'"),
     ("data-mode", "data_mode", lambda t: {"data_mode": "stream"}, "stream"),
     ("data-registered-bad-version", "data", lambda t: {"data": "azureml:mnist:latest"}, "azureml:mnist:latest"),
     ("data-missing-folder", "data", lambda t: {"data": str(t / "nope")}, "nope"),

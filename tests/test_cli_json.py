@@ -174,3 +174,64 @@ def test_quiet_native_stderr_holds_back_only_the_noise_and_leaves_the_environmen
                     b"a warning of the job's own\n")
     assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ and os.environ["GRPC_VERBOSITY"] == "DEBUG"
     assert capfd.readouterr().err == "a warning of the job's own\n"
+
+
+_TENSORFLOW_PROBE = '''import atexit, os, sys
+def _report():
+    with open(os.environ["KERASJOB_TEST_TF_PROBE"], "a") as stream:
+        stream.write(os.path.basename(sys.argv[0]) + " " + str("tensorflow" in sys.modules) + "\\n")
+if os.environ.get("KERASJOB_TEST_TF_PROBE"):
+    atexit.register(_report)
+'''
+
+
+@pytest.mark.slow
+def test_a_jax_submit_never_imports_tensorflow_although_it_is_installed(cli, data, tmp_path):
+    """Keras's saving and set_random_seed asked ``tf.available``, which imports TensorFlow (and its CUDA lines)
+    on a JAX run. A sitecustomize on PYTHONPATH reports, as each process of the run exits, whether it imported
+    TensorFlow: the CLI, the supervisor and the trainer."""
+    import importlib.util
+
+    assert importlib.util.find_spec("tensorflow") is not None  # installed: the import is what is avoided
+    probe_dir, report = tmp_path / "probe", tmp_path / "tensorflow-imported.txt"
+    probe_dir.mkdir()
+    (probe_dir / "sitecustomize.py").write_text(_TENSORFLOW_PROBE)
+    env = {**cli.env, "PYTHONPATH": f"{probe_dir}{os.pathsep}{cli.env['PYTHONPATH']}",
+           "KERASJOB_TEST_TF_PROBE": str(report)}
+    done = subprocess.run([sys.executable, "-m", "kerasjob.cli", "submit", "--data-folder", str(data), *FAST,
+                           "--keras-backend", "jax", "--seed", "1", "--json"],
+                          capture_output=True, text=True, env=env, cwd=cli.cwd, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["status"] == "completed"
+    assert not any(word in line for line in done.stderr.splitlines() for word in FOREIGN), done.stderr
+    processes = dict(line.split() for line in report.read_text().splitlines())
+    assert "keras_mnist.py" in processes, processes  # the trainer reported
+    assert set(processes.values()) == {"False"}, processes
+
+
+@pytest.mark.slow
+def test_the_endpoints_log_has_no_progress_bar_and_the_model_predicts_quietly(cli, data, trained, tmp_path):
+    """mlflow.keras's pyfunc model called Keras's predict with its progress bar: one line of ANSI escapes per
+    request in the server's log. The saved model's pyfunc loader (pyfunc_loader.py) predicts with verbose=0 and
+    keeps the keras flavor, the signature and the input example."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, numpy as np, mlflow, mlflow.pyfunc\n"
+         "mlflow.set_tracking_uri(sys.argv[2])\n"
+         "info = mlflow.models.get_model_info(sys.argv[1])\n"
+         "assert set(info.flavors) == {'keras', 'python_function'}, info.flavors\n"
+         "assert info.signature is not None and info.saved_input_example_info is not None\n"
+         "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+         "print(model.predict(np.zeros((3, 784), 'float32')).shape)\n",
+         "models:/keras-mnist/1", f"sqlite:///{cli.cwd / 'home' / 'mlflow.db'}"],
+        capture_output=True, text=True, env=cli.env, cwd=tmp_path, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout == "(3, 10)\n"  # nothing else: no "1/1 ━━━ 0s 40ms/step"
+    deployed = cli.json("deploy", "keras-mnist", "--endpoint", "quiet-log", "--json")
+    try:
+        for _ in range(2):
+            assert len(cli.json("endpoints", "invoke", "quiet-log", str(data / "t10k-images-idx3-ubyte.gz"),
+                                "--json")["digits"]) == 100
+        log = Path(deployed["log_path"]).read_text(errors="replace")
+        assert "step" not in log and "\x1b" not in log and "━" not in log, log[-2000:]
+    finally:
+        assert cli.run("endpoints", "delete", "quiet-log").returncode == 0

@@ -296,10 +296,37 @@ def test_runs_list_shows_a_workspaces_kerasjob_runs_through_azure_ml_v2(workspac
     assert "Jobs.list" in azure.service_calls
 
 
-def test_runs_list_on_a_backend_that_cannot_list_says_which_can(workspace_config, capsys):
+def test_runs_list_shows_a_workspaces_kerasjob_runs_through_azure_ml_v1(workspace_config, capsys, tmp_path):
+    """v1 through the SDK's own listing: Experiment.list, then each experiment's get_runs(tags=kerasjob.backend)
+    (the fake answers WorkspaceClient.list_experiments and ExperimentClient.get_runs). A run kerasjob did not
+    submit (no tag) and a sweep's trials are not listed; the HyperDrive parent is, as a sweep."""
+    from azureml.core import Experiment, ScriptRunConfig
+
+    from kerasjob import Sweep, tune_training
     from kerasjob.testing import FakeAzureML
 
-    with FakeAzureML():
-        code = main(["runs", "list", "--backend", "azureml", "--workspace-config", str(workspace_config)])
-    assert code == 2
-    assert "Invalid --backend: expected a backend whose runs kerasjob can list" in capsys.readouterr().err
+    workspace = ["--backend", "azureml", "--workspace-config", str(workspace_config)]
+    with FakeAzureML(statuses=["Running"] * 50) as azure:
+        submitted = []
+        for experiment in ("first", "second"):
+            assert main(["submit", *workspace, "--experiment", experiment, "--no-wait", "--json"]) == 0
+            submitted.append(json.loads(capsys.readouterr().out)["run_id"])
+        (tmp_path / "train.py").write_text("print('not kerasjob')\n")
+        foreign = Experiment(azure.workspace, "first").submit(
+            ScriptRunConfig(source_directory=str(tmp_path), script="train.py", compute_target="gpu-cluster"),
+            run_id="someone-elses-run")
+        assert main(["runs", "list", *workspace, "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert [run["run_id"] for run in listed] == submitted[::-1]  # newest first
+        assert {run["status"] for run in listed} == {"running"} and {r["backend"] for r in listed} == {"azureml"}
+        assert all(run["url"].startswith("https://ml.azure.com/") and run["start_time"] for run in listed)
+        assert main(["runs", "list", *workspace, "--experiment", "first", "--limit", "5"]) == 0
+        table = capsys.readouterr().out
+        assert submitted[0] in table and submitted[1] not in table and foreign.id not in table
+    with FakeAzureML(trial_metrics=[{"Accuracy": [0.9]}] * 2) as azure:
+        sweep = tune_training(workspace=azure.workspace, sweep=Sweep(max_total_runs=2, max_concurrent_runs=1),
+                              show_output=False)
+        assert main(["runs", "list", *workspace, "--json"]) == 0
+        [parent] = json.loads(capsys.readouterr().out)  # its trials are not top-level runs
+        assert (parent["run_id"], parent["is_sweep"]) == (sweep.sweep_run_id, True)
+    assert ("Experiment.list", None) in azure.calls and any(call[0] == "Run.list" for call in azure.calls)

@@ -71,6 +71,13 @@ def two_inputs():
     return model
 
 
+def conv_net():
+    model = keras.Sequential([keras.Input((5, 1)), keras.layers.Conv1D(4, 2, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
 def compare(build, x, y, fit_args, trainer_args, shuffle=True):
     keras.utils.set_random_seed(5)
     fused, reference = build(), build()
@@ -85,7 +92,7 @@ def compare(build, x, y, fit_args, trainer_args, shuffle=True):
                             **{k: take(v) if k == "sample_weight" else v for k, v in fit_args.items()}).history
     gap = max(float(np.max(np.abs(a - b))) for a, b in zip(fused.get_weights(), reference.get_weights()))
     return {"fused": logs, "fit": {k: v[0] for k, v in history.items()}, "weight_gap": gap,
-            "is_fused": trainer.fused, "log": lines}
+            "is_fused": trainer.fused, "log": lines, "xla": getattr(trainer, "xla", None)}
 
 
 weights = rng.uniform(0.2, 2.0, size=n).astype("float32")
@@ -100,6 +107,8 @@ cases = {
     "custom_loss_metric_split_no_shuffle": compare(
         lambda: classifier(loss=doubled_crossentropy, metrics=["accuracy", ConfidentHits()]), x, labels,
         {"validation_split": 0.25}, {"validation_split": 0.25}, shuffle=False),
+    "conv": compare(conv_net, x[:, :, None], labels, {"validation_data": (x_val[:, :, None], labels_val)},
+                    {"validation": (x_val[:, :, None], labels_val)}),
     "fallback_run_eagerly": compare(lambda: classifier(run_eagerly=True), x, labels,
                                     {"validation_data": validation}, {"validation": validation}),
 }
@@ -149,6 +158,13 @@ def test_a_custom_loss_and_metric_with_validation_split_and_no_shuffle(compared:
     case = compared["custom_loss_metric_split_no_shuffle"]
     _same_epoch(case, compared["backend"])
     assert "confident" in case["fused"] and "val_confident" in case["fused"]
+
+
+@pytest.mark.slow
+def test_a_conv_net_on_a_cpu_runs_its_tensorflow_epoch_as_a_graph_without_xla(compared: dict) -> None:
+    case = compared["conv"]  # TensorFlow's oneDNN convolutions beat XLA's on a CPU (benchmarks/fit_speed.py)
+    assert case["is_fused"] and case["xla"] is (False if compared["backend"] == "tensorflow" else None)
+    _same_epoch(case, compared["backend"])
 
 
 @pytest.mark.slow

@@ -146,6 +146,9 @@ class TrainingJob:
             packaged conda file and reaches the packaged script as ``--keras-backend``.
             Several workers (``TensorflowDistribution``) train on TensorFlow only.
         arguments: passed unchanged after the rest, for a script of your own (``kerasjob submit ... -- ARGS``).
+        compile_cache: keep the compiled programs in a persistent cache shared by runs, sweep trials and
+            restarts (``kerasjob.training.compile_cache``): ``$KERASJOB_CACHE_DIR/compile`` locally, a folder on
+            the workspace's default datastore on Azure ML. True (default) or False.
         model: your own Keras model, trained by kerasjob's packaged trainer (``keras_fit.py``; see
             ``kerasjob.fit``): a compiled ``keras.Model``, a ``.keras`` path, or a builder
             ``fn(hyperparameters) -> compiled keras.Model``. It replaces ``source_dir`` and ``entry_script``
@@ -183,6 +186,7 @@ class TrainingJob:
     max_restarts: int = 0
     keras_backend: str = contract.DEFAULT_KERAS_BACKEND
     arguments: tuple[str, ...] = ()
+    compile_cache: bool = True
     model: Any = None
     x: Any = field(default=None, repr=False)
     y: Any = field(default=None, repr=False)
@@ -542,6 +546,8 @@ def _validate_max_restarts(job: TrainingJob) -> None:
         raise ValidationError("max_restarts", "an integer from 0 to 100", value)
     if not isinstance(job.allow_symlinks, bool):
         raise ValidationError("allow_symlinks", "True or False", job.allow_symlinks)
+    if not isinstance(job.compile_cache, bool):
+        raise ValidationError("compile_cache", "True or False", job.compile_cache)
 
 
 def _validate_timeout(job: TrainingJob) -> None:

@@ -40,6 +40,8 @@ class SubmissionPlan:
     model_registration: str
     distribution: str
     timeout: float | None
+    #: Where compiled programs are kept between runs (``TrainingJob.compile_cache``).
+    compile_cache: str = "on"
     #: Azure ML: the workspace (subscription, resource group, name, where they came from) and the login.
     workspace: str | None = None
 
@@ -60,6 +62,7 @@ class SubmissionPlan:
             f"data:         {self.data}",
             f"distribution: {self.distribution}",
             f"timeout:      {self.timeout if self.timeout else 'none'}",
+            f"compile cache: {self.compile_cache}",
             f"then:         {self.model_registration}",
         ]
         return "\n".join(lines)
@@ -96,5 +99,5 @@ def build_plan(job: TrainingJob, backend: Backend) -> SubmissionPlan:
         model_registration=f"on success only, register {job.model_path} as model {job.model_name!r} "
                            f"(new version) in {backend.registry_description}",
         distribution=repr(job.distribution) if job.distribution else "none (one process)",
-        timeout=job.timeout, workspace=backend.describe_workspace(),
+        timeout=job.timeout, compile_cache=backend.describe_compile_cache(job), workspace=backend.describe_workspace(),
     )

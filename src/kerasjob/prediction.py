@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
     from .registration import TrainingResult
 
-__all__ = ["Images", "ModelSchema", "Prediction", "load_images", "load_inputs", "model_location", "predict",
-           "read_schema", "request_body"]
+__all__ = ["SERVERS", "Images", "ModelSchema", "Prediction", "load_images", "load_inputs", "model_location",
+           "predict", "read_schema", "request_body"]
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -326,6 +326,9 @@ def _from_json(document: Any) -> Any:
             return pd.DataFrame(split.get("data"), columns=split.get("columns"))
         if "dataframe_records" in document:
             return pd.DataFrame(document["dataframe_records"])
+        if isinstance(document.get("columns"), list) and isinstance(document.get("data"), list):
+            # pandas split, as MLflow saves a DataFrame input example and Azure ML's ``input_data`` carries one
+            return pd.DataFrame(document["data"], columns=document["columns"])
         for key in ("inputs", "instances"):
             if key in document:
                 return _from_json(document[key])
@@ -432,15 +435,37 @@ def _forms(schema: ModelSchema) -> str:
     return f"an array of shape {shape} (or an .npy, .npz or JSON file)"
 
 
-def request_body(inputs: Any) -> dict[str, Any]:
-    """MLflow's scoring JSON for inputs ``load_inputs`` made: ``dataframe_split`` for a DataFrame, else ``inputs``."""
+#: The scoring servers ``request_body`` writes for: MLflow's own (``mlflow models serve``, the local endpoint) and
+#: Azure ML's no-code MLflow deployment.
+SERVERS = ("mlflow", "azureml")
+
+
+def request_body(inputs: Any, *, server: str = "mlflow") -> dict[str, Any]:
+    """The scoring JSON for inputs ``load_inputs`` made, as ``server`` reads it.
+
+    ``"mlflow"`` (MLflow's scoring server): ``dataframe_split`` for a DataFrame, else ``inputs`` (an array's rows,
+    or named tensors). ``"azureml"`` (Azure ML's no-code MLflow deployment, whose scoring script reads only
+    ``input_data``: a list is an array, a dict with ``columns``, ``index`` and ``data`` a pandas split DataFrame,
+    any other dict named tensors; ``parse_model_input_from_input_data_traditional`` in Azure/azureml-assets'
+    mlflow_score_script.py).
+
+    Example:
+        >>> import numpy as np
+        >>> request_body(np.zeros((1, 2))), request_body(np.zeros((1, 2)), server="azureml")
+        ({'inputs': [[0.0, 0.0]]}, {'input_data': [[0.0, 0.0]]})
+    """
     import numpy as np
 
+    if server not in SERVERS:
+        raise ValidationError("server", f"one of {', '.join(SERVERS)}", server)
     if hasattr(inputs, "to_dict") and hasattr(inputs, "columns"):
+        if server == "azureml":
+            return {"input_data": inputs.reset_index(drop=True).to_dict(orient="split")}
         return {"dataframe_split": inputs.to_dict(orient="split", index=False)}
+    key = "input_data" if server == "azureml" else "inputs"
     if isinstance(inputs, dict):
-        return {"inputs": {name: np.asarray(value).tolist() for name, value in inputs.items()}}
-    return {"inputs": np.asarray(inputs).tolist()}
+        return {key: {name: np.asarray(value).tolist() for name, value in inputs.items()}}
+    return {key: np.asarray(inputs).tolist()}
 
 
 def _with_custom_objects(uri: str) -> str:

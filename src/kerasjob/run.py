@@ -161,7 +161,8 @@ def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | 
         wait: False returns the ``JobRun`` handle at once (nothing is registered: ``register_trained_model``
             does it once the run has completed).
         dry_run: return the ``SubmissionPlan`` without contacting anything.
-        show_output: stream the run's log lines to stdout while waiting.
+        show_output: stream the run's log lines to stdout while waiting; in a Jupyter notebook, one display
+            updated in place instead (``kerasjob.progress``: epoch, metrics so far, time left, the log folded).
 
     Returns:
         A ``TrainingResult``; a ``JobRun`` with ``wait=False``; a ``SubmissionPlan`` with ``dry_run=True``.
@@ -187,4 +188,7 @@ def submit_training(job: TrainingJob | None = None, *, backend: str | Backend | 
         run = chosen.submit(job)
     if not wait:
         return run
-    return finish_training(run, job, on_line=_print_line if show_output else None)
+    from .progress import live_progress
+
+    with live_progress(f"Run {run.id}", enabled=show_output):  # in a notebook: one display, updated in place
+        return finish_training(run, job, on_line=_print_line if show_output else None)

@@ -231,7 +231,12 @@ class Backend(abc.ABC):
     def list_runs(self, experiment: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """This backend's recent kerasjob runs, newest first, as ``backends.local.runs.list_runs`` rows (the
         local backend's are listed from its MLflow store by ``backends.local.runs``)."""
-        raise ValidationError("backend", "a backend whose runs kerasjob can list (local, azureml-v2)", self.name)
+        raise ValidationError("backend", "a backend whose runs kerasjob can list (local, azureml, azureml-v2)",
+                              self.name)
+
+    def describe_compile_cache(self, job: TrainingJob) -> str:
+        """Where the job's compiled programs are kept between runs, in words (for the dry-run plan)."""
+        return "on" if job.compile_cache else "off (compile_cache=False)"
 
     def describe_workspace(self) -> str | None:
         """Which workspace and which login the job would use, in words (for the dry-run plan); None on this

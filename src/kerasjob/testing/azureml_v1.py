@@ -206,7 +206,8 @@ class FakeAzureML(FakeService):
                       parent_run_id=record.parent, experiment_id=f"id-{record.experiment}",
                       status=record.status(advance=False), data_container_id=f"dcid.{record.run_id}",
                       run_type=record.run_type, tags=dict(record.tags), properties={}, target="gpu-cluster",
-                      created_utc=datetime.datetime(2024, 1, 1), name=record.run_id,
+                      created_utc=datetime.datetime(2024, 1, 1) + datetime.timedelta(minutes=record.number),
+                      name=record.run_id,
                       run_definition={"arguments": record.arguments})
 
     def _logs(self, record: _RunRecord) -> dict:
@@ -256,6 +257,7 @@ class FakeAzureML(FakeService):
         from azureml._project import _commands as project
         from azureml._restclient.artifacts_client import ArtifactsClient
         from azureml._restclient.assets_client import AssetsClient
+        from azureml._restclient.experiment_client import ExperimentClient
         from azureml._restclient.metrics_client import MetricsClient
         from azureml._restclient.models import ErrorResponse, ExperimentDto, RootError, RunDetailsDto
         from azureml._restclient.models_client import ModelsClient
@@ -323,7 +325,39 @@ class FakeAzureML(FakeService):
             return fake._record("Run.get_status", client._run_id, read)
 
         def patch_run(client: Any, create_run_dto: Any, **kwargs: Any) -> Any:
-            return fake._run_dto(fake._runs[client._run_id])
+            # mirrors RunClient.patch_run (Run.set_tags sends CreateRunDto(tags=...)): the tags sent are merged
+            record = fake._runs[client._run_id]
+            record.tags.update(create_run_dto.tags or {})
+            return fake._run_dto(record)
+
+        def list_experiments(client: Any, last: Any = None, order_by: Any = None, experiment_name: Any = None,
+                             view_type: Any = None, tags: Any = None) -> Any:
+            # mirrors WorkspaceClient.list_experiments (Experiment.list): the workspace's experiments, by name
+            names = sorted({record.experiment for record in fake._runs.values()})
+            return fake._record("Experiment.list", experiment_name, lambda: [
+                ExperimentDto(experiment_id=f"id-{name}", name=name) for name in names
+                if experiment_name is None or name == experiment_name])
+
+        def experiment_get_runs(client: Any, last: Any = 0, _filter_on_server: Any = True, page_size: Any = None,
+                                order_by: Any = None, caller: Any = None, custom_headers: Any = None,
+                                **filters: Any) -> Any:
+            # mirrors ExperimentClient.get_runs (Experiment.get_runs -> Run.list): run history's query over one
+            # experiment, newest first (ORDER_BY_STARTTIME_EXPRESSION), with the filters of
+            # WorkspaceClient._run_filter_mapping that Run.list sends: tags (a key or {key: value}), runtype,
+            # status, include_children (top-level runs only unless true)
+            tags, runtype, status = filters.get("tags"), filters.get("runtype"), filters.get("status")
+
+            def matches(record: _RunRecord) -> bool:
+                wanted = {tags: None} if isinstance(tags, str) else dict(tags or {})
+                return (record.experiment == client._experiment_name
+                        and (filters.get("include_children") or record.parent is None)
+                        and all(key in record.tags and value in (None, record.tags[key])
+                                for key, value in wanted.items())
+                        and runtype in (None, record.run_type) and status in (None, record.status(False)))
+
+            found = fake._record("Run.list", client._experiment_name, lambda: sorted(
+                (record for record in fake._runs.values() if matches(record)), key=lambda record: -record.number))
+            return (fake._run_dto(record) for record in (found[:last] if last else found))
 
         def get_runstatus(client: Any, **kwargs: Any) -> Any:
             def read() -> Any:
@@ -539,6 +573,8 @@ class FakeAzureML(FakeService):
             mock.patch.object(WorkspaceClient, "get_or_create_experiment", get_or_create_experiment),
             mock.patch.object(WorkspaceClient, "get_experiment_by_id", get_experiment_by_id),
             mock.patch.object(WorkspaceClient, "get_run", workspace_get_run),
+            mock.patch.object(WorkspaceClient, "list_experiments", list_experiments),
+            mock.patch.object(ExperimentClient, "get_runs", experiment_get_runs),
             mock.patch.object(RunClient, "get_run", get_run),
             mock.patch.object(RunClient, "patch_run", patch_run),
             mock.patch.object(RunClient, "get_runstatus", get_runstatus),

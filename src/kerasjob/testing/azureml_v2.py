@@ -61,7 +61,7 @@ from ._service import FakeService, azure_resolves, spread
 
 __all__ = ["ARM", "FINAL", "GROUPS", "LOGS_HOST", "MLMODEL", "SCORING_HOST", "SUBSCRIPTION", "VERSIONED",
            "FakeCredential", "FakeMLClient", "FakeRunHistory", "FakeTransport", "SignatureScorer", "count_bright_pixels",
-           "mlflow_rows", "reset_invoke_headers"]
+           "mlflow_input", "mlflow_rows", "reset_invoke_headers"]
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 ARM = "https://management.azure.com"
@@ -370,11 +370,12 @@ signature:
 
 
 class SignatureScorer:
-    """The default scorer of a no-code MLflow deployment: checks the rows against the model's MLflow signature
-    (the ``signature`` of the ``MLmodel`` file in the deployed model's folder) as MLflow's schema enforcement
-    does, then answers :func:`count_bright_pixels` with as many classes as the signature's output has.
+    """The default scorer of a no-code MLflow deployment: answers :func:`count_bright_pixels` for the rows it is
+    given, with as many classes as the model's MLflow signature (the ``signature`` of the ``MLmodel`` file in the
+    deployed model's folder) has outputs. :meth:`enforce` is the server's schema enforcement, which the fake runs
+    on every request to a no-code deployment whatever the scorer.
 
-    Without a signature, any rows are taken and ten classes answered. Raise ``ValueError`` to refuse the input:
+    Without a signature, any input is taken and ten classes answered. Raise ``ValueError`` to refuse the input:
     the fake answers 400 with its text, as the MLflow scoring script does for a schema mismatch.
     """
 
@@ -382,13 +383,66 @@ class SignatureScorer:
         import yaml
 
         signature = (yaml.safe_load(mlmodel) or {}).get("signature") if mlmodel else None
+        self.inputs: list[dict[str, Any]] = []
         self.width = self.classes = None
         if signature:
-            inputs, outputs = json.loads(signature["inputs"]), json.loads(signature.get("outputs") or "[]")
-            shape = inputs[0].get("tensor-spec", {}).get("shape") if inputs else None
+            self.inputs = json.loads(signature.get("inputs") or "[]")
+            outputs = json.loads(signature.get("outputs") or "[]")
+            shape = self.inputs[0].get("tensor-spec", {}).get("shape") if len(self.inputs) == 1 else None
             self.width = shape[-1] if shape and len(shape) == 2 else None
             out = outputs[0].get("tensor-spec", {}).get("shape") if outputs else None
             self.classes = out[-1] if out and len(out) == 2 else None
+
+    def enforce(self, model_input: Any) -> None:
+        """Refuse (``ValueError``, MLflow's words) a model input (from :func:`mlflow_input`) that the signature does
+        not take, as ``mlflow.models.utils._enforce_schema`` does: an unnamed tensor takes an array (or a DataFrame
+        with as many columns), checked dimension by dimension; named tensors take a dict holding every name;
+        columns take a DataFrame holding every column, numeric where the signature says so. Types are not
+        compared: Azure's scoring script casts the request to the model's input example first
+        (``NumpyParameterType``, ``PandasParameterType``)."""
+        import numpy as np
+        import pandas as pd
+
+        if not self.inputs:
+            return
+        if self.inputs[0].get("type") != "tensor":  # column-based
+            if isinstance(model_input, (dict, np.ndarray)):
+                model_input = pd.DataFrame(model_input)
+            names = [spec.get("name") for spec in self.inputs]
+            missing = [name for name in names if name not in model_input.columns]
+            if missing:
+                raise ValueError(f"Model is missing inputs {missing}.")
+            for spec in self.inputs:
+                if spec.get("type") in ("double", "float", "long", "integer") and not \
+                        pd.api.types.is_numeric_dtype(model_input[spec["name"]]):
+                    raise ValueError(f"Incompatible input types for column {spec['name']}. Can not safely convert "
+                                     f"{model_input[spec['name']].dtype} to {spec['type']}.")
+            return
+        named = {spec["name"]: spec["tensor-spec"]["shape"] for spec in self.inputs if spec.get("name")}
+        if named:
+            if not isinstance(model_input, dict):
+                raise ValueError("This model contains a tensor-based model signature with input names, which suggests "
+                                 f"a dictionary input mapping input name to tensor, but an input of type "
+                                 f"{type(model_input)} was found.")
+            missing = [name for name in named if name not in model_input]
+            if missing:
+                raise ValueError(f"Model is missing inputs {missing}.")
+            for name, shape in named.items():
+                _check_shape(np.asarray(model_input[name]), shape)
+            return
+        shape = self.inputs[0]["tensor-spec"]["shape"]
+        if isinstance(model_input, dict) and len(model_input) == 1:  # lenient: one named tensor is taken as the array
+            model_input = next(iter(model_input.values()))
+        if isinstance(model_input, pd.DataFrame):
+            if len(model_input.columns) > 1 and list(shape) != [-1, len(model_input.columns)]:
+                raise ValueError("This model contains a model signature with an unnamed input. Since the input data "
+                                 "is a pandas DataFrame containing multiple columns, the input shape must be of the "
+                                 "structure (-1, number_of_dataframe_columns).")
+            return
+        if not isinstance(model_input, np.ndarray):
+            raise ValueError("This model contains a tensor-based model signature with no input names, which suggests "
+                             f"a numpy array input, but an input of type {type(model_input)} was found.")
+        _check_shape(model_input, shape)
 
     def __call__(self, rows: list[list[float]]) -> list[list[float]]:
         for row in rows:
@@ -399,20 +453,56 @@ class SignatureScorer:
         return count_bright_pixels(rows, self.classes or 10)
 
 
-def mlflow_rows(payload: Any) -> list[Any]:
-    """The rows Azure's no-code MLflow scoring script reads from a request body: ``input_data`` as a list of rows,
-    as pandas ``split`` (``columns``, ``index``, ``data``) or as named tensors (one name: its rows). ``ValueError``
-    for anything else (``run`` and ``parse_model_input_from_input_data_traditional`` in Azure/azureml-assets'
-    mlflow_score_script.py)."""
+def _check_shape(values: Any, expected: list[int]) -> None:
+    """``_enforce_tensor_spec``'s shape check (mlflow/models/utils.py): the same rank, every fixed dimension equal."""
+    if values.dtype.kind in "USO":
+        raise ValueError(f"dtype of input {values.dtype} does not match a numeric tensor.")
+    if len(values.shape) != len(expected) or any(want not in (-1, got) for want, got in zip(expected, values.shape)):
+        raise ValueError(f"Shape of input {tuple(values.shape)} does not match expected shape {tuple(expected)}.")
+
+
+def mlflow_input(payload: Any) -> Any:
+    """The model input Azure's no-code MLflow scoring script makes of a request body's ``input_data``: a list is
+    a NumPy array, a dict with ``columns``, ``index`` and ``data`` a pandas DataFrame (split), any other dict
+    named tensors ``{name: array}``; ``ValueError`` for anything else (``run`` and
+    ``parse_model_input_from_input_data_traditional`` in Azure/azureml-assets' mlflow_score_script.py)."""
+    import numpy as np
+
     data = payload.get("input_data") if isinstance(payload, dict) else None
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict) and isinstance(data.get("data"), list):  # pandas split
-        return list(data["data"])
-    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):  # named tensors
-        return list(next(iter(data.values())))
+    try:
+        if isinstance(data, list):
+            return np.asarray(data)
+        if isinstance(data, dict) and {"columns", "index", "data"} <= set(data):  # pandas split
+            import pandas as pd
+
+            return pd.DataFrame(data["data"], columns=data["columns"], index=data["index"])
+        if isinstance(data, dict) and data:  # named tensors
+            return {str(name): np.asarray(value) for name, value in data.items()}
+    except (TypeError, ValueError) as error:  # ragged rows, a split whose lengths disagree
+        raise ValueError(f"Could not read input_data: {error}") from None
     raise ValueError("Expected {'input_data': rows}, {'input_data': {'columns', 'index', 'data'}} (pandas split) or "
                      "{'input_data': {NAME: rows}} (named tensors).")
+
+
+def mlflow_rows(payload: Any) -> list[Any]:
+    """One row of numbers per example of a request body's model input (:func:`mlflow_input`): an array's rows
+    flattened, a DataFrame's rows, or each example's named tensors flattened one after the other. ``ValueError``
+    when the input is none of those, or its named tensors disagree on the number of examples."""
+    import numpy as np
+
+    model_input = mlflow_input(payload)
+    if isinstance(model_input, dict):
+        arrays = list(model_input.values())
+        if len({len(np.atleast_1d(array)) for array in arrays}) != 1:
+            raise ValueError("The named tensors hold different numbers of examples.")
+        if len(arrays) == 1:
+            return arrays[0].tolist() if arrays[0].ndim == 2 else arrays[0].reshape(len(arrays[0]), -1).tolist()
+        return np.concatenate([np.asarray(array).reshape(len(array), -1) for array in arrays], axis=1).tolist()
+    if hasattr(model_input, "to_numpy"):
+        model_input = model_input.to_numpy()
+    if model_input.ndim == 2:
+        return list(model_input.tolist())
+    return list(model_input.reshape(len(model_input), -1).tolist()) if model_input.ndim > 2 else model_input.tolist()
 
 
 class _OnlineEndpoints:
@@ -668,8 +758,9 @@ class _OnlineEndpoints:
         deployment with the most traffic answers; with no deployment taking traffic the service answers 404 ("No
         valid deployments to route to"), which ``validate_response`` (``_utils/_endpoint_utils.py``) makes a
         ``ResourceNotFoundError``. Keys: the endpoint's key (``key``), its token (``aml_token``) or an Entra token
-        of the caller (``aad_token``). A no-code MLflow deployment reads ``input_data`` (:func:`mlflow_rows`) and
-        answers ``scorer`` (default :class:`SignatureScorer`); a deployment with a scoring script (``score.py``)
+        of the caller (``aad_token``). A no-code MLflow deployment reads ``input_data`` (:func:`mlflow_input`),
+        refuses what the model's signature does not take (:meth:`SignatureScorer.enforce`, answered 400) and
+        answers ``scorer`` for its rows (:func:`mlflow_rows`; default :class:`SignatureScorer`); a deployment with a scoring script (``score.py``)
         takes any body and answers ``score_script(deployment, body)``.
         """
         fake = self.fake
@@ -703,8 +794,9 @@ class _OnlineEndpoints:
         if deployment["properties"].get("codeConfiguration"):
             return 200, fake._score_script(chosen, payload)
         try:
-            rows = mlflow_rows(payload)
-            return 200, (fake.scorer or SignatureScorer(fake.run_files_text("outputs/model/MLmodel")))(rows)
+            signature = SignatureScorer(fake.run_files_text("outputs/model/MLmodel"))
+            signature.enforce(mlflow_input(payload))  # MLflow's schema enforcement, before any scorer
+            return 200, (fake.scorer or signature)(mlflow_rows(payload))
         except ValueError as error:
             return 400, {"error": {"message": str(error)}}
 

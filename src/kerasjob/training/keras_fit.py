@@ -35,16 +35,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also are
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
+    from kerasjob.training.compile_cache import (CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache,
+                                                 keras_backend_in_use)
     from kerasjob.training.contract import KERAS_BACKENDS
     from kerasjob.training.fused_epoch import make_trainer
-    from kerasjob.training.mlflow_model import preload, save_model, saved_message
+    from kerasjob.training.mlflow_model import preload, save_model, saved_message, without_tensorflow_import
     from kerasjob.training.tracking import Tracker, save_history_plot, write_json
 else:  # at run time, sibling helpers: this folder is the job's whole source directory (no kerasjob installed)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
+    from compile_cache import CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache, keras_backend_in_use
     from contract import KERAS_BACKENDS
     from fused_epoch import make_trainer
-    from mlflow_model import preload, save_model, saved_message
+    from mlflow_model import preload, save_model, saved_message, without_tensorflow_import
     from tracking import Tracker, save_history_plot, write_json
 
 __all__ = ["Data", "load_data", "load_model", "main", "parse_args", "parse_value", "resolve"]
@@ -122,6 +125,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     parser.add_argument("--checkpoint-dir", default=DEFAULT_CHECKPOINT_DIR,
                         help=f"checkpoints, one per epoch, resumed from (default {DEFAULT_CHECKPOINT_DIR}; "
                              "'none': no checkpoints)")
+    parser.add_argument(COMPILE_CACHE_FLAG, default=None,
+                        help=f"folder of the persistent compilation cache, or 'none' (default: {CACHE_ENV}, else "
+                             "$KERASJOB_CACHE_DIR/compile or ~/.cache/kerasjob/compile)")
     parser.add_argument("--fused", type=_boolean, default=True,
                         help="train one compiled program per epoch where the model allows (default true)")
     args, rest = parser.parse_known_args(argv)
@@ -260,10 +266,17 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     if args.keras_backend:
         os.environ["KERAS_BACKEND"] = args.keras_backend  # read once, when Keras is first imported
+    backend = keras_backend_in_use()
+    if args.compile_cache:
+        os.environ[CACHE_ENV] = args.compile_cache
+    cache_folder = enable_compile_cache(backend)  # before Keras loads the backend
     import keras
 
+    compiles = CompileCounter(cache_folder, backend)
+
     if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
+        with without_tensorflow_import(keras):  # on JAX: seeding would import TensorFlow only to seed it
+            keras.utils.set_random_seed(args.seed)
     tracker = Tracker(chief=True)
     tracker.params({**hyperparameters, "epochs": args.epochs, "batch_size": args.batch_size,
                     "keras_backend": keras.backend.backend()})
@@ -300,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.write_back()
     print(f"Fit seconds: {time.perf_counter() - started:.2f} ({keras.backend.backend()}, "
           f"{'fused epoch' if trainer.fused else 'Keras fit'})", flush=True)
+    print(compiles.summary(), flush=True)
 
     write_json(history, OUTPUTS / "history.json")
     model_dir = OUTPUTS / "model"

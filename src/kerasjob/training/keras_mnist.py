@@ -31,8 +31,11 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
     from kerasjob.training.contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS,
                                             KERAS_BACKEND_FLAG, KERAS_BACKENDS, OPTIONS, flag_for)
     from kerasjob.training.checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
-    from kerasjob.training.fused_epoch import make_trainer
-    from kerasjob.training.mlflow_model import mnist_signature, preload, save_model, saved_message
+    from kerasjob.training.compile_cache import CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache
+    from kerasjob.training.data_parallel import DataParallelTrainer, use_all_devices
+    from kerasjob.training.fused_epoch import Trainer, make_trainer
+    from kerasjob.training.mlflow_model import (mnist_signature, preload, save_model, saved_message,
+                                                without_tensorflow_import)
     from kerasjob.training.mnist_data import MnistFormatError, load_mnist
     from kerasjob.training.multi_worker import (MultiWorkerTrainer, cluster_from_environment, is_chief,
                                                 weights_digest, worker_name)
@@ -42,8 +45,10 @@ else:  # at run time, sibling helpers: this folder is the job's whole source dir
     from contract import (DATA_FOLDER_FLAG, DEFAULT_KERAS_BACKEND, EPOCH_METRICS, HYPERPARAMETERS, KERAS_BACKEND_FLAG,
                           KERAS_BACKENDS, OPTIONS, flag_for)
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
-    from fused_epoch import make_trainer
-    from mlflow_model import mnist_signature, preload, save_model, saved_message
+    from compile_cache import CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache
+    from data_parallel import DataParallelTrainer, use_all_devices
+    from fused_epoch import Trainer, make_trainer
+    from mlflow_model import mnist_signature, preload, save_model, saved_message, without_tensorflow_import
     from mnist_data import MnistFormatError, load_mnist
     from multi_worker import MultiWorkerTrainer, cluster_from_environment, is_chief, weights_digest, worker_name
     from tracking import Tracker, save_history_plot, tracking_configured
@@ -110,6 +115,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-dir", dest="checkpoint_dir", default=DEFAULT_CHECKPOINT_DIR,
                         help=f"where a checkpoint is written after every epoch and resumed from "
                              f"(default {DEFAULT_CHECKPOINT_DIR}; 'none': no checkpoints)")
+    parser.add_argument(COMPILE_CACHE_FLAG, dest="compile_cache", default=None,
+                        help=f"folder of the persistent compilation cache, or 'none' (default: {CACHE_ENV}, else "
+                             "$KERASJOB_CACHE_DIR/compile or ~/.cache/kerasjob/compile)")
     parser.add_argument(KERAS_BACKEND_FLAG, dest="keras_backend", default=default_keras_backend(),
                         help=f"{' or '.join(KERAS_BACKENDS)} (default: KERAS_BACKEND, else {DEFAULT_KERAS_BACKEND} "
                              "if installed)")
@@ -169,9 +177,17 @@ def train_single(keras: Any, args: argparse.Namespace, data: Data, on_epoch: Epo
     when given, receives every epoch's metrics under the script's names, the resumed ones too; ``on_epoch`` logs
     an epoch's metrics, ``show`` prints its line once the checkpoint records them as logged."""
     x_train, y_train, x_test, y_test = data
+    devices = use_all_devices(keras)  # JAX on a node with several devices: data parallel over all of them
     model = build_model(keras, args)
-    trainer = make_trainer(model, x_train, y_train, validation=(x_test, y_test), batch_size=args.batch_size,
-                           seed=args.seed)
+    trainer: Trainer
+    if devices > 1:
+        trainer = DataParallelTrainer(model, (x_train, y_train, None), (x_test, y_test, None), args.batch_size,
+                                      args.seed, True, devices)
+        print(f"Data parallel over {devices} devices: global batch {args.batch_size * devices} "
+              f"({args.batch_size} per device)", flush=True)
+    else:
+        trainer = make_trainer(model, x_train, y_train, validation=(x_test, y_test), batch_size=args.batch_size,
+                               seed=args.seed)
     logs = train_epochs(trainer, args.epochs, checkpoint_dir,
                         lambda epoch, logs: on_epoch(epoch, EpochMetrics.from_logs(logs)),
                         show=None if show is None else lambda epoch, logs: show(epoch, EpochMetrics.from_logs(logs)))
@@ -216,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     chief = cluster is None or is_chief(cluster)
     if cluster is not None and args.keras_backend != "tensorflow":
         print(f"keras_mnist.py: several workers (TF_CONFIG) train on TensorFlow only; "
-              f"{KERAS_BACKEND_FLAG} {args.keras_backend} trains in one process.", file=sys.stderr)
+              f"{KERAS_BACKEND_FLAG} {args.keras_backend} trains in one process, on every device of its node "
+              "(several nodes on JAX, through jax.distributed.initialize, are not built: they could not be tested "
+              "with local processes here).", file=sys.stderr)
         return 2
     try:
         data = load_mnist(args.data_folder)
@@ -228,10 +246,16 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     os.environ["KERAS_BACKEND"] = args.keras_backend  # read once, when Keras is first imported
+    if args.compile_cache:
+        os.environ[CACHE_ENV] = args.compile_cache
+    cache_folder = enable_compile_cache(args.keras_backend)  # before Keras loads the backend
     import keras
 
+    compiles = CompileCounter(cache_folder, args.keras_backend)
+
     if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
+        with without_tensorflow_import(keras):  # on JAX: seeding would import TensorFlow only to seed it
+            keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
@@ -276,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     tracker.metrics({"Final test loss": loss, "Final test accuracy": accuracy})
     print(f"Final test loss: {loss:.4f}\nFinal test accuracy: {accuracy:.4f}\nFit seconds: {fit_seconds:.2f} "
           f"({args.keras_backend})", flush=True)
+    print(compiles.summary(), flush=True)
 
     model_dir = OUTPUTS / "model"
     as_mlflow = save_model(model, model_dir, data[2][:5], signature=mnist_signature)

@@ -12,6 +12,11 @@ on a bare machine) only ``model.keras`` is written.
 MLflow takes about two seconds to import: ``preload()`` starts that import on a
 thread while the model trains (TensorFlow's kernels release the GIL).
 
+The ``python_function`` flavor loads through ``pyfunc_loader.py`` (shipped in the model's ``code/``): mlflow.keras's
+own pyfunc model calls Keras's ``predict`` with its progress bar on, which filled a served endpoint's log and the
+stdout of whoever predicts. On JAX, ``without_tensorflow_import`` keeps Keras's saving from importing TensorFlow
+only to ask whether an object is one of its types (TensorFlow's start-up chatter on every JAX run).
+
 Example:
     >>> preload()                                          # doctest: +SKIP
     >>> save_model(model, Path("outputs/model"), x_test[:5], signature=mnist_signature)  # doctest: +SKIP
@@ -22,15 +27,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = ["INPUT_PIXELS", "NUM_CLASSES", "infer_signature", "input_example_for", "mnist_signature", "preload",
-           "save_model", "saved_message"]
+           "save_model", "saved_message", "without_tensorflow_import"]
 
 INPUT_PIXELS = 784
 NUM_CLASSES = 10
@@ -50,6 +58,33 @@ def preload() -> None:
     if _loader is None:
         _loader = threading.Thread(target=_import_mlflow, name="mlflow-import", daemon=True)
         _loader.start()
+
+
+@contextlib.contextmanager
+def without_tensorflow_import(keras: Any) -> Iterator[None]:
+    """Inside, on a Keras backend other than TensorFlow with TensorFlow not yet imported, Keras answers "is
+    TensorFlow available?" with no: the import stays undone. Elsewhere it does nothing.
+
+    Keras's saving (``serialization_lib.serialize_keras_object``: ``tf.available and isinstance(obj,
+    tf.TensorShape)``) and ``keras.utils.set_random_seed`` (``if tf.available: tf.random.set_seed``) ask through
+    ``keras.src.utils.module_utils.tensorflow``, a lazy module that imports TensorFlow to answer, and TensorFlow
+    writes its CUDA and oneDNN lines as it loads. Nothing can be a TensorFlow object while TensorFlow was never
+    imported, so the answer is exact for saving; a seed is not given to a TensorFlow imported later.
+
+    Example:
+        >>> with without_tensorflow_import(keras):  # doctest: +SKIP
+        ...     model.save("model.keras")
+    """
+    tensorflow: Any = getattr(sys.modules.get("keras.src.utils.module_utils"), "tensorflow", None)
+    if (keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules
+            or getattr(tensorflow, "_available", True) is not None):  # TF loaded, or Keras's lazy module changed
+        yield
+        return
+    tensorflow._available = False
+    try:
+        yield
+    finally:
+        tensorflow._available = None  # asked again (and imported) when a later caller needs it
 
 
 def _requirements(cloudpickle: bool = False) -> list[str]:
@@ -155,11 +190,13 @@ def _save_tabular(model: Any, staging: Path, signature: Any, example: Any, cloud
     description.save(str(staging / "MLmodel"))
 
 
-def _with_custom_objects(staging: Path, custom_objects: Path) -> None:
-    """Ship ``custom_objects`` and ``pyfunc_loader.py`` in the model, and make the latter its pyfunc loader."""
+def _with_loader(staging: Path, custom_objects: Path | None) -> None:
+    """Ship ``pyfunc_loader.py`` in the model's ``code/`` and make it the python_function flavor's loader (a quiet
+    predict; custom objects registered first), with ``custom_objects`` beside ``MLmodel`` when given."""
     from mlflow.models import Model
 
-    shutil.copy2(custom_objects, staging / "custom_objects.pkl")
+    if custom_objects is not None:
+        shutil.copy2(custom_objects, staging / "custom_objects.pkl")
     (staging / "code").mkdir(exist_ok=True)
     shutil.copy2(Path(__file__).with_name("pyfunc_loader.py"), staging / "code" / "pyfunc_loader.py")
     description = Model.load(str(staging / "MLmodel"))
@@ -171,15 +208,23 @@ def save_model(model: Any, folder: Path, input_example: Any, signature: Any = No
                columns: list[str] | None = None, custom_objects: Path | None = None) -> bool:
     """Write ``folder`` as an MLflow model holding ``model.keras``; True when MLflow wrote it.
 
-    ``signature``: a ModelSignature, a function returning one, or None: inferred from ``input_example`` (``infer_signature``; ``columns`` names tabular
-    inputs). ``custom_objects``: a cloudpickle of ``{name: object}`` the model needs to load; the python_function
-    flavor then loads it first (``pyfunc_loader.py``).
+    ``signature``: a ModelSignature, a function returning one, or None: inferred from ``input_example``
+    (``infer_signature``; ``columns`` names tabular inputs). ``custom_objects``: a cloudpickle of ``{name: object}``
+    the model needs to load; the python_function flavor (``pyfunc_loader.py``) then registers it first.
     The folder is built under a temporary name and renamed into place, so a crash
     never leaves half a model where a registry would pick it up.
     """
+    import keras
+
     folder.parent.mkdir(parents=True, exist_ok=True)
     if _loader is not None:
         _loader.join()
+    with without_tensorflow_import(keras):
+        return _save(model, folder, input_example, signature, columns, custom_objects)
+
+
+def _save(model: Any, folder: Path, input_example: Any, signature: Any, columns: list[str] | None,
+          custom_objects: Path | None) -> bool:
     try:
         import mlflow.keras
     except ImportError:
@@ -202,8 +247,7 @@ def save_model(model: Any, folder: Path, input_example: Any, signature: Any = No
     else:
         _save_tabular(model, staging, signature, example, custom_objects is not None)
     model.save(staging / "model.keras")
-    if custom_objects is not None:
-        _with_custom_objects(staging, custom_objects)
+    _with_loader(staging, custom_objects)
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(staging, folder)

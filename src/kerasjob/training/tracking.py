@@ -75,6 +75,10 @@ def write_json(value: Any, path: Path) -> None:
     os.replace(partial, path)
 
 
+#: Up to this many epochs, each has its tick; beyond, matplotlib picks whole numbers.
+_EACH_EPOCH_TICKED = 12
+
+
 def save_history_plot(history: dict[str, list[Any]], path: Path, title: str = "Training",
                       labels: tuple[str, str] = ("train", "validation"),
                       names: tuple[str, ...] | None = None) -> None:
@@ -89,6 +93,7 @@ def save_history_plot(history: dict[str, list[Any]], path: Path, title: str = "T
              and history.get(name) and all(isinstance(v, (int, float)) for v in history[name])]
     shown = shown or [name[4:] for name in history if name.startswith("val_")]
     figure, axes = plt.subplots(1, max(len(shown), 1), figsize=(4.5 * max(len(shown), 1), 3.6), squeeze=False)
+    epochs = max((len(values) for values in history.values() if isinstance(values, list)), default=0)
     for axis, name in zip(axes[0], shown):
         if f"val_{name}" in history:
             values = history[f"val_{name}"]
@@ -96,7 +101,11 @@ def save_history_plot(history: dict[str, list[Any]], path: Path, title: str = "T
         if history.get(name):
             axis.plot(range(1, len(history[name]) + 1), history[name], "s--", label=labels[0])
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if epochs <= _EACH_EPOCH_TICKED:  # MaxNLocator(integer=True) gives 0.945 ... 1.065 for one epoch
+            axis.set_xticks(range(1, epochs + 1))
+        else:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_xlim(0.5, max(epochs, 1) + 0.5)  # epochs count from 1: no tick at 0
         axis.set_title(name)
         axis.legend()
     figure.suptitle(title)

@@ -105,7 +105,8 @@ def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
         sweep: a ``Sweep`` (default: the seed notebook's: 20 random trials, 4 at once, Bandit 0.1 / 2).
         backend: ``local`` (an Optuna study over local runs), ``azureml`` (HyperDrive),
             ``azureml-v2`` (``command(...).sweep(...)``).
-        show_output: print one line per trial event.
+        show_output: print one line per trial event; in a Jupyter notebook, one display updated in place
+            instead (``kerasjob.progress``: each trial's state, epochs and metric, the log folded).
         fixed: hyperparameter values to hold: set on the job and left out of the sweep's space.
         dry_run: return the ``SweepPlan`` without contacting anything.
 
@@ -132,7 +133,9 @@ def tune_training(job: TrainingJob | None = None, sweep: Sweep | None = None, *,
         from .plan import build_sweep_plan
 
         return build_sweep_plan(job, sweep, chosen, fixed)
-    with azure_access():
+    from ..progress import live_progress
+
+    with azure_access(), live_progress(f"Sweep of {sweep.max_total_runs} trials", enabled=show_output):
         return chosen.sweep(job, sweep, show_output=show_output)
 
 

@@ -28,11 +28,29 @@ from ...errors import TrainingFailed
 from .workspace import WorkspaceIds, check_workspace_arguments, read_config
 from ..base import Backend, BackendOptions, JobRun, RunStatus
 
-__all__ = ["CHECKPOINT_FLAG", "CHECKPOINT_OUTPUT", "FINAL_STATES", "STATUS_MAP", "AzureBackend", "SweepBest", "best_of",
-           "keeps_checkpoints", "map_status", "translate_distribution", "workspace_arguments"]
+__all__ = ["BACKEND_TAG", "CHECKPOINT_FLAG", "CHECKPOINT_OUTPUT", "COMPILE_CACHE_DATASTORE", "COMPILE_CACHE_OUTPUT",
+           "COMPILE_CACHE_PATH", "describe_compile_cache", "FINAL_STATES", "STATUS_MAP", "AzureBackend",
+           "SweepBest", "best_of", "keeps_checkpoints", "map_status", "translate_distribution", "workspace_arguments"]
 
 #: The output that holds the packaged trainers' per-epoch checkpoints on Azure ML, and the flag they read it from.
 CHECKPOINT_OUTPUT, CHECKPOINT_FLAG = "checkpoints", "--checkpoint-dir"
+#: The compile cache on Azure ML (``kerasjob.training.compile_cache``): one folder on the default datastore
+#: (``workspaceblobstore``, the name both SDKs default an output to) that outlives every job, mounted read-write
+#: by each run of kerasjob's trainers, so that a sweep's trials and later jobs read the programs the first one
+#: compiled (v2: an output ``uri_folder`` in ``rw_mount`` mode with this ``azureml://`` path; v1:
+#: ``OutputFileDatasetConfig(destination=(datastore name, path)).as_mount()``).
+COMPILE_CACHE_OUTPUT, COMPILE_CACHE_DATASTORE, COMPILE_CACHE_PATH = ("compile_cache", "workspaceblobstore",
+                                                                     "kerasjob/compile-cache")
+
+
+def describe_compile_cache(job: Any) -> str:
+    """Where an Azure ML job keeps its compiled programs, for the dry-run plan."""
+    if not job.compile_cache:
+        return "off (compile_cache=False)"
+    if not keeps_checkpoints(job):
+        return "the script's own affair (kerasjob's trainers mount one; a script of your own is left as it is)"
+    return (f"{COMPILE_CACHE_PATH}/ on datastore {COMPILE_CACHE_DATASTORE}, mounted read-write by every job and sweep "
+            "trial (clear it by deleting that folder in the datastore)")
 
 
 def keeps_checkpoints(job: Any) -> bool:
@@ -57,6 +75,9 @@ def keeps_checkpoints(job: Any) -> bool:
     return bool(job.uses_packaged_script or getattr(job, "is_model_job", False))
 
 T = TypeVar("T")
+
+#: The tag each kerasjob run carries in a workspace (its value: the backend's name); ``runs list`` looks for it.
+BACKEND_TAG = "kerasjob.backend"
 
 #: Azure ML run states (SDK v1 ``azureml._restclient.constants.RunStatus``; SDK v2 ``JobStatus``) -> kerasjob's.
 STATUS_MAP: dict[str, RunStatus] = {
@@ -143,6 +164,9 @@ class AzureBackend(Backend):
         self.extra.require()
         if self._client is None:
             check_workspace_arguments(**self._workspace_arguments)
+
+    def describe_compile_cache(self, job: TrainingJob) -> str:
+        return describe_compile_cache(job)
 
     def describe_workspace(self) -> str | None:
         arguments = self._workspace_arguments

@@ -21,10 +21,14 @@ Every invoke runs with azure-ai-ml's class-level invoke headers emptied before a
 after (:func:`clean_invoke_headers`): ``OnlineEndpointOperations.invoke`` writes the
 deployment name into ``EndpointInvokeFields.DEFAULT_HEADER`` and never takes it out.
 
-Scoring: Azure's no-code MLflow server reads ``{"input_data": ROWS}`` and answers
-the model's output as a JSON list, one row per input (``run`` and
-``parse_model_input_from_input_data_traditional`` in Azure/azureml-assets,
-assets/training/model_management/environments/mlflow-model-inference/context/mlflow_score_script.py).
+Scoring: Azure's no-code MLflow server reads ``{"input_data": ...}`` (a list of rows is an array, a dict with
+``columns``, ``index`` and ``data`` a pandas DataFrame, any other dict named tensors) and answers the model's output
+as a JSON list, one row per input (``run`` and ``parse_model_input_from_input_data_traditional`` in
+Azure/azureml-assets,
+assets/training/model_management/environments/mlflow-model-inference/context/mlflow_score_script.py). ``invoke``
+reads the served model's MLflow signature (its ``MLmodel``, downloaded once per endpoint handle) and takes what
+``predict`` takes for it: images for an image model, named columns for a tabular one, a dict of arrays for a
+multi-input one (``prediction.load_inputs`` and ``prediction.request_body``, as the local endpoint does).
 
 Example:
     >>> from kerasjob import deploy_model
@@ -52,7 +56,7 @@ from ...azure_errors import azure_access, is_not_found, translate_access_error
 from ...hosting import Endpoint, EndpointHost, prediction_from
 from ...errors import BackendUnavailable, DeploymentFailed, DeploymentInterrupted, KerasJobError, ValidationError
 from ...optional import AZUREML_V2
-from ...prediction import Images, Prediction, load_images
+from ...prediction import ModelSchema, Prediction, load_inputs, read_schema, request_body
 from ...retry import azure_call
 
 __all__ = ["INSTANCE_TYPE", "LOG_TAIL_LINES", "MAX_LOG_LINES", "AzureEndpoint", "AzureEndpoints", "clean_invoke_headers",
@@ -113,14 +117,14 @@ def deployment_name(version: str) -> str:
 
 
 def scoring_payload(rows: list[list[float]]) -> dict[str, Any]:
-    """What Azure's no-code MLflow scoring server reads: ``{"input_data": rows}`` (a list becomes the model's
-    NumPy input; see the module docstring).
+    """What Azure's no-code MLflow scoring server reads for rows of numbers: ``{"input_data": rows}`` (a list
+    becomes the model's NumPy input; ``prediction.request_body(..., server="azureml")`` for any input).
 
     Example:
         >>> scoring_payload([[0.0, 1.0]])
         {'input_data': [[0.0, 1.0]]}
     """
-    return {"input_data": rows}
+    return request_body(rows, server="azureml")
 
 
 @contextlib.contextmanager
@@ -158,6 +162,24 @@ def _invoke(ml_client: Any, endpoint: str, payload: Any, deployment: str | None 
         with clean_invoke_headers():
             return str(azure_call(ml_client.online_endpoints.invoke, endpoint_name=endpoint,
                                   request_file=str(request), **({"deployment_name": deployment} if deployment else {})))
+
+
+def _example_request(folder: Path) -> tuple[dict[str, Any], int] | None:
+    """The request that tries a deployment of the MLflow model in ``folder``, and its number of examples: its
+    ``input_example.json`` read through its signature (any model: arrays, named tensors, named columns), else
+    :func:`input_example`'s zero row; None when the model says neither."""
+    mlmodel = next(iter(sorted(folder.rglob("MLmodel"))), None)
+    example = next(iter(sorted(folder.rglob("input_example.json"))), None)
+    if mlmodel is not None and example is not None:
+        try:
+            inputs = load_inputs(str(example), read_schema(str(mlmodel.parent), None))
+        except (KerasJobError, ValueError) as error:
+            logger.warning("The model's input example does not fit its signature (%s)", error)
+        else:
+            return request_body(inputs, server="azureml"), len(next(iter(inputs.values())) if isinstance(
+                inputs, dict) else inputs)
+    rows = input_example(folder)
+    return None if rows is None else (scoring_payload(rows), len(rows))
 
 
 def input_example(folder: str | os.PathLike[str]) -> list[Any] | None:
@@ -213,6 +235,20 @@ def malformed_answer(answer: str, rows: int) -> str:
                                  for v in values):
             return f"a prediction that is not finite numbers: {str(row)[:120]}"
     return ""
+
+
+def _download(ml_client: Any, model_name: str, version: str, folder: str, wanted: str) -> bool:
+    """Download the files of model ``model_name:version`` into ``folder``; False (with a warning naming what is
+    ``wanted`` of them) when this machine can't read them (a storage firewall); an access refusal is raised."""
+    try:
+        azure_call(ml_client.models.download, model_name, version, download_path=folder)
+    except Exception as error:  # noqa: BLE001 - storage this machine can't read need not stop a deploy or invoke
+        if translate_access_error(error) is not None:
+            raise
+        logger.warning("Could not read model %s:%s's files for %s (%s)", model_name, version, wanted,
+                       str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        return False
+    return True
 
 
 def _model_reference(arm_id: str | None) -> str:
@@ -315,15 +351,35 @@ class AzureEndpoint(Endpoint):
     traffic: dict[str, int]
     state: str
     ml_client: Any = field(repr=False, compare=False)
+    _schemas: dict[str, ModelSchema] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def _where(self) -> str:
         return _workspace_words(self.ml_client)
 
-    def invoke(self, images: Images) -> Prediction:
-        """POST ``images`` (any form ``predict`` takes) through ``online_endpoints.invoke`` as
-        ``{"input_data": ...}``; the digits and probabilities the model answers."""
-        payload = scoring_payload(load_images(images).tolist())
+    def _schema(self) -> ModelSchema:
+        """The served model's input schema, from the ``MLmodel`` of its registered files (read once per handle: a
+        model version's files never change). A model whose files can't be read here is taken as an image model,
+        as before signatures were read."""
+        match = re.match(r"^azureml:([^:]+):([^:]+)$", self.model)
+        if match is None:
+            return ModelSchema("unknown", {})
+        if self.model not in self._schemas:
+            with tempfile.TemporaryDirectory(prefix="kerasjob-model-") as folder:
+                mlmodel = None
+                if _download(self.ml_client, match.group(1), match.group(2), folder, "its signature"):
+                    mlmodel = next(iter(sorted(Path(folder).rglob("MLmodel"))), None)
+                self._schemas[self.model] = (read_schema(str(mlmodel.parent), None) if mlmodel is not None
+                                             else ModelSchema("unknown", {}))
+        return self._schemas[self.model]
+
+    def invoke(self, inputs: Any) -> Prediction:
+        """POST ``inputs`` (any form ``predict`` takes for the served model's signature: images for an image model,
+        named columns, a dict of arrays) through ``online_endpoints.invoke`` as ``{"input_data": ...}``; what the
+        model answers (digits and probabilities for a classifier)."""
+        with azure_access(self._where):
+            schema = self._schema()
+        payload = request_body(load_inputs(inputs, schema), server="azureml")
         with azure_access(self._where):
             answer = _invoke(self.ml_client, self.name, payload)  # routed by the traffic, never a stale header
         try:
@@ -417,11 +473,13 @@ class AzureEndpoints(EndpointHost):
             _wait(lambda: client.online_deployments.begin_delete(name=old, endpoint_name=name), timeout)
         return self._handle(endpoint, [created])
 
-    def _check_answers(self, rollout: _Rollout, example: list[Any]) -> None:
-        """Invoke the new deployment by name (it has no traffic yet) with the model's input example; unless it
-        answers well-formed predictions, delete it and raise ``DeploymentFailed`` (the old one keeps serving)."""
+    def _check_answers(self, rollout: _Rollout, example: tuple[dict[str, Any], int]) -> None:
+        """Invoke the new deployment by name (it has no traffic yet) with the model's input example (the request
+        and its number of examples); unless it answers well-formed predictions, delete it and raise
+        ``DeploymentFailed`` (the old one keeps serving)."""
+        request, rows = example
         try:
-            answer, problem = _invoke(self.ml_client, rollout.endpoint, scoring_payload(example), rollout.new), ""
+            answer, problem = _invoke(self.ml_client, rollout.endpoint, request, rollout.new), ""
         except Exception as error:  # noqa: BLE001 - a 4xx/5xx from the scoring server is the check failing
             from azure.core.exceptions import HttpResponseError
 
@@ -429,14 +487,15 @@ class AzureEndpoints(EndpointHost):
                 raise
             problem = f"an error: {str(error).strip().splitlines()[0][:200]}"
         else:
-            problem = malformed_answer(answer, len(example))
+            problem = malformed_answer(answer, rows)
         if problem:
             self._drop(rollout, f"it answered the model's input example with {problem}")
         logger.info("Deployment %s answered the input example with well-formed predictions", rollout.new)
 
-    def _check_model(self, model: str) -> list[Any] | None:
-        """Refuse a model the workspace lacks, or one Azure can't serve without a scoring script; return the rows
-        of its input example (None when the model has neither an example nor a tensor signature)."""
+    def _check_model(self, model: str) -> tuple[dict[str, Any], int] | None:
+        """Refuse a model the workspace lacks, or one Azure can't serve without a scoring script; return the request
+        of its input example and its number of examples (None when the model has neither an example nor a tensor
+        signature, or its files can't be read here)."""
         _, model_name, version = model.split(":")
         try:
             asset = azure_call(self.ml_client.models.get, model_name, version=version)
@@ -454,16 +513,10 @@ class AzureEndpoints(EndpointHost):
                                   hint=f"If its files are an MLflow model (kerasjob's outputs/model is), register "
                                        f"them as one and deploy that version: {fix}.")
         with tempfile.TemporaryDirectory(prefix="kerasjob-model-") as folder:
-            try:
-                azure_call(self.ml_client.models.download, model_name, version, download_path=folder)
-            except Exception as error:  # noqa: BLE001 - storage this machine can't read need not stop a deploy
-                if translate_access_error(error) is not None:
-                    raise
-                logger.warning("Could not read the input example of model %s:%s (%s): the new deployment is not "
-                               "tried before the traffic moves to it", model_name, version,
-                               str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+            if not _download(self.ml_client, model_name, version, folder,
+                             "the input example: the new deployment is not tried before the traffic moves to it"):
                 return None
-            example = input_example(folder)
+            example = _example_request(Path(folder))
         if example is None:
             logger.warning("Model %s:%s has no input example and no tensor signature: the new deployment is not "
                            "tried before the traffic moves to it", model_name, version)

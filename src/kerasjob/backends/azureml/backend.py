@@ -26,7 +26,9 @@ from ...job import MpiDistribution, TrainingJob
 from ...optional import AZUREML
 from ...retry import azure_call, create_once
 from .._azure.workspace import load_workspace
-from .._azure import (CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, AzureBackend, keeps_checkpoints, translate_distribution,
+from ...training.compile_cache import COMPILE_CACHE_FLAG, OFF
+from .._azure import (BACKEND_TAG, CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, COMPILE_CACHE_DATASTORE, COMPILE_CACHE_OUTPUT,
+                     COMPILE_CACHE_PATH, AzureBackend, keeps_checkpoints, map_status, translate_distribution,
                      workspace_arguments)
 from ..base import BackendOptions
 from .run import AzureMLRun, new_run_id
@@ -64,6 +66,10 @@ def build_script_run_config(job: TrainingJob, *, data_input: Any, compute_target
         from azureml.data import OutputFileDatasetConfig
 
         arguments += [CHECKPOINT_FLAG, OutputFileDatasetConfig(name=CHECKPOINT_OUTPUT).as_mount()]
+        # one datastore folder for every job: the next job, or a HyperDrive trial, reads what this one compiles
+        arguments += [COMPILE_CACHE_FLAG, OutputFileDatasetConfig(
+            name=COMPILE_CACHE_OUTPUT, destination=(COMPILE_CACHE_DATASTORE, COMPILE_CACHE_PATH)).as_mount()
+            if job.compile_cache else OFF]
     config = ScriptRunConfig(
         source_directory=str(job.source_dir), script=job.entry_script,
         arguments=arguments, compute_target=compute_target, environment=environment,
@@ -144,12 +150,29 @@ class AzureMLBackend(AzureBackend):
         return AzureMLRun(run, poll_seconds=self.poll_seconds)
 
     def submit_once(self, experiment_name: str, config: Any, run_id: str) -> Any:
-        """``Experiment.submit`` under a fixed ``run_id``, never twice (a lost response is looked up)."""
+        """``Experiment.submit`` under a fixed ``run_id``, never twice (a lost response is looked up); the run
+        is then tagged ``kerasjob.backend`` (``Run.set_tags``), which ``list_runs`` looks for."""
         from azureml.core import Experiment
 
         experiment = Experiment(workspace=self.workspace, name=experiment_name)
-        return create_once(lambda: experiment.submit(config, run_id=run_id),
-                           find=lambda: self.find_run(run_id), what=f"Azure ML run {run_id}")
+        run = create_once(lambda: experiment.submit(config, run_id=run_id),
+                          find=lambda: self.find_run(run_id), what=f"Azure ML run {run_id}")
+        azure_call(run.set_tags, {BACKEND_TAG: self.name})  # after the submit: a failed tag never resubmits
+        return run
+
+    def list_runs(self, experiment: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The workspace's kerasjob runs (tagged ``kerasjob.backend``), newest first, as
+        ``backends.local.runs.list_runs`` rows: ``Experiment.list`` (one experiment when named), then each one's
+        ``Experiment.get_runs(tags=...)`` (run history lists top-level runs, newest first), ``limit`` of each."""
+        import itertools
+
+        from azureml.core import Experiment
+
+        experiments = azure_call(Experiment.list, self.workspace, experiment_name=experiment)
+        runs = [run for each in experiments
+                for run in azure_call(lambda: list(itertools.islice(each.get_runs(tags=BACKEND_TAG), limit)))]
+        rows = [_run_row(run, self.name) for run in runs]
+        return sorted(rows, key=lambda row: -(row["start_time"] or 0))[:limit]
 
     def find_run(self, run_id: str) -> Any:
         """The ``azureml.core`` run ``run_id`` (a HyperDrive parent comes back as a ``HyperDriveRun``), or None."""
@@ -180,3 +203,21 @@ class AzureMLBackend(AzureBackend):
         from .._azure.endpoints import v1_workspace_endpoints
 
         return v1_workspace_endpoints(self._client, **self._workspace_arguments)
+
+
+def _run_row(run: Any, backend: str) -> dict[str, Any]:
+    """An ``azureml.core`` run as listed (``Experiment.get_runs``) in a ``backends.local.runs.list_runs`` row, from
+    what the listing brought: no call per run."""
+    import datetime
+
+    listed = run._run_dto  # the RunDto the listing returned (as a dict): its creation time, which Run lacks
+    created = listed.get("created_utc") if isinstance(listed, dict) else None
+    if isinstance(created, str):
+        created = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    if isinstance(created, datetime.datetime) and created.tzinfo is None:
+        created = created.replace(tzinfo=datetime.timezone.utc)  # run history's times are UTC
+    return {"run_id": run.id, "mlflow_run_id": run.id, "name": run.display_name, "experiment": run.experiment.name,
+            "status": map_status(run.status).value,
+            "start_time": int(created.timestamp() * 1000) if isinstance(created, datetime.datetime) else None,
+            "duration_s": None, "primary_metric": None, "primary_metric_value": None, "backend": backend,
+            "parent_run_id": None, "is_sweep": run.type == "hyperdrive", "url": run.get_portal_url()}

@@ -9,9 +9,9 @@ Example:
 
 from .backend import AzureMLv2Backend
 from .run import (DATA_INPUT, JOB_TAG, LOG_TAIL_LINES, POLL_SECONDS, STATUS_MAP, AzureMLv2ModelRegistry, AzureMLv2Run,
-                  build_command_job, command_line, data_input, distribution_config, find_job, submit_once,
-                  verify_workspace)
+                  build_command_job, command_line, compile_cache_uri, data_input, distribution_config, find_job,
+                  submit_once, verify_workspace)
 
 __all__ = ["DATA_INPUT", "JOB_TAG", "LOG_TAIL_LINES", "POLL_SECONDS", "STATUS_MAP", "AzureMLv2Backend",
-           "AzureMLv2ModelRegistry", "AzureMLv2Run", "build_command_job", "command_line", "data_input",
+           "AzureMLv2ModelRegistry", "AzureMLv2Run", "build_command_job", "command_line", "compile_cache_uri", "data_input",
            "distribution_config", "find_job", "submit_once", "verify_workspace"]

@@ -29,15 +29,18 @@ from ...errors import DataError, WorkspaceNotFound, was_interrupted
 from ...job import MpiDistribution, TrainingJob
 from ...quiet import is_framework_noise
 from ...retry import azure_call, create_once
+from ...training.compile_cache import COMPILE_CACHE_FLAG, OFF
 from ...training.contract import DATA_FOLDER_FLAG, flag_for
 from .._azure.workspace import tracking_client
-from .._azure import (CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, FINAL_STATES, STATUS_MAP, SweepBest, best_of,
-                      keeps_checkpoints, map_status, translate_distribution)
+from .._azure import (CHECKPOINT_FLAG, CHECKPOINT_OUTPUT, COMPILE_CACHE_DATASTORE, COMPILE_CACHE_OUTPUT,
+                      COMPILE_CACHE_PATH, FINAL_STATES, STATUS_MAP, SweepBest, best_of, keeps_checkpoints, map_status,
+                      translate_distribution)
 from .log import JobLog, LineWriter, service_error
 from ..base import JobRun, LineSink, ModelVersion, RunStatus, move_files
 
 __all__ = ["DATA_INPUT", "JOB_TAG", "LOG_TAIL_LINES", "POLL_SECONDS", "STATUS_MAP", "AzureMLv2ModelRegistry",
-           "AzureMLv2Run", "build_command_job", "command_line", "data_input", "distribution_config", "find_job", "submit_once",
+           "AzureMLv2Run", "build_command_job", "command_line", "compile_cache_uri", "data_input",
+           "distribution_config", "find_job", "submit_once",
            "verify_workspace"]
 
 logger = logging.getLogger(__name__)
@@ -88,8 +91,14 @@ def command_line(job: TrainingJob) -> str:
     for name in job.script_inputs:
         parts += [flag_for(name), "${{inputs.%s}}" % name]
     if keeps_checkpoints(job):  # resumed from by a restart after preemption (see keeps_checkpoints)
-        parts += [CHECKPOINT_FLAG, "${{outputs.%s}}" % CHECKPOINT_OUTPUT]
+        parts += [CHECKPOINT_FLAG, "${{outputs.%s}}" % CHECKPOINT_OUTPUT,
+                  COMPILE_CACHE_FLAG, "${{outputs.%s}}" % COMPILE_CACHE_OUTPUT if job.compile_cache else OFF]
     return " ".join(parts + [shlex.quote(argument) for argument in job.arguments])
+
+
+def compile_cache_uri() -> str:
+    """The datastore folder every v2 job of kerasjob's trainers mounts as its compile cache."""
+    return f"azureml://datastores/{COMPILE_CACHE_DATASTORE}/paths/{COMPILE_CACHE_PATH}/"
 
 
 def build_command_job(job: TrainingJob, *, environment: str, data: Any = None) -> Any:
@@ -102,6 +111,8 @@ def build_command_job(job: TrainingJob, *, environment: str, data: Any = None) -
 
     inputs = {DATA_INPUT: data if data is not None else data_input(job), **job.script_inputs}
     outputs = {CHECKPOINT_OUTPUT: Output(type="uri_folder", mode="rw_mount")} if keeps_checkpoints(job) else None
+    if outputs is not None and job.compile_cache:  # one folder for every job: the next one reads what this compiles
+        outputs[COMPILE_CACHE_OUTPUT] = Output(type="uri_folder", mode="rw_mount", path=compile_cache_uri())
     return command(
         outputs=outputs,
         code=str(job.source_dir),

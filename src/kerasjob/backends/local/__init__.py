@@ -8,7 +8,7 @@ Example:
     'local'
 """
 
-from .backend import LocalBackend, runs_root, source_hash
+from .backend import LocalBackend, compile_cache_folder, runs_root, source_hash
 from .run import LocalRun
 
-__all__ = ["LocalBackend", "LocalRun", "runs_root", "source_hash"]
+__all__ = ["LocalBackend", "LocalRun", "compile_cache_folder", "runs_root", "source_hash"]

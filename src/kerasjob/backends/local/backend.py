@@ -38,6 +38,7 @@ from ...errors import SubmissionError, ValidationError
 from ...home import ensure_writable
 from ...job import MpiDistribution, TrainingJob
 from ...snapshot import copy_snapshot, scan_snapshot
+from ...training.compile_cache import CACHE_ENV, OFF, shown_path
 from ..base import Backend
 from ...processes import ProcessIdentity
 from .files import (LAUNCH_FILE, METRICS_ENV, METRICS_FILE, STATE_FILE, SUPERVISOR_FILE, SUPERVISOR_LOG,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LocalBackend", "LocalRun", "runs_root", "source_hash"]
+__all__ = ["LocalBackend", "LocalRun", "compile_cache_folder", "runs_root", "source_hash"]
 
 
 def source_hash(job: TrainingJob) -> str:
@@ -78,6 +79,11 @@ class LocalBackend(Backend):
 
     def describe_compute(self, job: TrainingJob) -> str:
         return "this machine (a child process)"
+
+    def describe_compile_cache(self, job: TrainingJob) -> str:
+        if not job.compile_cache:
+            return "off (compile_cache=False)"
+        return f"{shown_path(compile_cache_folder())} (shared by runs, sweep trials and restarts; rm -rf it to clear)"
 
     def data_placeholder(self, job: TrainingJob) -> str:
         return str(job.local_data_folder or "<MNIST cache folder>")
@@ -190,6 +196,7 @@ class LocalBackend(Backend):
         env = {"MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", **quiet_environment()}
         if job.uses_packaged_script:
             env[METRICS_ENV] = str((run_dir / METRICS_FILE).absolute())
+        env[CACHE_ENV] = str(compile_cache_folder()) if job.compile_cache else OFF
         write_json_atomically(run_dir / LAUNCH_FILE, {
             "argv": argv, "env": env, "tracking_uri": uri, "needs_run_id": not job.uses_packaged_script,
             "timeout": job.timeout, "grace_seconds": self.grace_seconds, "workers": job.worker_count,
@@ -228,6 +235,13 @@ class LocalBackend(Backend):
         from .serving import LocalEndpoints
 
         return LocalEndpoints()
+
+
+def compile_cache_folder() -> Path | str:
+    """The compile cache the local backend hands its runs: ``KERASJOB_COMPILE_CACHE`` when the user set it (a
+    folder, or ``none``), else ``compile/`` in kerasjob's cache folder (``KERASJOB_CACHE_DIR``)."""
+    configured = os.environ.get(CACHE_ENV)
+    return configured if configured else default_cache_dir() / "compile"
 
 
 def _package_parent() -> str:
