@@ -195,6 +195,31 @@ def test_no_backend_imports_a_facade() -> None:
     assert not hits, "\n".join(hits)
 
 
+#: Core reaching up, known and to be closed: ``predict("NAME@champion")`` resolves the reference in the local
+#: registry (docs/ARCHITECTURE.md, "Known exception").
+KNOWN_CORE_REACHES = {("kerasjob.prediction", "kerasjob.backends.local.runs"),
+                      ("kerasjob.prediction", "kerasjob.backends.local.tracking")}
+
+
+def is_alias(path: Path) -> bool:
+    """An old module path kept one release: a package that puts the moved module in its place."""
+    return "sys.modules[__name__] = _moved" in path.read_text(encoding="utf-8")
+
+
+def test_the_core_imports_no_backend_and_no_facade() -> None:
+    """The bottom layer: everything outside backends/, the facades, cli/ and testing/ imports neither a backend's
+    package (their interfaces in ``backends.base`` are core) nor a facade."""
+    files = source_files()
+    graph = import_graph()
+    hits = [f"{name} -> {target}" for name, targets in sorted(graph.items())
+            if not name.startswith(("kerasjob.backends", "kerasjob.testing")) and not is_facade(name)
+            and name not in ("kerasjob", "kerasjob.__main__") and not is_alias(files[name])
+            for target in sorted(targets)
+            if ((target.startswith("kerasjob.backends") and target != "kerasjob.backends.base") or is_facade(target))
+            and (name, target) not in KNOWN_CORE_REACHES]
+    assert not hits, "\n".join(hits)
+
+
 def test_strings_naming_modules_count_as_imports() -> None:
     """``importlib.import_module("kerasjob.x")``, ``"kerasjob.x:attr"`` (``BACKENDS``) and ``python -m kerasjob.x``
     load a module as an import does; a tag such as ``"kerasjob.run_id"`` names none; ``if TYPE_CHECKING:`` loads
