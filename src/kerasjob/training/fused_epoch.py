@@ -437,6 +437,14 @@ class _TensorflowTrainer(FusedTrainer):
 
         program = tf.function(self._epoch_program, jit_compile=self.xla, autograph=autograph)
         program.get_concrete_function(order)
+        self._validate: Any = None
+        if self.validation is not None:
+            # The validation pass is a program of its own, a TensorFlow graph on a CPU: a few large batches gain
+            # nothing from XLA there, and leaving them out of the XLA program cuts its compilation.
+            on_cpu = not tf.config.list_logical_devices("GPU")
+            self._validate = tf.function(self._validation_program, jit_compile=self.xla and not on_cpu,
+                                         autograph=autograph)
+            self._validate.get_concrete_function()
         return program
 
     def _place(self, data: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -475,22 +483,24 @@ class _TensorflowTrainer(FusedTrainer):
 
         return {name: tf.identity(value) for name, value in logs.items()}
 
-    def _epoch_program(self, order: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        import tensorflow as tf
-
+    def _epoch_program(self, order: Any) -> dict[str, Any]:
+        """The training steps of an epoch: its train logs."""
         self.model.reset_metrics()
         self._loop(self.model.train_step, self.train, order, self.batch_size)
-        train_logs = self._snapshot(self.model.get_metrics_result())
-        validation_logs: dict[str, Any] = {}
-        if self.validation is not None:
-            with tf.control_dependencies(tf.nest.flatten(train_logs)):
-                self.model.reset_metrics()
-            self._loop(self.model.test_step, self.validation, tf.range(self.validation_size), self.validation_batch)
-            validation_logs = self._snapshot(self.model.get_metrics_result())
-        return train_logs, validation_logs
+        return self._snapshot(self.model.get_metrics_result())
+
+    def _validation_program(self) -> dict[str, Any]:
+        """The validation pass: its logs."""
+        import tensorflow as tf
+
+        assert self.validation is not None
+        self.model.reset_metrics()
+        self._loop(self.model.test_step, self.validation, tf.range(self.validation_size), self.validation_batch)
+        return self._snapshot(self.model.get_metrics_result())
 
     def _run_epoch(self, order: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        return self._program(order)
+        train_logs = self._program(order)
+        return train_logs, ({} if self._validate is None else self._validate())
 
 
 class FitTrainer(Trainer):
