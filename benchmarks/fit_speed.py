@@ -14,6 +14,20 @@ Arms, each timed in a fresh interpreter (training only, compilation included, im
 Ratios are fit/generic and before/after seconds (> 1: the generic trainer is faster), wall-clock and CPU time
 (user + system of the arm's process: steadier than wall-clock when other work shares the CPU). The arms
 alternate, so drift on a shared CPU hits each alike; the test accuracy after the last epoch is printed beside each.
+
+Figures (2026-12-04 19:55-20:11, commit e94bcaf, the 2-core CPU shared with other work, load 4-6; TensorFlow
+2.21, Keras 3.15, JAX 0.10; medians; wall ratios understate the single-threaded fused epoch on a loaded machine):
+
+    python benchmarks/fit_speed.py --repeats 3                      # TensorFlow, MLP 3 epochs, conv 2
+      mlp/fit 9.54 s (7.45 s CPU) 0.9758 | mlp/generic 8.44 s (5.25 s CPU) 0.9764  -> 1.13x wall, 1.42x CPU
+      conv/fit 32.02 s (23.03 s CPU) 0.9635 | conv/generic 8.14 s (5.02 s CPU) 0.9685 -> 3.93x wall, 4.59x CPU
+      mnist/before 9.26 s (5.64 s CPU) 0.9764 | mnist/after 9.57 s (5.28 s CPU) 0.9767 -> 0.97x wall, 1.07x CPU
+    python benchmarks/fit_speed.py --arms mlp/fit,mlp/generic --epochs 8 --repeats 2
+      mlp/fit 23.19 s (17.24 s CPU) 0.9797 | mlp/generic 19.29 s (11.49 s CPU) 0.9796 -> 1.20x wall, 1.50x CPU
+    python benchmarks/fit_speed.py --keras-backend jax --arms mlp/fit,mlp/generic,conv/fit,conv/generic --repeats 2
+      MLP 0.67x wall, 0.99x CPU; conv net 1.26x wall, 1.27x CPU (accuracy 0.9776/0.9773, 0.9676/0.9645)
+
+The TF conv net was 0.65x before the conv epoch left XLA (benchmarks/fused_epoch_probe.py says why).
 """
 
 from __future__ import annotations

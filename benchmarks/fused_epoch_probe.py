@@ -1,8 +1,22 @@
-"""Where the fused JAX epoch spends its time on a GPU: backend start, compilation, and each epoch after.
+"""Where a fused epoch spends its time: the trainer's build (trace), the first epoch (compilation included) and each
+epoch after, in wall-clock and CPU seconds, beside Keras's fast ``fit`` epoch by epoch.
 
-    python benchmarks/fused_epoch_probe.py --data-folder DIR [--variant gather|pregathered] [--epochs 3]
+    python benchmarks/fused_epoch_probe.py generic|fit|graph|xla [--kind mlp|conv] [--epochs 3] [--samples 60000]
+        [--data-folder ../shared/data/mnist]
 
-Run it once per XLA_FLAGS setting to compare (benchmarks/gpu_check.sh does). Prints one JSON line.
+``generic`` is the trainer as it chooses (``fused_epoch.make_trainer``); ``graph`` and ``xla`` force the TensorFlow
+epoch program's choice (``KERASJOB_FUSED_XLA=0`` / ``1``); ``fit`` is ``fit`` with ``jit_compile=True`` and
+``steps_per_execution`` (benchmarks/fit_speed.py's model and settings). Prints one JSON line. Run it with
+``XLA_FLAGS=...`` to compare XLA settings. What it showed on the 2-core CPU (TensorFlow 2.21, Keras 3.15):
+
+- conv net (Conv2D 16, batch 128), one epoch of 20,000 samples after the first: ``xla`` 11.6 s wall / 5.8 s CPU,
+  ``fit`` 4.1 s / 4.1 s, ``graph`` 1.6 s / 0.9 s: XLA's CPU convolutions are the slow part, hence the graph for
+  conv nets on a CPU (``fused_epoch.tensorflow_xla``);
+- seed MLP, epochs of 60,000 after the first: ``xla`` 1.2 s CPU (single-threaded, at about the core's peak FLOPs),
+  ``fit`` 2.0 s, ``graph`` 2.2-2.8 s CPU; compiling the fused epoch costs about 2 s of CPU (``fit``'s about
+  1.7 s), so the MLP's lead grows with the number of epochs. No ``XLA_FLAGS`` setting tried
+  (optimization level, thunk runtime, XNNPACK dots, Eigen threads) made the steady epoch faster;
+  ``--xla_backend_optimization_level=0`` halves the compilation but makes each epoch 2.5x slower.
 """
 
 from __future__ import annotations
@@ -14,68 +28,58 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "kerasjob" / "training"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src" / "kerasjob" / "training"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data-folder", required=True)
-    parser.add_argument("--variant", choices=("gather", "pregathered"), default="gather")
+    parser.add_argument("variant", choices=("generic", "fit", "graph", "xla"))
+    parser.add_argument("--kind", choices=("mlp", "conv"), default="mlp")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=60000)
+    parser.add_argument("--data-folder", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     args = parser.parse_args()
-    started = time.perf_counter()
-    import jax
+    if args.variant in ("graph", "xla"):
+        os.environ["KERASJOB_FUSED_XLA"] = "1" if args.variant == "xla" else "0"
     import keras
 
-    from fused_epoch import _JaxTrainer, epoch_order
-    from keras_mnist import build_model
+    from fit_speed import build
     from mnist_data import load_mnist
 
-    jax.numpy.zeros(1).block_until_ready()
-    backend_start = time.perf_counter() - started
-    data = load_mnist(args.data_folder)
-    model = build_model(keras, argparse.Namespace(first_layer_neurons=300, second_layer_neurons=100,
-                                                  learning_rate=0.001, batch_size=50, seed=1,
-                                                  mixed_precision=False))
+    x, y, x_test, y_test = load_mnist(args.data_folder)
+    x, y = x[:args.samples], y[:args.samples]
+    if args.kind == "conv":
+        x, x_test = x.reshape(-1, 28, 28, 1), x_test.reshape(-1, 28, 28, 1)
+    batch = 128 if args.kind == "conv" else 50
+    model = build(keras, args.kind, fast_fit=args.variant == "fit")
+    times: list[list[float]] = []
 
-    class Pregathered(_JaxTrainer):
-        """The epoch's batches gathered once (one shuffled copy), then scanned as the loop's input."""
+    def timed(work):  # type: ignore[no-untyped-def]
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = work()
+        times.append([round(time.perf_counter() - wall, 3), round(time.process_time() - cpu, 3)])
+        return result
 
-        def _epoch_program(self, state, data, order):  # type: ignore[no-untyped-def]
-            x_train, y_train, x_test, y_test = data
-            full, _ = self._batches(order)
-            xs, ys = x_train[full], y_train[full]
+    if args.variant == "fit":
+        for _ in range(args.epochs):
+            history = timed(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0,
+                                              validation_data=(x_test, y_test)).history)
+        accuracy = history["val_accuracy"][-1]
+        build_s = None
+    else:
+        from fused_epoch import make_trainer
 
-            def step(state, batch):  # type: ignore[no-untyped-def]
-                x, y = batch
-                trainable, non_trainable, optimizer_values = state
-                gradient = jax.value_and_grad(self._loss_and_aux, has_aux=True)
-                (_, (loss, probabilities, non_trainable)), grads = gradient(
-                    trainable, non_trainable, optimizer_values, x, y)
-                trainable, optimizer_values = self.optimizer.stateless_apply(optimizer_values, grads, trainable)
-                return (trainable, non_trainable, optimizer_values), keras.ops.stack(
-                    [loss * x.shape[0], self._hits(y, probabilities)])
-
-            state, sums = jax.lax.scan(step, state, (xs, ys))
-            loss_sum, hits = sums.sum(axis=0)
-            test_probabilities, _ = self.model.stateless_call(state[0], state[1], x_test, training=False)
-            return state, self._summary(loss_sum, hits, test_probabilities, y_test)
-
-    trainer = (Pregathered if args.variant == "pregathered" else _JaxTrainer)(model, data, 50, 1)
-    order = epoch_order(1, 0, len(data[0]))
-    moment = time.perf_counter()
-    trainer._run_epoch(order).block_until_ready()  # compiles, then runs the first epoch
-    compile_s = time.perf_counter() - moment
-    epochs = []
-    for epoch in range(1, args.epochs + 1):
-        moment = time.perf_counter()
-        metrics = trainer._run_epoch(epoch_order(1, epoch, len(data[0])))
-        metrics.block_until_ready()
-        epochs.append(round(time.perf_counter() - moment, 4))
-    print(json.dumps({"variant": args.variant, "xla_flags": os.environ.get("XLA_FLAGS", ""),
-                      "backend_start_s": round(backend_start, 2), "compile_and_first_epoch_s": round(compile_s, 2),
-                      "epochs_s": epochs, "test_accuracy": float(metrics[3])}))
+        trainer = timed(lambda: make_trainer(model, x, y, validation=(x_test, y_test), batch_size=batch, seed=1))
+        build_s = times.pop()
+        for epoch in range(args.epochs):
+            logs = timed(lambda: trainer.train_epoch(epoch))
+        accuracy = logs["val_accuracy"]
+    print(json.dumps({"variant": args.variant, "kind": args.kind, "backend": keras.backend.backend(),
+                      "samples": args.samples, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                      "build_wall_cpu_s": build_s, "epochs_wall_cpu_s": times, "val_accuracy": round(float(accuracy), 4)}))
 
 
 if __name__ == "__main__":

@@ -95,3 +95,34 @@ def test_the_packaged_script_trains_on_every_device_of_its_node(tiny_mnist, tmp_
     assert "Epoch 2/2" in done.stdout and "Final test accuracy:" in done.stdout
     assert (tmp_path / "outputs" / "model" / "model.keras").stat().st_size > 0
     assert list((tmp_path / "outputs" / "checkpoints").iterdir())  # checkpointed (and resumable) as on one device
+
+
+_MODEL_AND_DATA = r"""
+import sys
+import keras, numpy as np
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                          keras.layers.Dense(3, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.save(sys.argv[1] + "/model.keras")
+rng = np.random.default_rng(0)
+x = rng.normal(size=(200, 8)).astype("float32")
+np.savez(sys.argv[1] + "/data.npz", x=x, y=(x[:, 0] > 0).astype("int64") + (x[:, 1] > 0))
+"""
+
+
+@pytest.mark.slow
+def test_the_generic_trainer_trains_on_every_device_of_its_node(tmp_path):
+    environment = _two_device_environment()
+    made = subprocess.run([sys.executable, "-c", _MODEL_AND_DATA, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, env=environment)
+    assert made.returncode == 0, made.stderr[-3000:]
+    done = subprocess.run(
+        [sys.executable, str(TRAINING / "keras_fit.py"), "--model", str(tmp_path / "model.keras"), "--data",
+         str(tmp_path / "data.npz"), "--epochs", "2", "--batch-size", "10", "--validation-split", "0.2",
+         "--class-weight", '{"0": 1.0, "1": 2.0, "2": 1.0}', "--seed", "1", "--checkpoint-dir", "none"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=environment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Data parallel over 2 devices: global batch 20 (10 per device)" in done.stdout
+    history = json.loads((tmp_path / "outputs" / "history.json").read_text())
+    assert len(history["loss"]) == 2 and len(history["val_accuracy"]) == 2
+    assert (tmp_path / "outputs" / "model" / "model.keras").stat().st_size > 0

@@ -33,6 +33,8 @@ def _output_texts(notebook: nbformat.NotebookNode) -> list[tuple[int, str, str]]
                 texts.append((index, kind, output.get("text", "")))
             else:
                 texts.append((index, kind, str(output.get("data", {}).get("text/plain", ""))))
+                if "text/html" in output.get("data", {}):  # a live display's folded log (kerasjob.progress)
+                    texts.append((index, f"{kind} html", str(output["data"]["text/html"])))
     return texts
 
 
@@ -74,6 +76,11 @@ def test_the_notebook_runs_top_to_bottom(tmp_path, shared_mnist, monkeypatch):
     outputs = {index: cell.outputs for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
     texts = "\n".join(output.get("text", "") for cell_outputs in outputs.values() for output in cell_outputs)
     assert "Model saved to outputs/model (an MLflow model holding model.keras)" in texts
+    shown = "\n".join(str(output.get("data", {}).get("text/html", "")) for cell_outputs in outputs.values()
+                      for output in cell_outputs)
+    # submit_training, tune_training and kerasjob.fit show one live display each, updated in place, the log folded
+    assert "Sweep of 2 trials" in shown and "2 trials, 2 ended" in shown and "<details><summary>Log (" in shown
+    assert "[worker 0] Final test accuracy" in shown
     assert any(output.output_type == "display_data" and "image/png" in output.data
                for cell_outputs in outputs.values() for output in cell_outputs)  # the ten digits, labelled
     assert " True\n" in texts  # the endpoint's digits are predict's
@@ -91,6 +98,7 @@ def test_the_committed_notebook_shows_its_outputs_without_machine_paths_or_warni
     assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
     texts = "\n".join(text for _, _, text in _output_texts(notebook))
     assert "Model saved to outputs/model" in texts and "'val_accuracy': [" in texts and "predict:" in texts
+    assert "Sweep of 2 trials" in texts and "<progress " in texts  # the live displays' last state
     assert _unclean(notebook) == []
 
 

@@ -33,12 +33,14 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also are
-    from kerasjob.training.fused_epoch import FusedTrainer, Triple, _JaxTrainer
+    from kerasjob.training.fused_epoch import (FitTrainer, FusedTrainer, Trainer, Triple, _JaxTrainer, _nbytes,
+                                               class_weight_to_sample_weight, fallback_reason, split_validation)
 else:  # at run time, sibling helpers: this folder is the job's whole source directory (no kerasjob installed)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from fused_epoch import FusedTrainer, Triple, _JaxTrainer
+    from fused_epoch import (FitTrainer, FusedTrainer, Trainer, Triple, _JaxTrainer, _nbytes,
+                             class_weight_to_sample_weight, fallback_reason, split_validation)
 
-__all__ = ["BATCH_AXIS", "DataParallelTrainer", "use_all_devices"]
+__all__ = ["BATCH_AXIS", "DataParallelTrainer", "make_data_parallel_trainer", "use_all_devices"]
 
 #: The mesh axis ``keras.distribution.DataParallel`` names.
 BATCH_AXIS = "batch"
@@ -91,3 +93,32 @@ class DataParallelTrainer(_JaxTrainer):
         if full.shape[1] % self.devices == 0:
             full = jax.lax.with_sharding_constraint(full, NamedSharding(self.mesh, PartitionSpec(None, BATCH_AXIS)))
         return full, last
+
+
+def make_data_parallel_trainer(model: Any, x: Any, y: Any, *, sample_weight: Any, class_weight: dict[int, float] | None,
+                               validation: Triple | None, validation_split: float, batch_size: int, seed: int | None,
+                               shuffle: bool, devices: int, log: Any = print) -> Trainer:
+    """``fused_epoch.make_trainer`` over ``devices`` devices (``use_all_devices`` called before the model was
+    built): the fused epoch data parallel, else Keras's ``fit``, which shards its batches over the same
+    ``DataParallel`` distribution itself. ``batch_size`` is per device."""
+    if class_weight is not None and sample_weight is not None:
+        raise ValueError("class_weight and sample_weight cannot be given together (as in Keras's fit)")
+    train: Triple = (x, y, sample_weight)
+    held_out = validation
+    if held_out is None and validation_split:
+        train, held_out = split_validation(train, validation_split)
+    if class_weight is not None:
+        train = (train[0], train[1], class_weight_to_sample_weight(train[1], class_weight))
+    reason = fallback_reason(model, _nbytes(*train, *(held_out or ())))
+    if reason is None:
+        try:
+            trainer = DataParallelTrainer(model, train, held_out, batch_size, seed, shuffle, devices)
+            log(f"Data parallel over {devices} devices: global batch {batch_size * devices} ({batch_size} per "
+                "device)")
+            return trainer
+        except Exception as exc:  # noqa: BLE001 -- any failure to build the program: fit still trains the model
+            reason = f"the training step does not compile into one program ({type(exc).__name__}: {exc})"
+            model.reset_metrics()
+    log(f"The fused epoch cannot train this model: {reason}. Training with Keras's fit over {devices} devices "
+        f"(global batch {batch_size * devices}) instead.")
+    return FitTrainer(model, train, held_out, batch_size * devices, seed, shuffle)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # mypy reads the siblings as the package modules they also ar
     from kerasjob.training.compile_cache import (CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache,
                                                  keras_backend_in_use)
     from kerasjob.training.contract import KERAS_BACKENDS
+    from kerasjob.training.data_parallel import make_data_parallel_trainer, use_all_devices
     from kerasjob.training.fused_epoch import make_trainer
     from kerasjob.training.mlflow_model import preload, save_model, saved_message, without_tensorflow_import
     from kerasjob.training.tracking import Tracker, save_history_plot, write_json
@@ -46,6 +47,7 @@ else:  # at run time, sibling helpers: this folder is the job's whole source dir
     from checkpoint import DEFAULT_CHECKPOINT_DIR, checkpoint_dir_from, train_epochs
     from compile_cache import CACHE_ENV, COMPILE_CACHE_FLAG, CompileCounter, enable_compile_cache, keras_backend_in_use
     from contract import KERAS_BACKENDS
+    from data_parallel import make_data_parallel_trainer, use_all_devices
     from fused_epoch import make_trainer
     from mlflow_model import preload, save_model, saved_message, without_tensorflow_import
     from tracking import Tracker, save_history_plot, write_json
@@ -280,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     tracker = Tracker(chief=True)
     tracker.params({**hyperparameters, "epochs": args.epochs, "batch_size": args.batch_size,
                     "keras_backend": keras.backend.backend()})
+    devices = use_all_devices(keras) if args.fused else 1  # JAX on several devices: before the model is built
     try:
         model = load_model(keras, args, hyperparameters)
     except (OSError, ValueError, TypeError) as exc:
@@ -293,10 +296,14 @@ def main(argv: list[str] | None = None) -> int:
         validation_triple = (_model_inputs(model, validation.x), _model_outputs(model, validation.y),
                              validation.sample_weight)
     started = time.perf_counter()
-    trainer = make_trainer(model, x, y, sample_weight=data.sample_weight, class_weight=args.class_weight,
-                           validation=validation_triple, validation_split=args.validation_split,
-                           batch_size=args.batch_size, seed=args.seed, shuffle=args.shuffle, fused=args.fused,
-                           log=lambda line: print(line, flush=True))
+    options = {"sample_weight": data.sample_weight, "class_weight": args.class_weight,
+               "validation": validation_triple, "validation_split": args.validation_split,
+               "batch_size": args.batch_size, "seed": args.seed, "shuffle": args.shuffle,
+               "log": lambda line: print(line, flush=True)}
+    if devices > 1:  # every device of the node, --batch-size per device
+        trainer = make_data_parallel_trainer(model, x, y, devices=devices, **options)
+    else:
+        trainer = make_trainer(model, x, y, fused=args.fused, **options)
     epoch_started = [time.perf_counter()]
 
     def scalars(logs: dict[str, Any]) -> dict[str, float]:
@@ -311,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                            lambda epoch, logs: tracker.metrics(scalars(logs), step=epoch),
                            log=lambda line: print(line, flush=True), show=show)
     trainer.write_back()
+    if devices > 1:  # the signature's example batch (a few rows) need not split across the devices
+        keras.distribution.set_distribution(None)
     print(f"Fit seconds: {time.perf_counter() - started:.2f} ({keras.backend.backend()}, "
           f"{'fused epoch' if trainer.fused else 'Keras fit'})", flush=True)
     print(compiles.summary(), flush=True)
